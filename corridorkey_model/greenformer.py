@@ -1,0 +1,166 @@
+"""GreenFormer: CorridorKey's keying network.
+
+A timm Hiera encoder (4 input channels: normalised RGB + alpha hint), two
+SegFormer-style decoder heads (alpha, fg) and a dilated CNN refiner that
+predicts delta logits. ``state_dict()`` matches the released
+``CorridorKey_v1.0.pth`` key for key (see ``tests/data``).
+
+``forward`` returns the parts the Nuke export needs, all at ``S x S``:
+``(alpha_logits [N,1,S,S], fg_logits [N,3,S,S], delta_logits [N,4,S,S])``.
+The final prediction is :func:`corridorkey_model.frame.combine` of those
+(``sigmoid(coarse + r * delta)``); :meth:`GreenFormer.predict` does it for you.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from corridorkey_model.frame import combine
+
+ENCODER_NAME = "hiera_base_plus_224.mae_in1k_ft_in1k"
+FEATURE_CHANNELS = (112, 224, 448, 896)
+EMBED_DIM = 256
+IN_CHANNELS = 4
+
+#: Hiera's geometry: a 4 px patch stride times an 8 x 8-token mask unit. The
+#: token grid (S / 4) must be a whole number of mask units, so S must be a
+#: multiple of 32. 2048 is the released model's training resolution.
+SIZE_MULTIPLE = 32
+MIN_IMG_SIZE = 64
+DEFAULT_IMG_SIZE = 2048
+
+
+def check_img_size(img_size: int) -> int:
+    """Return ``img_size`` if Hiera can run at it, else raise ``ValueError`` saying which sizes work."""
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < MIN_IMG_SIZE \
+            or img_size % SIZE_MULTIPLE:
+        lower = max(MIN_IMG_SIZE, (int(img_size) // SIZE_MULTIPLE) * SIZE_MULTIPLE) if isinstance(img_size, int) else 512
+        raise ValueError(
+            f"model resolution {img_size!r} is not supported: it must be a multiple of {SIZE_MULTIPLE} "
+            f"and at least {MIN_IMG_SIZE} (Hiera's 4 px patches form 8 x 8 mask units), e.g. {lower}, "
+            f"{lower + SIZE_MULTIPLE}, 512, 1024, 1536 or {DEFAULT_IMG_SIZE} (the released model's)."
+        )
+    return img_size
+
+
+class TokenProjection(nn.Module):
+    """Linear map of a feature map's channels, applied per token: ``[N, C, h, w] -> [N, D, h, w]``."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        tokens = self.proj(x.flatten(2).transpose(1, 2))  # [N, h*w, D]
+        return tokens.transpose(1, 2).reshape(n, -1, h, w)
+
+
+class DecoderHead(nn.Module):
+    """Fuses the four encoder levels at stride 4 and predicts ``out_channels`` logits."""
+
+    def __init__(self, out_channels: int, feature_channels: Sequence[int] = FEATURE_CHANNELS,
+                 embed_dim: int = EMBED_DIM) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = feature_channels
+        self.linear_c4 = TokenProjection(c4, embed_dim)
+        self.linear_c3 = TokenProjection(c3, embed_dim)
+        self.linear_c2 = TokenProjection(c2, embed_dim)
+        self.linear_c1 = TokenProjection(c1, embed_dim)
+        self.linear_fuse = nn.Conv2d(4 * embed_dim, embed_dim, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm2d(embed_dim)
+        self.relu = nn.ReLU()
+        self.dropout = nn.Dropout(0.1)
+        self.classifier = nn.Conv2d(embed_dim, out_channels, kernel_size=1)
+
+    def forward(self, features: List[Tensor]) -> Tensor:
+        c1, c2, c3, c4 = features
+        size = c1.shape[2:]
+        p4 = F.interpolate(self.linear_c4(c4), size=size, mode="bilinear", align_corners=False)
+        p3 = F.interpolate(self.linear_c3(c3), size=size, mode="bilinear", align_corners=False)
+        p2 = F.interpolate(self.linear_c2(c2), size=size, mode="bilinear", align_corners=False)
+        p1 = self.linear_c1(c1)
+        x = self.relu(self.bn(self.linear_fuse(torch.cat([p4, p3, p2, p1], dim=1))))
+        return self.classifier(self.dropout(x))  # [N, out, S/4, S/4]
+
+
+class RefinerBlock(nn.Module):
+    """Residual block: dilated conv, GroupNorm, ReLU, dilated conv, GroupNorm, + input, ReLU."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=dilation, dilation=dilation)
+        self.gn1 = nn.GroupNorm(8, channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=dilation, dilation=dilation)
+        self.gn2 = nn.GroupNorm(8, channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.relu(self.gn1(self.conv1(x)))
+        y = self.gn2(self.conv2(y))
+        return self.relu(y + x)
+
+
+class Refiner(nn.Module):
+    """Dilated CNN (receptive field ~65 px) predicting delta logits ``[N, 4, S, S]`` (alpha, fg RGB)."""
+
+    OUTPUT_SCALE = 10.0
+
+    def __init__(self, in_channels: int = 7, hidden: int = 64, out_channels: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1),
+            nn.GroupNorm(8, hidden),
+            nn.ReLU(),
+        )
+        self.res1 = RefinerBlock(hidden, dilation=1)
+        self.res2 = RefinerBlock(hidden, dilation=2)
+        self.res3 = RefinerBlock(hidden, dilation=4)
+        self.res4 = RefinerBlock(hidden, dilation=8)
+        self.final = nn.Conv2d(hidden, out_channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.res4(self.res3(self.res2(self.res1(self.stem(x)))))
+        return self.final(x) * self.OUTPUT_SCALE
+
+
+def build_encoder(img_size: int) -> nn.Module:
+    """timm Hiera (base plus) as a feature extractor with 4 input channels, random weights."""
+    import timm  # imported here: timm pulls in torchvision, slow to import
+
+    return timm.create_model(ENCODER_NAME, pretrained=False, features_only=True,
+                             in_chans=IN_CHANNELS, img_size=img_size)
+
+
+class GreenFormer(nn.Module):
+    """CorridorKey's network at model resolution ``img_size`` (S)."""
+
+    def __init__(self, img_size: int = DEFAULT_IMG_SIZE) -> None:
+        super().__init__()
+        self.img_size = check_img_size(img_size)
+        self.encoder = build_encoder(img_size)
+        self.alpha_decoder = DecoderHead(out_channels=1)
+        self.fg_decoder = DecoderHead(out_channels=3)
+        self.refiner = Refiner()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``x [N, 4, S, S]`` (normalised RGB + hint) -> coarse alpha/fg logits and delta logits at S."""
+        size = x.shape[2:]
+        features = self.encoder(x)  # 4 levels, strides 4, 8, 16, 32
+        alpha_logits = F.interpolate(self.alpha_decoder(features), size=size, mode="bilinear", align_corners=False)
+        fg_logits = F.interpolate(self.fg_decoder(features), size=size, mode="bilinear", align_corners=False)
+        refiner_in = torch.cat([x[:, 0:3], torch.sigmoid(alpha_logits), torch.sigmoid(fg_logits)], dim=1)
+        delta_logits = self.refiner(refiner_in)
+        return alpha_logits, fg_logits, delta_logits
+
+    def predict(self, x: Tensor, refiner_strength: float = 1.0) -> Dict[str, Tensor]:
+        """Final ``alpha [N,1,S,S]`` and sRGB ``fg [N,3,S,S]`` for refiner strength ``r`` (1 = full model)."""
+        alpha_logits, fg_logits, delta_logits = self(x)
+        alpha, fg = combine(alpha_logits, fg_logits, delta_logits, refiner_strength)
+        return {"alpha": alpha, "fg": fg, "alpha_logits": alpha_logits, "fg_logits": fg_logits,
+                "delta_logits": delta_logits}

@@ -1,0 +1,49 @@
+"""Shared fixtures: synthetic checkpoints with the released layout (random weights, NOT a keyer).
+
+Models are expensive to build (~3 s at S=256 on 2 cores) and files are ~280 MB,
+so they are made once per session.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from corridorkey_model.checkpoint import load_model
+from corridorkey_model.synthetic import make_random_model, save_checkpoint
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+
+#: Model resolution of the session's synthetic checkpoint.
+SYNTH_SIZE = 256
+
+
+@pytest.fixture(scope="session")
+def synthetic_model():
+    """A randomised GreenFormer at S=256, eval mode (seed 0)."""
+    return make_random_model(SYNTH_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoint(tmp_path_factory, synthetic_model) -> Path:
+    """``synthetic_model`` saved as a bare state dict ``.pth`` (the released file's layout)."""
+    path = tmp_path_factory.mktemp("ckpt") / "synthetic_256.pth"
+    return save_checkpoint(synthetic_model, path, layout="bare")
+
+
+@pytest.fixture(scope="session")
+def loaded_model(synthetic_checkpoint):
+    """``synthetic_checkpoint`` loaded through the real loader at S=256."""
+    logging.getLogger("corridorkey_model").setLevel(logging.WARNING)
+    model, _info = load_model(synthetic_checkpoint, img_size=SYNTH_SIZE)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
