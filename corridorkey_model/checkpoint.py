@@ -104,6 +104,12 @@ def find_released_checkpoint() -> Tuple[Path, str]:
             f"{RELEASED_FILENAME} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
             f"cannot be fetched. " + _where_to_get_it()
         )
+    unreachable = _hub_unreachable()
+    if unreachable:
+        raise CheckpointError(
+            f"{RELEASED_FILENAME} is not in the Hugging Face cache and the Hub cannot be reached "
+            f"({unreachable}). " + _where_to_get_it()
+        )
     log.info("fetching %s from %s into the Hugging Face cache", RELEASED_FILENAME, HF_URL)
     try:
         path = hf_hub_download(HF_REPO_ID, RELEASED_FILENAME, etag_timeout=10)
@@ -113,6 +119,23 @@ def find_released_checkpoint() -> Tuple[Path, str]:
             + _where_to_get_it()
         ) from exc
     return Path(path), "downloaded"
+
+
+def _hub_unreachable(timeout: float = 5.0) -> Optional[str]:
+    """Why the Hub's host cannot be reached, or None. One quick TCP connect, so that an offline
+    machine fails in seconds instead of going through huggingface_hub's retries with backoff."""
+    import socket
+    from urllib.parse import urlparse
+
+    import huggingface_hub.constants as hf_constants
+
+    url = urlparse(hf_constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host}:{port}: {exc}"
+    return None
 
 
 def _hf_offline() -> bool:
