@@ -1,6 +1,9 @@
 # Cached virtual environments for CI and local runs, kept outside the repository.
 #
-#   ensure_venv NAME LOCKFILE   -> prints the venv's path; builds it on first use.
+#   ensure_venv NAME LOCKFILE [PIP_ARG...]  -> prints the venv's path; builds it on first use.
+#
+# Extra PIP_ARGs go to the `pip install -r LOCKFILE` (e.g. --no-deps for a lock that lists
+# the complete environment) and are part of the cache key.
 #
 # The cache key is the lock file's content plus the Python version, so a change of
 # dependencies builds a new environment and an unchanged one is reused (the main one is
@@ -11,7 +14,9 @@ CK_PYTHON=${CORRIDORKEY_PYTHON:-python3}
 
 ensure_venv() {
     local name=$1 lock=$2 key venv
-    key=$( { "$CK_PYTHON" -c 'import sys; print(sys.version)'; cat "$lock"; } | sha256sum | cut -c1-16)
+    shift 2
+    local pip_args=("$@")
+    key=$( { "$CK_PYTHON" -c 'import sys; print(sys.version)'; cat "$lock"; [ ${#pip_args[@]} -eq 0 ] || echo "${pip_args[*]}"; } | sha256sum | cut -c1-16)
     venv=$CK_CACHE_ROOT/$name-$key
     mkdir -p "$CK_CACHE_ROOT"
     (
@@ -22,7 +27,7 @@ ensure_venv() {
             local t0=$SECONDS
             "$CK_PYTHON" -m venv "$venv" >&2
             "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=64" >&2
-            "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$lock" >&2
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check ${pip_args[@]+"${pip_args[@]}"} -r "$lock" >&2
             touch "$venv/.ready"
             echo "ci: built $name in $((SECONDS - t0)) s, $(du -sh "$venv" | cut -f1)" >&2
         else
@@ -30,4 +35,18 @@ ensure_venv() {
         fi
     ) 9>"$CK_CACHE_ROOT/$name.lock"
     echo "$venv"
+}
+
+# overlay_venv BASE DEST -> a small venv at DEST that sees BASE's packages (through a .pth
+# path line) and gets this checkout installed editable into itself. The cached BASE is
+# never modified, so several checkouts (CI clones, a developer's tree) can share it.
+overlay_venv() {
+    local base=$1 dest=$2 base_site site
+    rm -rf "$dest"
+    "$CK_PYTHON" -m venv --without-pip "$dest" >&2
+    base_site=$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    site=$("$dest/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "$base_site" > "$site/_corridorkey_ci_base.pth"
+    "$dest/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >&2
+    echo "$dest"
 }
