@@ -1,0 +1,178 @@
+"""Build CorridorKey.cat from CorridorKey.pt with NukeX's CatFileCreator node.
+
+Run it with NukeX in terminal mode (a .cat can only be written by NukeX)::
+
+    Nuke16.0 --nukex -t corridorkey_create_cat.py --pt CorridorKey.pt --cat CorridorKey.cat
+
+It creates a CatFileCreator node, sets Torchscript File, Cat File, Channels In/Out,
+Model Id and Output Scale, adds the model's knobs (names, types, ranges, defaults
+and tooltips from corridorkey_cat_spec.json, generated from the knob spec) so
+that they appear on the Inference node, reads every value back, presses
+"Create .cat file", checks that a non-empty .cat was written and moves it into
+place. Exit status 0 on success, 1 with a message on any failure; a failed run
+leaves no partial .cat behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPEC_FILE = os.path.join(HERE, "corridorkey_cat_spec.json")
+#: A TorchScript file is a zip archive.
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def say(message: str) -> None:
+    """Progress for the person running the script (terminal output, not a library log)."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+class CatError(Exception):
+    """A failure with a message for the user."""
+
+
+def load_spec(path: str = SPEC_FILE) -> dict:
+    """The CatFileCreator settings generated from the knob spec."""
+    try:
+        with open(path, "r") as f:
+            spec = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise CatError(f"cannot read the knob spec {path}: {exc}. Keep corridorkey_cat_spec.json next to this script.")
+    missing = {"modelId", "channelsIn", "channelsOut", "outputScale", "knobs"} - set(spec)
+    if missing:
+        raise CatError(f"{path} lacks {sorted(missing)}; regenerate it: python -m corridorkey_export.nuke_files --write")
+    return spec
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="corridorkey_create_cat.py",
+        description="Build CorridorKey.cat from CorridorKey.pt with NukeX's CatFileCreator "
+                    "(run with: NukeX --nukex -t corridorkey_create_cat.py --pt ... --cat ...).")
+    p.add_argument("--pt", required=True, help="the TorchScript file made by export-torchscript (CorridorKey.pt)")
+    p.add_argument("--cat", required=True, help="the .cat file to write (CorridorKey.cat)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing .cat file")
+    return p.parse_args(argv)
+
+
+def check_paths(pt: str, cat: str, force: bool) -> None:
+    if not os.path.isfile(pt):
+        raise CatError(f"TorchScript file not found: {pt}. Export it first: export-torchscript ... --output {pt}")
+    with open(pt, "rb") as f:
+        head = f.read(4)
+    if head != ZIP_MAGIC:
+        raise CatError(f"{pt} is not a TorchScript file (not a zip archive); give the .pt made by export-torchscript")
+    if not cat.lower().endswith(".cat"):
+        raise CatError(f"--cat {cat}: the file name must end in .cat")
+    if not os.path.isdir(os.path.dirname(cat)):
+        raise CatError(f"--cat {cat}: folder {os.path.dirname(cat)} does not exist")
+    if os.path.exists(cat) and not force:
+        raise CatError(f"{cat} already exists; pass --force to overwrite it")
+
+
+def get_nuke():
+    """Foundry's nuke module, refusing anything that is not NukeX."""
+    try:
+        import nuke  # noqa: WPS433 (only exists inside Nuke)
+    except ImportError:
+        nuke = None
+    if nuke is None or not hasattr(nuke, "createNode"):
+        raise CatError("this script runs inside NukeX: Nuke<version> --nukex -t corridorkey_create_cat.py --pt ... --cat ...")
+    env = getattr(nuke, "env", {})
+    if "nukex" in env and not env["nukex"]:
+        raise CatError("CatFileCreator needs a NukeX licence: start Nuke with --nukex (Nuke<version> --nukex -t ...)")
+    return nuke
+
+
+def make_knob(nuke, spec: dict):
+    """A user knob for one model knob: float -> Double_Knob, int with choices -> Enumeration_Knob, int -> Int_Knob."""
+    if spec["kind"] == "float":
+        knob = nuke.Double_Knob(spec["name"], spec["label"])
+        knob.setRange(float(spec["minimum"]), float(spec["maximum"]))
+    elif spec.get("choices"):
+        knob = nuke.Enumeration_Knob(spec["name"], spec["label"], list(spec["choices"]))
+    elif spec["kind"] == "int":
+        knob = nuke.Int_Knob(spec["name"], spec["label"])
+        knob.setRange(int(spec["minimum"]), int(spec["maximum"]))
+    else:
+        raise CatError(f"knob {spec['name']}: unsupported kind {spec['kind']!r}")
+    knob.setTooltip(spec["tooltip"])
+    knob.setValue(spec["default"])
+    return knob
+
+
+def _read_back(node, name: str, expected) -> None:
+    knob = node.knob(name)
+    if knob is None:
+        raise CatError(f"CatFileCreator has no knob {name!r}: this Nuke's CatFileCreator differs from Nuke 15.1-17")
+    got = knob.value() if isinstance(expected, str) else knob.getValue()
+    ok = got == expected if isinstance(expected, str) else abs(float(got) - float(expected)) < 1e-9
+    if not ok:
+        raise CatError(f"CatFileCreator knob {name} reads back {got!r}, expected {expected!r}")
+
+
+def build_cat(nuke, pt: str, cat: str, spec: dict) -> str:
+    """Drive CatFileCreator; return the path of the written .cat."""
+    folder, base = os.path.split(cat)
+    partial = os.path.join(folder, f".{base[:-4]}.partial-{os.getpid()}.cat")
+    if os.path.exists(partial):
+        os.remove(partial)
+    node = nuke.createNode("CatFileCreator", inpanel=False)
+    settings = [
+        ("torchScriptFile", pt),
+        ("catFile", partial),
+        ("channelsIn", spec["channelsIn"]),
+        ("channelsOut", spec["channelsOut"]),
+        ("modelId", spec["modelId"]),
+        ("outputScale", spec["outputScale"]),
+    ]
+    try:
+        for name, value in settings:
+            knob = node.knob(name)
+            if knob is None:
+                raise CatError(f"CatFileCreator has no knob {name!r}: this Nuke's CatFileCreator differs from Nuke 15.1-17")
+            knob.setValue(value)
+        for knob_spec in spec["knobs"]:
+            node.addKnob(make_knob(nuke, knob_spec))
+        for name, value in settings:
+            _read_back(node, name, value)
+        for knob_spec in spec["knobs"]:
+            _read_back(node, knob_spec["name"], knob_spec["default"])
+        say(f"creating {cat} from {pt} (model id {spec['modelId']}) ...")
+        try:
+            node["createCatFile"].execute()
+        except Exception as exc:  # Nuke raises RuntimeError with its own message
+            raise CatError(f"CatFileCreator failed: {exc}")
+        if not os.path.isfile(partial) or os.path.getsize(partial) == 0:
+            raise CatError(f"CatFileCreator reported no error but wrote no .cat ({partial} missing or empty); "
+                           "check Nuke's console output above")
+        os.replace(partial, cat)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return cat
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    pt = os.path.abspath(os.path.expanduser(args.pt))
+    cat = os.path.abspath(os.path.expanduser(args.cat))
+    try:
+        spec = load_spec()
+        check_paths(pt, cat, args.force)
+        nuke = get_nuke()
+        build_cat(nuke, pt, cat, spec)
+    except CatError as exc:
+        sys.stderr.write(f"corridorkey_create_cat: error: {exc}\n")
+        return 1
+    say(f"wrote {cat} ({os.path.getsize(cat)} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
