@@ -11,15 +11,21 @@ are ``[H, W, C]`` (channel axis -1). Colours are RGB, floats.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+
+def _imagenet_stats() -> Tuple[List[float], List[float]]:
+    """ImageNet mean and std, written once (a function so TorchScript can read them)."""
+    return [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
 #: ImageNet statistics used to normalise the network's RGB input.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = tuple(_imagenet_stats()[0])
+IMAGENET_STD = tuple(_imagenet_stats()[1])
 
 #: Checkerboard of the preview comp: tile size in pixels and the two sRGB values.
 CHECKER_TILE = 128
@@ -89,8 +95,9 @@ def resize_bilinear_aa(x: Tensor, height: int, width: int) -> Tensor:
 
 def imagenet_normalize(rgb: Tensor) -> Tensor:
     """``(rgb - mean) / std`` per channel, for ``[N, 3, H, W]``; constants follow the input's device and dtype."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    mean_values, std_values = _imagenet_stats()  # not the module-level tuples: TorchScript cannot read globals
+    mean = torch.tensor(mean_values, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    std = torch.tensor(std_values, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
     return (rgb - mean) / std
 
 

@@ -37,7 +37,7 @@ def preprocess(plate: Tensor, img_size: int, gamma_input: int) -> Tensor:
     x = resize_bilinear_aa(plate, img_size, img_size)
     rgb = x[:, 0:3]
     hint = x[:, 3:4]
-    if gamma_input == GAMMA_LINEAR:
+    if gamma_input == 1:  # GAMMA_LINEAR; TorchScript cannot read a module-level int
         rgb = linear_to_srgb(rgb)
     return torch.cat([imagenet_normalize(rgb), hint], dim=1)
 

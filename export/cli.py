@@ -1,0 +1,275 @@
+"""``export-torchscript``: CorridorKey checkpoint -> ``CorridorKey.pt`` for Nuke's Inference node.
+
+Two forms::
+
+    export-torchscript [--checkpoint PATH | --random-init] [--output CorridorKey.pt] [--validate] ...
+    export-torchscript validate CorridorKey.pt [--checkpoint PATH] ...
+
+The first exports (and with ``--validate`` proves parity before writing); the
+second checks a .pt someone else exported against the eager reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+import torch
+
+from corridorkey_model.greenformer import DEFAULT_IMG_SIZE
+from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
+from corridorkey_export.validate import (FP16_CPU_AUTO_MAX_SIZE, FP16_TOLERANCE, FP32_TOLERANCE, SWEEPS,
+                                         cat_file_settings, format_report, knob_settings)
+
+log = logging.getLogger("corridorkey_export.cli")
+
+RANDOM_INIT_WARNING = (
+    "WARNING: --random-init exports a network with RANDOM WEIGHTS. It is NOT a keyer: its output is noise. "
+    "Use it only to smoke-test the export, Nuke's Inference node or a pipeline; never ship it."
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr, force=True)
+
+
+def _device(value: str) -> torch.device:
+    try:
+        device = torch.device(value)
+    except RuntimeError as exc:
+        raise click.BadParameter(f"{value!r} is not a device ({exc}); use cpu, cuda or cuda:N",
+                                 param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine (torch sees no GPU); use --device cpu",
+                                 param_hint="--device")
+    if device.type not in ("cpu", "cuda"):
+        raise click.BadParameter(f"{value!r}: only cpu and cuda devices are supported", param_hint="--device")
+    return device
+
+
+def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int, device: torch.device):
+    """(model, CheckpointInfo or None); ClickException with the loader's message on failure."""
+    from corridorkey_model.checkpoint import CheckpointError, load_model
+    from corridorkey_model.synthetic import make_random_model
+
+    t = time.perf_counter()
+    try:
+        if random_init:
+            click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
+            log.info("load     random-weight GreenFormer at S=%d (seed %d)", img_size, seed)
+            model, info = make_random_model(img_size, seed=seed), None
+        else:
+            log.info("load     %s at S=%d", checkpoint or "the released CorridorKey_v1.0.pth", img_size)
+            model, info = load_model(checkpoint, img_size=img_size, device="cpu")
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:  # e.g. an unsupported --img-size
+        raise click.UsageError(str(exc)) from None
+    log.info("load     done in %.1f s", time.perf_counter() - t)
+    return model, info
+
+
+def _validation_kwargs(sweep: str, fp16: str, tolerance: float, fp16_tolerance: float, progress: bool) -> dict:
+    return {"sweep": sweep, "fp16": fp16, "tolerance": tolerance, "fp16_tolerance": fp16_tolerance,
+            "progress": progress}
+
+
+def _sweep_note(sweep: str, img_size: int) -> str:
+    from corridorkey_export.validate import default_plates
+
+    calls = len(default_plates(img_size)) * len(knob_settings(sweep))
+    return f"{calls} calls of the .pt ({sweep} sweep), each a full forward at S={img_size}"
+
+
+_fp16_help = (f"Check fp16 (module and input .half(), Nuke's 'Optimize for Speed and Memory') against the fp32 "
+              f"reference. auto: on CUDA always, on CPU only up to S={FP16_CPU_AUTO_MAX_SIZE} (CPU half "
+              f"convolutions are ~100x slower).")
+
+
+def validation_options(f):
+    """Options shared by the export's --validate and the validate command."""
+    f = click.option("--fp16-tolerance", type=float, default=FP16_TOLERANCE, show_default=True,
+                     help="Max abs error allowed for fp16 against the fp32 reference.")(f)
+    f = click.option("--tolerance", type=float, default=FP32_TOLERANCE, show_default=True,
+                     help="Max abs error allowed per output channel, fp32 on the same device.")(f)
+    f = click.option("--fp16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                     help=_fp16_help)(f)
+    f = click.option("--sweep", type=click.Choice(SWEEPS), default="pairwise", show_default=True,
+                     help="Knob sweep (gamma 0/1 x despill 0/5/10 x refiner 0/0.5/1). pairwise: every pair of "
+                          "knob values at least once, 9 settings per plate; full: all 18.")(f)
+    return f
+
+
+def _verbosity(f):
+    f = click.option("-q", "--quiet", count=True, help="Less logging.")(f)
+    f = click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")(f)
+    return f
+
+
+@click.group(context_settings=CONTEXT, invoke_without_command=True, no_args_is_help=False)
+@click.option("--checkpoint", type=click.Path(dir_okay=True, path_type=str), default=None,
+              help="CorridorKey checkpoint (.pth / .pt / .safetensors). Default: the released "
+                   "CorridorKey_v1.0.pth from the Hugging Face cache, fetched if absent.")
+@click.option("--random-init", is_flag=True,
+              help="Export a RANDOM-WEIGHT network instead of a checkpoint (smoke tests only; NOT a keyer).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("CorridorKey.pt"), show_default=True,
+              help="TorchScript file to write; the manifest goes beside it as <name>.manifest.json.")
+@click.option("--img-size", type=int, default=DEFAULT_IMG_SIZE, show_default=True,
+              help="Model resolution S (multiple of 32, >= 64); plates are resized to S x S and back.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Device for tracing and validation (cpu, cuda, cuda:N). The file is saved for CPU; Nuke "
+                   "moves it to the GPU itself.")
+@click.option("--target-nuke", type=click.Choice(list(TARGETS)), default=DEFAULT_TARGET, show_default=True,
+              help="Nuke version the file is for (chooses e.g. the attention kernel traced; recorded in the "
+                   "manifest).")
+@click.option("--validate", is_flag=True,
+              help="Before writing, reload the file and prove it matches the Python reference on synthetic "
+                   "plates over a knob sweep; exit 1 (and write nothing) above tolerance.")
+@validation_options
+@_verbosity
+@click.pass_context
+def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed: int, output: Path, img_size: int,
+         device: str, target_nuke: str, validate: bool, sweep: str, fp16: str, tolerance: float,
+         fp16_tolerance: float, verbose: int, quiet: int) -> None:
+    """Export CorridorKey to a TorchScript file for Nuke's Inference node.
+
+    Writes OUTPUT (default CorridorKey.pt) with the knobs despill_strength, gamma_input and
+    refiner_strength live at render time, and OUTPUT's manifest (checkpoint SHA-256, S, versions,
+    knob spec, validation figures). Steps: load, trace, script, save, check, [validate]. The file
+    appears only when every step succeeded.
+
+    \b
+    Examples:
+      export-torchscript --checkpoint CorridorKey_v1.0.pth --validate
+      export-torchscript --random-init --img-size 256 --validate -o /tmp/ck/CorridorKey.pt
+      export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
+
+    Exit status: 0 success, 1 export or validation failure, 2 usage error.
+    At S=2048 on a CPU each validation call takes minutes; prefer --device cuda.
+    """
+    if ctx.invoked_subcommand is not None:
+        given = [p for p in ctx.params if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"options {', '.join('--' + p.replace('_', '-') for p in given)} belong to the "
+                                   f"export; put the validate command's options after 'validate'")
+        return
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.export import ExportError, ValidationFailed, check_output_writable, export_torchscript
+
+    if random_init and checkpoint:
+        raise click.UsageError("--random-init and --checkpoint exclude each other: pick one")
+    dev = _device(device)
+    try:
+        output = check_output_writable(output)  # before any expensive work
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    started = time.perf_counter()
+    model, info = _load(checkpoint, random_init, seed, img_size, dev)
+    if validate:
+        log.info("validation will make %s", _sweep_note(sweep, img_size))
+    try:
+        result = export_torchscript(
+            model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
+            random_init_seed=seed if random_init else None, validate=validate,
+            validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    except ValidationFailed as exc:
+        click.echo(format_report(exc.report))
+        raise click.ClickException(str(exc)) from None
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.validation is not None:
+        click.echo(format_report(result.validation))
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    click.echo(f"\nWrote {result.output} (S={result.img_size}, Nuke {result.target_nuke} target) and "
+               f"{result.manifest_path.name} in {time.perf_counter() - started:.1f} s ({steps}).")
+    if random_init:
+        click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
+    click.echo("")
+    click.echo(cat_file_settings())
+
+
+@main.command("validate", context_settings=CONTEXT)
+@click.argument("pt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(dir_okay=True, path_type=str), default=None,
+              help="Checkpoint the file was exported from. Default: the one its manifest names when that file "
+                   "exists, else the released CorridorKey_v1.0.pth (Hugging Face cache).")
+@click.option("--random-init", is_flag=True,
+              help="The file was exported with --random-init: rebuild that random network (seed from the "
+                   "manifest, else --seed).")
+@click.option("--seed", type=int, default=None, help="Seed of --random-init (default: the manifest's, else 0).")
+@click.option("--device", default="cpu", show_default=True, help="Device to run both on (cpu, cuda, cuda:N).")
+@validation_options
+@_verbosity
+def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int], device: str,
+                     sweep: str, fp16: str, tolerance: float, fp16_tolerance: float, verbose: int,
+                     quiet: int) -> None:
+    """Check an exported CorridorKey .pt against the Python reference.
+
+    For TDs who receive a .pt they did not export. Reads PT_FILE's manifest
+    (<name>.manifest.json) when present: the model resolution, the checkpoint it
+    names (warning when its SHA-256 differs from the one used now) and the attention
+    kernel it was traced with. Exits 1 on any mismatch above tolerance.
+
+    \b
+    Example:
+      export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
+    """
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.export import ExportError, check_loaded, read_manifest
+    from corridorkey_export.validate import validate_torchscript
+
+    dev = _device(device)
+    try:
+        manifest = read_manifest(pt_file) or {}
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not manifest:
+        log.warning("no manifest beside %s: checking against %s", pt_file,
+                    checkpoint or ("a random network" if random_init else "the released checkpoint"))
+    recorded = manifest.get("checkpoint") or {}
+    if recorded.get("random_init") and not (random_init or checkpoint):
+        random_init = True
+        log.info("the manifest says the file was exported with --random-init; rebuilding that network")
+    if checkpoint is None and not random_init and recorded.get("path") and Path(recorded["path"]).is_file():
+        checkpoint = recorded["path"]
+        log.info("using the checkpoint named in the manifest: %s", checkpoint)
+    if seed is None:
+        seed = int(recorded.get("seed") or 0)
+
+    t = time.perf_counter()
+    try:
+        module = torch.jit.load(str(pt_file), map_location=dev)
+    except Exception as exc:  # torch raises RuntimeError / ValueError of many kinds for a bad file
+        raise click.ClickException(f"{pt_file} is not a loadable TorchScript file ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}); re-export it") from None
+    img_size = getattr(module, "img_size", None)
+    if not isinstance(img_size, int):
+        raise click.ClickException(f"{pt_file} is not a CorridorKey export: it has no img_size attribute")
+    try:
+        check_loaded(module, img_size)
+    except ExportError as exc:
+        raise click.ClickException(f"{pt_file}: {exc}") from None
+    log.info("load     %s (S=%d) in %.1f s", pt_file, img_size, time.perf_counter() - t)
+    model, info = _load(checkpoint, random_init, seed, img_size, dev)
+    if info is not None and recorded.get("sha256") and recorded["sha256"] != info.sha256:
+        log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
+                    "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
+    fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
+    log.info("validation will make %s", _sweep_note(sweep, img_size))
+    report = validate_torchscript(module, model, device=dev, fused_attn=fused,
+                                  **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    click.echo(format_report(report))
+    if not report.passed:
+        raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")
+
+
+__all__ = ["main"]

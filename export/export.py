@@ -1,0 +1,281 @@
+"""Export: eager GreenFormer -> ``CorridorKey.pt`` (TorchScript) + ``CorridorKey.manifest.json``.
+
+Two steps (DESIGN.md, "The Nuke contract"): ``torch.jit.trace`` the inner
+network at ``[1, 4, S, S]`` (timm cannot be scripted), then ``torch.jit.script``
+the :class:`~corridorkey_export.wrapper.CorridorKeyNuke` wrapper that holds
+every knob branch. The file and its manifest are written atomically.
+
+Python API (used by the CLI, the benchmarks and the compatibility tests)::
+
+    from corridorkey_model.checkpoint import load_model
+    from corridorkey_export.export import export_torchscript
+
+    model, info = load_model("CorridorKey_v1.0.pth", img_size=2048)
+    result = export_torchscript(model, "CorridorKey.pt", checkpoint_info=info, validate=True)
+    result.timings   # {"trace": s, "script": s, "save": s, "check": s, "validate": s}
+    result.validation.passed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from torch import nn
+
+from corridorkey_model.checkpoint import CheckpointInfo, sha256_of
+from corridorkey_model.frame import preprocess
+from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, KNOBS, MODEL_ID, OUTPUT_SCALE
+from corridorkey_model.synthetic import green_screen_plate, plate_tensor
+from corridorkey_export.attention import fused_attention
+from corridorkey_export.graphcheck import find_constant_devices
+from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
+from corridorkey_export.validate import ValidationReport, validate_torchscript
+from corridorkey_export.wrapper import CorridorKeyNuke
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+PathLike = Union[str, os.PathLike]
+
+
+class ExportError(Exception):
+    """The export could not be done; the message says what was wrong and what to do."""
+
+
+class ValidationFailed(ExportError):
+    """``validate=True`` and the file does not match the reference; ``report`` holds the figures."""
+
+    def __init__(self, message: str, report: ValidationReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_torchscript` wrote, with per-step wall times in seconds."""
+
+    output: Path
+    manifest_path: Path
+    img_size: int
+    target_nuke: str
+    fused_attn: bool
+    timings: Dict[str, float]
+    manifest: Dict[str, Any]
+    validation: Optional[ValidationReport] = None
+
+
+def manifest_path_for(output: PathLike) -> Path:
+    """``CorridorKey.pt`` -> ``CorridorKey.manifest.json`` (beside the file)."""
+    return Path(output).with_suffix(".manifest.json")
+
+
+def read_manifest(output: PathLike) -> Optional[Dict[str, Any]]:
+    """The manifest beside ``output``, or ``None`` if there is none."""
+    path = manifest_path_for(output)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path} is not a readable manifest ({exc}); delete it or re-export") from exc
+
+
+def check_output_writable(output: PathLike) -> Path:
+    """Resolve ``output`` and make sure a file can be written there (before any expensive work)."""
+    output = Path(output).expanduser()
+    if output.is_dir():
+        raise ExportError(f"--output {output} is a directory; give the file name, e.g. {output / 'CorridorKey.pt'}")
+    if output.suffix != ".pt":
+        raise ExportError(f"--output {output} must end in .pt (Nuke's CatFileCreator expects a .pt TorchScript file)")
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write to {parent} ({exc.strerror or exc}); choose another --output "
+                          f"or fix the directory's permissions") from exc
+    return output
+
+
+def trace_network(model: nn.Module, img_size: int, device: Union[str, torch.device] = "cpu",
+                  fused_attn: Optional[bool] = None) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` the GreenFormer at ``[1, 4, S, S]`` (a synthetic plate, preprocessed)."""
+    device = torch.device(device)
+    example = preprocess(plate_tensor(green_screen_plate(img_size, img_size, seed=0)), img_size, 0).to(device)
+    with torch.no_grad(), fused_attention(model, fused_attn):
+        return torch.jit.trace(model.to(device).eval(), example, check_trace=False)
+
+
+def script_wrapper(traced: nn.Module, img_size: int) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` the knob wrapper around the traced network."""
+    return torch.jit.script(CorridorKeyNuke(traced, img_size))
+
+
+def check_loaded(module: nn.Module, img_size: int) -> None:
+    """Structural checks of a loaded file: S, knob attributes with their types, no constant device."""
+    if int(getattr(module, "img_size", -1)) != img_size:
+        raise ExportError(f"the saved file runs at S={getattr(module, 'img_size', None)}, expected {img_size}")
+    for k in KNOBS:
+        value = getattr(module, k.name, None)
+        if type(value) is not k.python_type:
+            raise ExportError(f"the saved file's knob {k.name} is {value!r}, expected a {k.kind}")
+    devices = find_constant_devices(module)
+    if devices:
+        raise ExportError("the saved graph holds constant device(s), so it would not follow Nuke's GPU / CPU "
+                          "choice: " + "; ".join(devices[:5]))
+
+
+def _versions() -> Dict[str, str]:
+    import timm
+
+    return {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+
+
+def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bool, file_sha256: str,
+                   checkpoint_info: Optional[CheckpointInfo], random_init_seed: Optional[int],
+                   timings: Dict[str, float], validation: Optional[ValidationReport]) -> Dict[str, Any]:
+    """The JSON manifest written beside the .pt."""
+    if checkpoint_info is not None:
+        checkpoint: Dict[str, Any] = {"random_init": False, **dataclasses.asdict(checkpoint_info)}
+    else:
+        checkpoint = {"random_init": True, "seed": random_init_seed,
+                      "note": "random weights (corridorkey_model.synthetic.make_random_model): NOT a keyer"}
+    target = TARGETS[target_nuke]
+    return {
+        "format": MANIFEST_FORMAT,
+        "file": output.name,
+        "file_sha256": file_sha256,
+        "model_id": MODEL_ID,
+        "img_size": img_size,
+        "checkpoint": checkpoint,
+        "versions": _versions(),
+        "nuke_target": {"name": target_nuke, **dataclasses.asdict(target), "fused_attn_used": fused_attn},
+        "channels_in": list(CHANNELS_IN),
+        "channels_out": list(CHANNELS_OUT),
+        "output_scale": OUTPUT_SCALE,
+        "knobs": [k.to_dict() for k in KNOBS],
+        "export_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "validation": None if validation is None else validation.to_dict(),
+    }
+
+
+def _temp_path(final: Path, suffix: str) -> Path:
+    """An empty temp file beside ``final`` with the permissions a plain ``open()`` would give."""
+    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix)
+    os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(name, 0o666 & ~mask)
+    return Path(name)
+
+
+def write_json_atomic(data: Dict[str, Any], path: Path) -> None:
+    """Write JSON to ``path`` via a temp file in the same directory and ``os.replace``."""
+    tmp = _temp_path(path, ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
+                       device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
+                       checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
+                       validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None) -> ExportResult:
+    """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
+
+    Steps, each logged with its wall time (``ExportResult.timings``): trace the
+    network on ``device`` with the Nuke target's attention kernel, script the
+    knob wrapper, save (on CPU, to a temp file in the output directory), check
+    the reloaded file (S, knob attributes, no constant device) and, with
+    ``validate``, compare it with the eager reference
+    (:func:`~corridorkey_export.validate.validate_torchscript`, extra arguments
+    in ``validate_kwargs``). Only then are the .pt and the manifest moved into
+    place; any failure or interrupt leaves neither temp file nor partial output.
+    Raises :class:`ExportError` (:class:`ValidationFailed` for a parity failure).
+    """
+    if target_nuke not in TARGETS:
+        raise ExportError(f"unknown Nuke target {target_nuke!r}; choose from {', '.join(TARGETS)}")
+    output = check_output_writable(output)
+    manifest_path = manifest_path_for(output)
+    img_size = int(model.img_size)
+    fused = TARGETS[target_nuke].fused_attn
+    timings: Dict[str, float] = {}
+    temps: List[Path] = []
+
+    def step(name: str, started: float) -> None:
+        timings[name] = time.perf_counter() - started
+        log.info("%-8s done in %.1f s", name, timings[name])
+
+    try:
+        t = time.perf_counter()
+        log.info("trace    GreenFormer at [1, 4, %d, %d] on %s (Nuke %s target: fused attention %s)",
+                 img_size, img_size, device, target_nuke, "on" if fused else "off")
+        traced = trace_network(model, img_size, device, fused)
+        step("trace", t)
+
+        t = time.perf_counter()
+        log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
+        scripted = script_wrapper(traced, img_size).cpu()
+        step("script", t)
+
+        t = time.perf_counter()
+        tmp_pt = _temp_path(output, ".pt.tmp")
+        temps.append(tmp_pt)
+        log.info("save     %s", output)
+        torch.jit.save(scripted, str(tmp_pt))
+        del scripted, traced
+        step("save", t)
+
+        t = time.perf_counter()
+        log.info("check    reloading the file: S, knob attributes, no constant device")
+        loaded = torch.jit.load(str(tmp_pt), map_location="cpu")
+        check_loaded(loaded, img_size)
+        del loaded
+        file_sha = sha256_of(tmp_pt)
+        step("check", t)
+
+        report = None
+        if validate:
+            t = time.perf_counter()
+            log.info("validate against the eager reference")
+            kwargs = dict(validate_kwargs or {})
+            kwargs.setdefault("fused_attn", fused)
+            report = validate_torchscript(tmp_pt, model, device=device, **kwargs)
+            step("validate", t)
+            if not report.passed:
+                raise ValidationFailed(f"validation failed: {report.problems[0]} (and {len(report.problems) - 1} "
+                                       f"more); {output} was not written", report)
+
+        manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
+                                  random_init_seed, timings, report)
+        tmp_json = _temp_path(manifest_path, ".tmp")
+        temps.append(tmp_json)
+        tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        os.replace(tmp_pt, output)
+        os.replace(tmp_json, manifest_path)
+        log.info("wrote %s (%.0f MB) and %s", output, output.stat().st_size / 2**20, manifest_path.name)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+    return ExportResult(output, manifest_path, img_size, target_nuke, fused, dict(timings), manifest, report)
+
+
+__all__ = [
+    "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "script_wrapper",
+    "check_loaded", "check_output_writable", "build_manifest", "manifest_path_for", "read_manifest",
+    "write_json_atomic",
+]

@@ -1,0 +1,75 @@
+"""The TorchScript module Nuke's Inference node runs.
+
+:class:`CorridorKeyNuke` holds the *traced* GreenFormer (``[1, 4, S, S]`` ->
+coarse alpha/fg logits and delta logits) and does everything that depends on a
+knob in scripted code, by calling the shared reference math of
+:mod:`corridorkey_model.frame` (TorchScript compiles those very functions):
+
+    plate [1,4,H,W] -> preprocess (resize to S, sRGB encode if linear, normalise)
+                    -> traced network -> combine (refiner strength)
+                    -> postprocess (resize back, despill) -> [1,4,H,W]
+
+The knobs are plain ``float`` / ``int`` attributes named exactly as in
+:data:`corridorkey_model.knobs.KNOBS`; Nuke writes them before each render and
+``forward`` reads them on every call. Every tensor made in ``forward`` takes
+its device and dtype from the input (the frame functions are written that way),
+so "Use GPU if available" and "Optimize for Speed and Memory" (fp16) work on
+the saved file.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from corridorkey_model.frame import combine, postprocess, preprocess
+from corridorkey_model.knobs import KNOBS, KNOBS_BY_NAME
+
+
+class CorridorKeyNuke(nn.Module):
+    """Nuke wrapper: ``forward(x [1, 4, H, W]) -> [1, 4, H, W]`` (straight sRGB fg, linear alpha).
+
+    ``network`` is the traced GreenFormer at model resolution ``img_size`` (it
+    returns ``(alpha_logits, fg_logits, delta_logits)``). Knob attributes start
+    at the spec's defaults.
+    """
+
+    def __init__(self, network: nn.Module, img_size: int) -> None:
+        super().__init__()
+        self.network = network
+        self.img_size = int(img_size)
+        # TorchScript types attributes from their Python values: float / int, never bool.
+        self.despill_strength = KNOBS_BY_NAME["despill_strength"].typed_default
+        self.gamma_input = KNOBS_BY_NAME["gamma_input"].typed_default
+        self.refiner_strength = KNOBS_BY_NAME["refiner_strength"].typed_default
+        missing = [k.name for k in KNOBS if not hasattr(self, k.name)]
+        if missing:  # the knob spec grew a knob that forward() does not read
+            raise RuntimeError(f"CorridorKeyNuke does not implement knob(s) {missing} of the knob spec")
+
+    def forward(self, x: Tensor) -> Tensor:
+        height = x.shape[-2]
+        width = x.shape[-1]
+        net_in = preprocess(x, self.img_size, self.gamma_input)
+        alpha_logits, fg_logits, delta_logits = self.network(net_in)
+        alpha, fg = combine(alpha_logits, fg_logits, delta_logits, self.refiner_strength)
+        return postprocess(alpha, fg, height, width, self.despill_strength)
+
+
+def knob_values(module: nn.Module) -> dict:
+    """The current knob values of a wrapper (eager or loaded TorchScript), by knob name."""
+    return {k.name: getattr(module, k.name) for k in KNOBS}
+
+
+def set_knobs(module: nn.Module, **values) -> None:
+    """Set knob attributes on a wrapper (eager or loaded TorchScript), checked against the knob spec.
+
+    Values are cast to the knob's type (a TorchScript ``float`` attribute refuses a Python int).
+    """
+    for name, value in values.items():
+        spec = KNOBS_BY_NAME.get(name)
+        if spec is None:
+            raise KeyError(f"unknown knob {name!r}; knobs are {', '.join(KNOBS_BY_NAME)}")
+        setattr(module, name, spec.check(value))
+
+
+__all__ = ["CorridorKeyNuke", "knob_values", "set_knobs"]

@@ -1,0 +1,140 @@
+"""``export-torchscript`` CLI, the validate command, fp16 on CPU and atomic writes.
+
+Small S (64) wherever the figure does not matter, so the module stays fast; the
+acceptance command itself runs at S=256.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from corridorkey_model.synthetic import make_random_model
+from corridorkey_export import export as export_module
+from corridorkey_export.cli import main
+from corridorkey_export.export import ExportError, export_torchscript
+from corridorkey_export.validate import FP16_TOLERANCE, PlateSpec
+
+pytestmark = pytest.mark.slow
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def model64():
+    return make_random_model(64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def export64(tmp_path_factory, model64):
+    """S=64 export through the Python API with --validate incl. fp16 on CPU."""
+    out = tmp_path_factory.mktemp("export64") / "CorridorKey.pt"
+    return export_torchscript(model64, out, random_init_seed=0, validate=True,
+                              validate_kwargs={"fp16": "on", "progress": False,
+                                               "plates": [PlateSpec("tiny", 17, 9), PlateSpec("odd", 33, 21, 1)]})
+
+
+def test_api_export_with_validation_and_fp16_on_cpu(export64):
+    r = export64
+    assert set(r.timings) == {"trace", "script", "save", "check", "validate"}
+    assert r.validation.passed and r.validation.max_abs_fp32 <= 1e-5
+    assert len(r.validation.fp16_rows) == 1
+    fp16 = r.validation.fp16_rows[0]
+    assert fp16.precision == "fp16" and fp16.finite and fp16.alpha_in_range
+    assert 0 < fp16.max_error <= FP16_TOLERANCE  # > 0: it really ran in half precision
+    manifest = json.loads(r.manifest_path.read_text())
+    assert manifest["validation"]["passed"] is True
+    assert manifest["checkpoint"] == {"random_init": True, "seed": 0, "note": manifest["checkpoint"]["note"]}
+
+
+def test_fp16_module_runs_in_half(export64):
+    m = torch.jit.load(str(export64.output)).half()
+    out = m(PlateSpec("p", 17, 9).tensor(linear=False).half())
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+
+
+def test_interrupted_export_leaves_no_file(tmp_path, model64, monkeypatch):
+    def interrupted_save(module, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module.torch.jit, "save", interrupted_save)
+    out = tmp_path / "CorridorKey.pt"
+    with pytest.raises(KeyboardInterrupt):
+        export_torchscript(model64, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_fails_before_tracing(tmp_path, model64, monkeypatch):
+    (tmp_path / "a_file").write_text("x")
+    traced = []
+    monkeypatch.setattr(export_module, "trace_network", lambda *a, **k: traced.append(1))
+    with pytest.raises(ExportError, match="cannot write to"):
+        export_torchscript(model64, tmp_path / "a_file" / "CorridorKey.pt")
+    assert traced == []
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_random_init_validate_prints_table_and_cat_settings(tmp_path):
+    # The acceptance command uses --img-size 256 (24 s on an idle 2-core CPU, 95 s on the shared one); the
+    # same code path at S=128 keeps the suite inside its budget. fp16 on CPU is covered by the API test above.
+    out = tmp_path / "ck" / "CorridorKey.pt"
+    result = CliRunner().invoke(main, ["--random-init", "--img-size", "128", "--validate", "--fp16", "off",
+                                       "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "max|err| R" in text and "max|err| A" in text and "PASSED" in text
+    assert text.count(" fp32 ") >= 27  # one row per .pt call of the pairwise sweep (3 plates x 9)
+    assert "NOT a keyer" in text and "fp16: not requested" in text
+    assert "Model Id         : CorridorKey_v1.0_Nuke" in text and "addUserKnob {7 despill_strength" in text
+    assert out.is_file() and out.with_suffix(".manifest.json").is_file()
+    assert _leftovers(out.parent) == []
+
+
+def test_cli_bad_checkpoint_exits_nonzero_without_file(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"<html>not found</html>")
+    out = tmp_path / "out" / "CorridorKey.pt"
+    result = CliRunner().invoke(main, ["--checkpoint", str(bad), "--img-size", "64", "-o", str(out)])
+    assert result.exit_code == 1
+    assert str(bad) in result.output and "too small" in result.output
+    assert not out.exists() and _leftovers(out.parent) == []
+
+
+def test_cli_unwritable_output_exits_nonzero(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "CorridorKey.pt"
+    result = CliRunner().invoke(main, ["--random-init", "--img-size", "64", "-o", str(out)])
+    assert result.exit_code == 1
+    assert "cannot write to" in result.output and str(tmp_path / "a_file") in result.output
+    assert not out.exists()
+
+
+def test_cli_usage_errors(tmp_path):
+    r = CliRunner().invoke(main, ["--random-init", "--checkpoint", "x.pth", "-o", str(tmp_path / "a.pt")])
+    assert r.exit_code == 2 and "exclude each other" in r.output
+    r = CliRunner().invoke(main, ["--random-init", "--img-size", "100", "-o", str(tmp_path / "a.pt")])
+    assert r.exit_code == 2 and "multiple of 32" in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_command_reads_manifest_and_passes(export64):
+    result = CliRunner().invoke(main, ["validate", str(export64.output), "--fp16", "off", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output and "S=64" in result.output
+
+
+def test_validate_command_fails_on_mismatch(export64):
+    # the file was exported from seed 0; a seed-1 network is a different model
+    result = CliRunner().invoke(main, ["validate", str(export64.output), "--random-init", "--seed", "1", "--fp16", "off",
+                                       "-q"])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "does not match the reference" in result.output
