@@ -60,6 +60,55 @@ def make_clip(root: Path, frames: int, height: int, width: int, unique: int = 4)
     return root
 
 
+def run_both(root: Path, work: Path, model: torch.nn.Module, img_size: int, io_threads: int,
+             say=print) -> dict:
+    """Key the clip at ``root`` with the sequential loop and with the threaded runner; frames/s of each."""
+    worker = pipeline.Worker(model.eval(), torch.device("cpu"))
+    s = pipeline.KeySettings(despill_strength=5.0)
+    out = pipeline.OutputSettings(overwrite=True)
+    results = {}
+    for name in ("sequential", "runner"):
+        clip = pipeline.load_clip(pipeline.scan(root, output=work / f"Output_{name}")[0])
+        pipeline.prepare_output(clip, out)
+        t = time.perf_counter()
+        if name == "sequential":
+            count = pipeline.key_clip_sequential(clip, clip.frames, worker, img_size, s, out)
+        else:
+            count = pipeline.key_clip(clip, clip.frames, [worker], img_size, s, out, io_threads)
+        dt = time.perf_counter() - t
+        results[name] = count / dt
+        say(f"{name:>10}: {count} frames in {dt:6.1f} s = {count / dt:6.2f} fps")
+    a = frames_io.read_image(work / "Output_sequential" / "Processed" / "plate.1001.exr")
+    b = frames_io.read_image(work / "Output_runner" / "Processed" / "plate.1001.exr")
+    assert np.array_equal(a, b), "runner and sequential outputs differ"
+    results["ratio"] = results["runner"] / results["sequential"]
+    say(f"runner / sequential throughput: {results['ratio']:.2f}x")
+    return results
+
+
+def measure(frames: int = 100, img_size: int = 256, real_frames: int = 0, height: int = 1080, width: int = 1920,
+            io_threads: int = 2) -> dict:
+    """For benchmarks/run.py: the fast stand-in on ``frames`` frames and, if ``real_frames``, the real
+    (random-init) GreenFormer at ``img_size`` on that many frames. Returns figures and printable lines."""
+    from corridorkey_model.synthetic import make_random_model
+
+    lines = []
+    say = lines.append
+    work = Path(tempfile.mkdtemp(prefix="ck_bench_"))
+    try:
+        root = make_clip(work / "Bench", frames, height, width)
+        say(f"fast stand-in model (S={img_size}), {frames} frames {width}x{height} PNG, {io_threads} io threads:")
+        fast = run_both(root, work / "fast", FastStandIn(img_size), img_size, io_threads, say)
+        real = None
+        if real_frames:
+            real_root = make_clip(work / "BenchReal", real_frames, height, width)
+            say(f"real GreenFormer (random init) at S={img_size}, {real_frames} frames:")
+            real = run_both(real_root, work / "real", make_random_model(img_size), img_size, io_threads, say)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"fast": fast, "real": real, "lines": lines}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=100)
@@ -82,28 +131,9 @@ def main() -> None:
         t0 = time.perf_counter()
         root = make_clip(work / "Bench", n, args.height, args.width)
         print(f"clip: {n} frames {args.width}x{args.height} 8-bit PNG (+ hints) in {time.perf_counter() - t0:.1f} s")
-        worker = pipeline.Worker(FastStandIn(args.img_size, args.infer_ms).eval(), torch.device("cpu"))
-        s = pipeline.KeySettings(despill_strength=5.0)
-        out = pipeline.OutputSettings(overwrite=True)
         print(f"stand-in model at S={args.img_size}, simulated inference {args.infer_ms:g} ms/frame, "
               f"torch threads {torch.get_num_threads()}, io threads {args.io_threads}")
-
-        results = {}
-        for name in ("sequential", "runner"):
-            clip = pipeline.load_clip(pipeline.scan(root, output=work / f"Output_{name}")[0])
-            pipeline.prepare_output(clip, out)
-            t = time.perf_counter()
-            if name == "sequential":
-                count = pipeline.key_clip_sequential(clip, clip.frames, worker, args.img_size, s, out)
-            else:
-                count = pipeline.key_clip(clip, clip.frames, [worker], args.img_size, s, out, args.io_threads)
-            dt = time.perf_counter() - t
-            results[name] = count / dt
-            print(f"{name:>10}: {count} frames in {dt:6.1f} s = {count / dt:6.2f} fps")
-        a = frames_io.read_image(work / "Output_sequential" / "Processed" / "plate.1001.exr")
-        b = frames_io.read_image(work / "Output_runner" / "Processed" / "plate.1001.exr")
-        assert np.array_equal(a, b), "runner and sequential outputs differ"
-        print(f"runner / sequential throughput: {results['runner'] / results['sequential']:.2f}x")
+        run_both(root, work, FastStandIn(args.img_size, args.infer_ms), args.img_size, args.io_threads)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

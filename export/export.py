@@ -25,7 +25,7 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -72,6 +72,8 @@ class ExportResult:
     timings: Dict[str, float]
     manifest: Dict[str, Any]
     validation: Optional[ValidationReport] = None
+    #: Peak resident set size of the process (MiB) at the end of each step, where the OS reports it.
+    peak_rss_mb: Dict[str, float] = field(default_factory=dict)
 
 
 def manifest_path_for(output: PathLike) -> Path:
@@ -134,6 +136,15 @@ def check_loaded(module: nn.Module, img_size: int) -> None:
     if devices:
         raise ExportError("the saved graph holds constant device(s), so it would not follow Nuke's GPU / CPU "
                           "choice: " + "; ".join(devices[:5]))
+
+
+def _peak_rss_mb() -> Optional[float]:
+    """Peak RSS of this process in MiB (Linux: ru_maxrss is in KiB), or None where unavailable."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _versions() -> Dict[str, str]:
@@ -216,9 +227,15 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
     timings: Dict[str, float] = {}
     temps: List[Path] = []
 
+    peak_rss: Dict[str, float] = {}
+
     def step(name: str, started: float) -> None:
         timings[name] = time.perf_counter() - started
-        log.info("%-8s done in %.1f s", name, timings[name])
+        rss = _peak_rss_mb()
+        if rss is not None:
+            peak_rss[name] = rss
+        log.info("%-8s done in %.1f s (peak RSS so far %s)", name, timings[name],
+                 f"{rss / 1024:.1f} GiB" if rss is not None else "n/a")
 
     try:
         t = time.perf_counter()
@@ -271,7 +288,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
     finally:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
-    return ExportResult(output, manifest_path, img_size, target_nuke, fused, dict(timings), manifest, report)
+    return ExportResult(output, manifest_path, img_size, target_nuke, fused, dict(timings), manifest, report,
+                        peak_rss)
 
 
 __all__ = [
