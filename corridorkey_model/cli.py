@@ -12,7 +12,9 @@ import click
 import torch
 
 from corridorkey_model import frames_io, pipeline
+from corridorkey_model.devices import parse_device
 from corridorkey_model.greenformer import DEFAULT_IMG_SIZE
+from corridorkey_model.synthetic import RANDOM_INIT_WARNING
 from corridorkey_model.knobs import KNOBS_BY_NAME
 from corridorkey_model.matte import DESPECKLE_SIZE
 from corridorkey_model.runner import StageError
@@ -23,12 +25,6 @@ _DESPILL = KNOBS_BY_NAME["despill_strength"]
 _GAMMA = KNOBS_BY_NAME["gamma_input"]
 _REFINER = KNOBS_BY_NAME["refiner_strength"]
 GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
-
-RANDOM_INIT_WARNING = (
-    "WARNING: --random-init: the network has RANDOM weights. It is NOT a keyer and every output is "
-    "meaningless; use this only to smoke-test the pipeline, never for real work."
-)
-
 
 def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
     if value is None:
@@ -42,19 +38,10 @@ def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[
 def _parse_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> List[torch.device]:
     if value == "auto":
         return [torch.device("cuda:0" if torch.cuda.is_available() else "cpu")]
-    devices = []
-    for part in value.split(","):
-        try:
-            dev = torch.device(part.strip())
-        except (RuntimeError, ValueError):
-            raise click.BadParameter(f"{part.strip()!r} is not a torch device (e.g. cpu, cuda:0)") from None
-        if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise click.BadParameter(f"{dev} asked for, but this machine/PyTorch build has no CUDA")
-            if dev.index is not None and dev.index >= torch.cuda.device_count():
-                raise click.BadParameter(f"{dev} asked for, but there are {torch.cuda.device_count()} CUDA device(s)")
-        devices.append(dev)
-    return devices
+    try:
+        return [parse_device(part) for part in value.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -16,6 +16,12 @@ import torch
 
 from corridorkey_model.greenformer import GreenFormer
 
+#: What both CLIs print, in red, for ``--random-init``.
+RANDOM_INIT_WARNING = (
+    "WARNING: --random-init uses a network with RANDOM WEIGHTS. It is NOT a keyer: its output is noise. "
+    "Use it only to smoke-test the export, Nuke's Inference node or a pipeline; never ship it."
+)
+
 #: Layouts seen in the wild (see :mod:`corridorkey_model.checkpoint`).
 LAYOUTS = ("bare", "state_dict", "model_state_dict", "model", "compiled")
 

@@ -20,17 +20,14 @@ from typing import Optional
 import click
 import torch
 
+from corridorkey_model.devices import parse_device
 from corridorkey_model.greenformer import DEFAULT_IMG_SIZE
+from corridorkey_model.synthetic import RANDOM_INIT_WARNING
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import (FP16_CPU_AUTO_MAX_SIZE, FP16_TOLERANCE, FP32_TOLERANCE, SWEEPS,
                                          cat_file_settings, format_report, knob_settings)
 
 log = logging.getLogger("corridorkey_export.cli")
-
-RANDOM_INIT_WARNING = (
-    "WARNING: --random-init exports a network with RANDOM WEIGHTS. It is NOT a keyer: its output is noise. "
-    "Use it only to smoke-test the export, Nuke's Inference node or a pipeline; never ship it."
-)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,16 +40,9 @@ def _setup_logging(verbose: int) -> None:
 
 def _device(value: str) -> torch.device:
     try:
-        device = torch.device(value)
-    except RuntimeError as exc:
-        raise click.BadParameter(f"{value!r} is not a device ({exc}); use cpu, cuda or cuda:N",
-                                 param_hint="--device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine (torch sees no GPU); use --device cpu",
-                                 param_hint="--device")
-    if device.type not in ("cpu", "cuda"):
-        raise click.BadParameter(f"{value!r}: only cpu and cuda devices are supported", param_hint="--device")
-    return device
+        return parse_device(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
 def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int, device: torch.device):

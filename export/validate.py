@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: fp32 tolerance on the same device (max abs error per output channel).
 FP32_TOLERANCE = 1e-5
-#: fp16 tolerance against the fp32 reference (measured, see docs/readme_export.md).
+#: fp16 tolerance against the fp32 reference (measured, see README.md, "Validation").
 FP16_TOLERANCE = 0.01
 #: fp16 on a CPU runs the convolutions through slow fallback kernels (~100x slower than fp32);
 #: with ``fp16="auto"`` it is checked on CPU only up to this model resolution.

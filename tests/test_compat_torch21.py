@@ -39,7 +39,7 @@ PYTHON_VAR = "CORRIDORKEY_TORCH21_PYTHON"
 SKIP_VAR = "CORRIDORKEY_SKIP_TORCH21"
 
 FP32_TOL = 1e-5
-#: fp16 vs fp32 on CPU in the exporting torch; measured max ~3e-3 on these plates (see docs/readme_compat.md).
+#: fp16 vs fp32 on CPU in the exporting torch; measured max ~3e-3 on these plates (see README.md, "Compatibility with Nuke's libtorch").
 FP16_TOL = 1e-2
 
 pytestmark = [
@@ -191,7 +191,7 @@ def test_fp16_cpu_in_exporting_torch_is_finite_and_close(tmp_path):
 def test_fp16_cpu_is_unsupported_by_torch21(exported, torch21_python):
     """Documented limitation: libtorch 2.1 has no CPU fp16 kernels for this network (Nuke: fp16 is GPU-only).
 
-    If this starts passing, the runtime changed: update docs/readme_compat.md and export/targets.py.
+    If this starts passing, the runtime changed: update README.md, "Compatibility with Nuke's libtorch" and export/targets.py.
     """
     folder = exported["folder"]
     proc = run_old(torch21_python, exported["pt"], exported["cases"], folder / "torch21_fp16.pt", "--dtype", "fp16",

@@ -221,7 +221,7 @@ def test_cat_spec_is_the_knob_spec():
 
 
 def test_readme_section_holds_the_knob_table_verbatim():
-    text = (REPO / "docs" / "readme_nuke.md").read_text()
+    text = (REPO / "README.md").read_text()
     assert knob_table_markdown() in text
     for needle in ("corridorkey_create_cat.py", "--install-to", "NUKE_PATH", "CorridorKey.cat"):
         assert needle in text

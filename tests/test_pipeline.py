@@ -22,7 +22,8 @@ from corridorkey_model.checkpoint import load_model
 from corridorkey_model.cli import main
 from corridorkey_model.frames_io import ExrOptions, cv2
 from corridorkey_model.matte import despeckle
-from corridorkey_model.synthetic import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
+from corridorkey_model.synthetic import (RANDOM_INIT_WARNING, green_screen_plate, make_random_model, plate_tensor,
+                                        save_checkpoint)
 
 S = 128
 H, W = 64, 96
@@ -323,7 +324,7 @@ def test_unwritable_output_fails_before_keying(tmp_path):
     result, text = run_cli(root, "--random-init", "--img-size", S)
     assert result.exit_code == 1
     assert "not writable" in text and str(root / "Output" / "Matte") in text
-    assert "RANDOM weights" not in text, "the error must come before the model is built"
+    assert RANDOM_INIT_WARNING not in text, "the error must come before the model is built"
 
 
 def test_bad_arguments_are_usage_errors(tmp_path):
