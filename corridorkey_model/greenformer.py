@@ -42,8 +42,9 @@ def check_img_size(img_size: int) -> int:
         lower = max(MIN_IMG_SIZE, (int(img_size) // SIZE_MULTIPLE) * SIZE_MULTIPLE) if isinstance(img_size, int) else 512
         raise ValueError(
             f"model resolution {img_size!r} is not supported: it must be a multiple of {SIZE_MULTIPLE} "
-            f"and at least {MIN_IMG_SIZE} (Hiera's 4 px patches form 8 x 8 mask units), e.g. {lower}, "
-            f"{lower + SIZE_MULTIPLE}, 512, 1024, 1536 or {DEFAULT_IMG_SIZE} (the released model's)."
+            f"and at least {MIN_IMG_SIZE} (Hiera's 4 px patches form 8 x 8 mask units): the nearest are "
+            f"{lower} and {lower + SIZE_MULTIPLE}; common choices 512, 1024, 1536 and {DEFAULT_IMG_SIZE} "
+            f"(the released model's)."
         )
     return img_size
 
