@@ -191,17 +191,6 @@ def _temp_path(final: Path, suffix: str) -> Path:
     return Path(name)
 
 
-def write_json_atomic(data: Dict[str, Any], path: Path) -> None:
-    """Write JSON to ``path`` via a temp file in the same directory and ``os.replace``."""
-    tmp = _temp_path(path, ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
@@ -295,5 +284,4 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 __all__ = [
     "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "script_wrapper",
     "check_loaded", "check_output_writable", "build_manifest", "manifest_path_for", "read_manifest",
-    "write_json_atomic",
 ]
