@@ -16,8 +16,33 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Tuple
 
-#: Model Id written into the .cat file (CatFileCreator ``modelId``).
-MODEL_ID = "CorridorKey_v1.0_Nuke"
+
+@dataclass(frozen=True)
+class ScreenSpec:
+    """One released model: the screen colour its weights were trained on.
+
+    The weights cannot tell a green checkpoint from a blue one, so the screen is
+    a property of the exported file (a constant baked into the .pt, recorded in
+    its manifest), never a live knob. ``channel`` is the RGB index of the
+    screen colour (the despill acts on it).
+    """
+
+    name: str
+    label: str
+    channel: int
+    model_id: str
+    pt_filename: str
+    cat_filename: str
+
+
+GREEN = ScreenSpec("green", "Green", 1, "CorridorKey_v1.0_Nuke", "CorridorKey.pt", "CorridorKey.cat")
+BLUE = ScreenSpec("blue", "Blue", 2, "CorridorKeyBlue_1.0_Nuke", "CorridorKeyBlue.pt", "CorridorKeyBlue.cat")
+#: The released models, in the order of the gizmo's Screen menu.
+SCREENS: Tuple[ScreenSpec, ...] = (GREEN, BLUE)
+SCREENS_BY_NAME: Dict[str, ScreenSpec] = {s.name: s for s in SCREENS}
+
+#: Model Id written into the green model's .cat file (CatFileCreator ``modelId``).
+MODEL_ID = GREEN.model_id
 
 #: Nuke channels the Inference node feeds in and reads back, in tensor order.
 CHANNELS_IN = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")

@@ -2,19 +2,46 @@
 
 Writes (relative to the repository root):
 
-* ``gizmos/CorridorKey.gizmo``       the node compositors use (a Group around the Inference node)
-* ``gizmos/CorridorKey_template.nk`` a template comp: Read plate + Read hint -> CorridorKey -> Merge -> Write
-* ``gizmos/cat.json``, ``gizmos/CorridorKey.png``  the Cattery package description and its icon
-* ``nuke/corridorkey_cat_spec.json`` what ``nuke/corridorkey_create_cat.py`` sets on CatFileCreator
+* ``nuke/Cattery/CorridorKey/``: the Cattery package, the folder layout Nuke's own
+  Cattery menu looks for (``nukescripts/cattery.py`` scans every plugin-path folder
+  named ``Cattery`` for ``<package>/cat.json``):
 
-``gizmos/`` is the plugin folder: put ``CorridorKey.cat`` next to the gizmo. The
-committed files must equal this module's output (``--check``, and a test).
+  * ``CorridorKey.gizmo``: the node compositors use (a Group around the Inference nodes)
+  * ``CorridorKey_template.nk``: a template comp pasted into the current script
+  * ``cat.json``, ``CorridorKey.png``: the package description and its icon
+  * ``menu.py`` is hand-written; ``CorridorKey.cat`` (and ``CorridorKeyBlue.cat``) are
+    built by the user in NukeX and put here.
+
+* ``nuke/corridorkey_cat_spec.json``: what ``nuke/corridorkey_create_cat.py`` sets on
+  CatFileCreator.
+
+The committed files must equal this module's output (``--check``, and a test).
 
 Usage::
 
     python -m corridorkey_export.nuke_files --write      # regenerate
     python -m corridorkey_export.nuke_files --check      # exit 1 if a committed file is stale
     python -m corridorkey_export.nuke_files --install-to ~/.nuke --cat CorridorKey.cat
+
+Facts about Nuke that these files rely on, and where they come from:
+
+* ``serialiseKnob {name:{parent.knob};...}`` links an Inference node's .cat knobs to
+  the gizmo's knobs (pedroCabrera/CatteryNodes ``PC_RobustVideoMatting.gizmo``,
+  manwhosoldthew/RIFE-for-Nuke ``RIFE.gizmo``); the .cat knobs exist only once the
+  .cat is loaded, so the gizmo writes no plain knob lines for them and its onCreate
+  calls ``forceValidate()`` on the Inference node first (Foundry's ``RAFT.gizmo`` and
+  ``BackgroundMatting.gizmo``).
+* ``modelFile "[lsearch -inline [plugins -all X.cat] *.cat]"`` finds the .cat on the
+  plugin path (the same Foundry gizmos); ``nukescripts/cattery.py`` adds the folder of a
+  package's gizmo to the plugin path.
+* Colour conversion with ``OCIOColorSpace`` and config roles, ``scene_linear`` ->
+  ``color_picking`` before the network and back after it (Foundry's
+  ``BackgroundMatting.gizmo``); the nuke-default config maps ``color_picking`` to
+  ``sRGB`` (imageworks/OpenColorIO-Configs ``nuke-default/config.ocio``).
+* Startup: Nuke runs ``init.py`` (every session, terminal ones too) then ``menu.py``
+  (interactive only) in each plugin-path folder, and ``nuke.pluginAddPath`` called from
+  an ``init.py`` runs that folder's ``init.py`` (Foundry Python Developer's Guide,
+  "Start-up Scripts" and ``nuke.pluginAddPath``).
 """
 
 from __future__ import annotations
@@ -31,16 +58,19 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, KNOBS, MODEL_ID, OUTPUT_SCALE, KnobSpec
+from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, GAMMA_INPUT, KNOBS, OUTPUT_SCALE, SCREENS,
+                                     KnobSpec, ScreenSpec)
 
 log = logging.getLogger(__name__)
 
-#: Node class of the gizmo (its file name without ``.gizmo``) and of the package.
+#: Node class of the gizmo (its file name without ``.gizmo``) and name of the Cattery package.
 GIZMO_CLASS = "CorridorKey"
-#: File name of the .cat the gizmo's Inference node looks for on Nuke's plugin path.
-CAT_FILENAME = "CorridorKey.cat"
-#: Name of the Inference node inside the gizmo.
-INFERENCE_NODE = "Inference"
+#: File name of the green model's .cat (the one every install needs).
+CAT_FILENAME = SCREENS[0].cat_filename
+#: Name of the Inference node of each screen inside the gizmo, in Screen-menu order.
+INFERENCE_NODES: Dict[str, str] = {"green": "Inference", "blue": "InferenceBlue"}
+#: Name of the green model's Inference node (the gizmo's Model File knob shows its modelFile).
+INFERENCE_NODE = INFERENCE_NODES["green"]
 #: Oldest Nuke the package claims (TorchScript from a PyTorch 2.x export; see export/targets.py).
 MINIMUM_NUKE = 15.1
 
@@ -53,32 +83,38 @@ OUTPUT_MODES: Tuple[str, ...] = (
 )
 #: Which channel of the Hint input becomes the hint (rgba.alpha of the model input), in menu order.
 HINT_CHANNELS: Tuple[str, ...] = ("alpha", "red", "luminance")
-#: Rec.709 luminance weights (Nuke works in linear with Rec.709 primaries by default).
+#: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
-#: Gizmo defaults that differ on purpose from the .cat defaults of the knob spec, with the reason.
-GIZMO_DEFAULT_OVERRIDES: Dict[str, int] = {
-    # A default Read node linearises PNG/JPG/MOV/EXR, so in a linear comp the plate arrives scene-linear.
-    "gamma_input": 1,
-}
+#: OCIO roles of the colour conversion around the network (Foundry's Cattery gizmos use these two).
+WORKING_ROLE = "scene_linear"
+NETWORK_ROLE = "color_picking"
+#: The OCIOColorSpace nodes: working space -> network space, and the network's fg back.
+TO_NETWORK_NODE = "ToNetwork"
+FROM_NETWORK_NODE = "FromNetwork"
+
 GAMMA_INPUT_GIZMO_NOTE = (
-    "\n\nDefault here: Linear. In Nuke's scene-linear working space a default Read node "
-    "already converts PNG, JPG, MOV and EXR plates to linear, so the plate arriving at this "
-    "node is linear. Choose sRGB only for a plate that is still sRGB-encoded (a Read with "
-    "'raw data' on, or after a linear-to-sRGB Colorspace)."
-)
+    "\n\nIn this node: sRGB (the default) feeds the network the plate converted by OCIO from the "
+    "Working Space to the Network Colorspace (an sRGB-encoded Rec.709 space), in any OCIO config. "
+    "Linear bypasses that conversion: the scene-linear plate goes in as it is and the model "
+    "sRGB-encodes it after its resize (upstream CorridorKey's linear mode); use it only in a "
+    "linear Rec.709 working space such as nuke-default's."
+).replace("\\n", "\n")
 
-GIZMO_PATH = "gizmos/CorridorKey.gizmo"
-TEMPLATE_PATH = "gizmos/CorridorKey_template.nk"
-CAT_JSON_PATH = "gizmos/cat.json"
-ICON_PATH = "gizmos/CorridorKey.png"
+#: The Cattery package folder in the repository (the NUKE_PATH route points at nuke/).
+PACKAGE_DIR = "nuke/Cattery/" + GIZMO_CLASS
+GIZMO_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}.gizmo"
+TEMPLATE_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}_template.nk"
+CAT_JSON_PATH = f"{PACKAGE_DIR}/cat.json"
+ICON_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}.png"
+MENU_PATH = f"{PACKAGE_DIR}/menu.py"
 CAT_SPEC_PATH = "nuke/corridorkey_cat_spec.json"
+CREATE_CAT_PATH = "nuke/corridorkey_create_cat.py"
 
-#: Hand-written plugin files that the ~/.nuke install copies along with the generated ones.
-PLUGIN_FILES = ("nuke/init.py", "nuke/menu.py", "nuke/corridorkey_create_cat.py", CAT_SPEC_PATH)
-PACKAGE_FILES = (GIZMO_PATH, TEMPLATE_PATH, CAT_JSON_PATH, ICON_PATH)
+#: What ``--install-to`` copies into ``<nuke home>/Cattery/CorridorKey/``.
+PACKAGE_FILES = (GIZMO_PATH, TEMPLATE_PATH, CAT_JSON_PATH, ICON_PATH, MENU_PATH, CREATE_CAT_PATH, CAT_SPEC_PATH)
 
-INIT_MARK = "# CorridorKey plugin path (added by corridorkey_export.nuke_files --install-to)"
+INIT_MARK = "# CorridorKey Cattery package (added by corridorkey_export.nuke_files --install-to)"
 
 
 # --------------------------------------------------------------------------- Nuke script syntax
@@ -110,8 +146,8 @@ def nk_number(value: float) -> str:
 
 
 def gizmo_defaults() -> Dict[str, float]:
-    """The gizmo's default for each model knob: the spec's default unless overridden on purpose."""
-    return {k.name: GIZMO_DEFAULT_OVERRIDES.get(k.name, k.typed_default) for k in KNOBS}
+    """The gizmo's default for each model knob: the knob spec's default."""
+    return {k.name: k.typed_default for k in KNOBS}
 
 
 def user_knob_line(spec: KnobSpec, tooltip: str) -> str:
@@ -131,9 +167,13 @@ def user_knob_value(spec: KnobSpec, value: float) -> str:
     return f"{spec.name} {nk_number(value)}"
 
 
-def serialise_knob_value(values: Dict[str, float]) -> str:
-    """The Inference node's ``serialiseKnob`` text: ``{name:value;...}`` (the .cat's custom knobs)."""
-    return "{" + "".join(f"{k.name}:{nk_number(values[k.name])};" for k in KNOBS) + "}"
+def serialise_knob_links() -> str:
+    """The Inference node's ``serialiseKnob`` text: every .cat knob linked to the gizmo knob of the same name.
+
+    ``{despill_strength:{parent.despill_strength};...}``: the form community Cattery gizmos
+    use (PC_RobustVideoMatting.gizmo), one entry per knob of the knob spec.
+    """
+    return "{" + "".join(f"{k.name}:{{parent.{k.name}}};" for k in KNOBS) + "}"
 
 
 def _node(cls: str, knobs: Sequence[str], indent: str = " ") -> List[str]:
@@ -143,119 +183,212 @@ def _node(cls: str, knobs: Sequence[str], indent: str = " ") -> List[str]:
 # --------------------------------------------------------------------------- the gizmo
 
 
-def _on_create_script() -> str:
-    """Group onCreate: (re)link the .cat's custom knobs on the Inference node to the group's knobs.
+def _cat_check_script() -> str:
+    """Python run by the gizmo's onCreate and on a change of Screen: load the .cat, say plainly if it is missing.
 
-    The .cat's knobs exist on the Inference node only once the .cat is loaded; this
-    puts the expression links back if Nuke dropped them (e.g. the .cat was missing
-    when the script was opened).
+    ``forceValidate()`` first, as Foundry's Cattery gizmos do: the Inference node reads its
+    .cat (and so gets the .cat's knobs, linked through ``serialiseKnob``) only when
+    validated. Then the chosen screen's .cat is looked up; when it is missing the node's
+    Status line and Nuke's error console name the file and where to put it. Any failure
+    becomes that message too, never a Python traceback.
     """
-    names = ", ".join(repr(k.name) for k in KNOBS)
+    screens = ", ".join(f"({s.name!r}, {INFERENCE_NODES[s.name]!r}, {s.cat_filename!r})" for s in SCREENS)
     return (
-        "n = nuke.thisNode()\n"
-        f"inf = n.node('{INFERENCE_NODE}')\n"
-        f"for name in ({names},):\n"
-        "    k = inf.knob(name) if inf is not None else None\n"
-        "    if k is not None and not k.hasExpression():\n"
-        "        k.setExpression('parent.' + name)\n"
+        "import os\n"
+        "import nuke\n"
+        "ck_node = nuke.thisNode()\n"
+        "ck_message = ''\n"
+        "try:\n"
+        f"    ck_screens = [{screens}]\n"
+        "    ck_screen, ck_inference_name, ck_cat = ck_screens[int(ck_node['screen'].getValue())]\n"
+        "    for ck_name in set(n for _, n, _ in ck_screens):\n"
+        "        ck_inf = ck_node.node(ck_name)\n"
+        "        if ck_inf is not None and not ck_inf['disable'].getValue():\n"
+        "            ck_inf.forceValidate()\n"
+        "    ck_inf = ck_node.node(ck_inference_name)\n"
+        "    ck_node['gpuName'].setValue(ck_inf['gpuName'].value())\n"
+        f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
+        f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
+        "    ck_from['in_colorspace'].setValue(ck_to['out_colorspace'].value())\n"
+        "    ck_from['out_colorspace'].setValue(ck_to['in_colorspace'].value())\n"
+        "    ck_path = ck_inf['modelFile'].evaluate()\n"
+        "    if not ck_path or not os.path.isfile(ck_path):\n"
+        "        ck_message = ('CorridorKey: %s (the %s-screen model) was not found on the plugin path. '\n"
+        "                      'Build it from the exported .pt with corridorkey_create_cat.py in NukeX and put it '\n"
+        "                      'in the Cattery/CorridorKey folder next to CorridorKey.gizmo, or set Model File.'\n"
+        "                      % (ck_cat, ck_screen))\n"
+        "except Exception as ck_exc:\n"
+        "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
+        "ck_node['status'].setValue(ck_message)\n"
+        "if ck_message:\n"
+        "    nuke.warning(ck_message)\n"
     )
+
+
+def _knob_changed_script() -> str:
+    """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
+    return (
+        "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace'):\n"
+        + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
+    )
+
+
+def _to_network_knob_changed() -> str:
+    """ToNetwork's own knobChanged keeps FromNetwork its inverse (how Foundry's BackgroundMatting.gizmo does it)."""
+    return (
+        f"ck_from = nuke.toNode({FROM_NETWORK_NODE!r})\n"
+        "ck_from['in_colorspace'].setValue(nuke.thisNode()['out_colorspace'].value())\n"
+        "ck_from['out_colorspace'].setValue(nuke.thisNode()['in_colorspace'].value())\n"
+    )
+
+
+def _gizmo_knobs() -> List[str]:
+    """The gizmo's own knob lines (addUserKnob + values), in panel order."""
+    defaults = gizmo_defaults()
+    lines = [" addUserKnob {20 CorridorKey}"]
+    # Local GPU line, as on Foundry's Cattery gizmos (filled from the Inference node by onCreate).
+    lines.append(' addUserKnob {26 localGPU l "Local GPU:" T ""}')
+    lines.append(' addUserKnob {26 gpuName l "" -STARTLINE T ""}')
+    lines.append(
+        " addUserKnob {6 useGPUIfAvailable l \"Use GPU if available\" t "
+        + nk_quote("Render on the local GPU when there is one, else on the CPU. Leave it on for farm "
+                   "renders started with --gpu.")
+        + " +STARTLINE}")
+    lines.append(" useGPUIfAvailable true")
+    lines.append(
+        " addUserKnob {6 halfPrecision l \"Optimize for Speed and Memory\" t "
+        + nk_quote("Run the network in 16-bit half float on the GPU: faster, less GPU memory, larger "
+                   "plates; small differences in the matte are possible. Only used on the GPU.")
+        + " +STARTLINE}")
+    lines.append(
+        " addUserKnob {26 status l Status t "
+        + nk_quote("Empty when the chosen screen's .cat loaded. Otherwise what is missing and where to put it.")
+        + ' T ""}')
+    lines.append(' addUserKnob {26 ""}')
+    screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
+                  + ") or the blue-screen model (" + SCREENS[1].cat_filename + "). Each is its own .cat, "
+                  "found on the plugin path; an install with only the green one works as long as Green "
+                  "is chosen. The plate goes in unchanged either way.")
+    lines.append(" addUserKnob {4 screen l Screen t " + nk_quote(screen_tip)
+                 + f" M {{{' '.join(s.label for s in SCREENS)}}}}}")
+    lines.append(
+        " addUserKnob {41 modelFile l \"Model File\" t "
+        + nk_quote(f"The green-screen model's .cat. Default: the first {CAT_FILENAME} on Nuke's plugin path "
+                   "(the Cattery/CorridorKey folder). Build it from CorridorKey.pt with "
+                   "corridorkey_create_cat.py in NukeX.")
+        + f" T {INFERENCE_NODE}.modelFile}}")
+    lines.append(
+        " addUserKnob {4 output_mode l Output t "
+        + nk_quote(
+            "Comp-ready: premultiplied RGBA in the working space, ready to Merge over a background (the "
+            "network's sRGB foreground is converted to the working space, THEN premultiplied by the alpha).\n"
+            "Straight linear fg + alpha: the same foreground, not premultiplied.\n"
+            "Raw model output: what the network returns, straight sRGB-encoded fg + linear alpha.\n"
+            "Matte only: the alpha in all four channels.")
+        + f" M {{{' '.join(nk_quote(m) for m in OUTPUT_MODES)}}}}}")
+    lines.append(
+        " addUserKnob {4 hint_channel l \"Hint Channel\" t "
+        + nk_quote("Which channel of the Hint input is the rough matte the network refines: its alpha (a "
+                   "Roto or keyer output), its red channel (a greyscale or RGB matte file, which has no "
+                   "alpha), or its Rec.709 luminance.")
+        + f" M {{{' '.join(HINT_CHANNELS)}}}}}")
+    lines.append(" addUserKnob {26 colour_divider l \"<b>Colour</b>\"}")
+    lines.append(
+        " addUserKnob {41 working_colorspace l \"Working Space\" t "
+        + nk_quote(f"The colour space of the plate and of this node's output. Default: the config's "
+                   f"{WORKING_ROLE} role (nuke-default: linear; ACES configs: ACEScg).")
+        + f" T {TO_NETWORK_NODE}.in_colorspace}}")
+    lines.append(
+        " addUserKnob {41 network_colorspace l \"Network Colorspace\" t "
+        + nk_quote(f"The sRGB-encoded Rec.709 space the network was trained on. Default: the config's "
+                   f"{NETWORK_ROLE} role, which is sRGB in nuke-default. In an ACES 1.x config whose "
+                   f"{NETWORK_ROLE} role is a display transform (Output - sRGB), choose the sRGB texture "
+                   "space instead (Utility - sRGB - Texture, or sRGB - Texture). The foreground is converted "
+                   "back from this space to the Working Space.")
+        + f" T {TO_NETWORK_NODE}.out_colorspace}}")
+    lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
+    for spec in KNOBS:
+        tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
+        lines.append(" " + user_knob_line(spec, tooltip))
+        lines.append(" " + user_knob_value(spec, defaults[spec.name]))
+    return lines
+
+
+def _inference_node(screen: ScreenSpec, index: int) -> List[str]:
+    """One Inference node: its .cat found on the plugin path, its .cat knobs linked through serialiseKnob.
+
+    Only the chosen screen's node is enabled: a disabled Inference node does not load
+    its .cat, so a missing blue .cat does no harm while Green is chosen.
+    """
+    return _node("Inference", [
+        "useGPUIfAvailable {{parent.useGPUIfAvailable}}",
+        f"modelFile {nk_quote(f'[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]')}",
+        "halfPrecision {{parent.halfPrecision}}",
+        f"serialiseKnob {serialise_knob_links()}",
+        f"disable {{{{parent.screen != {index}}}}}",
+        f"name {INFERENCE_NODES[screen.name]}",
+        f"xpos {index * 160}", "ypos -100",
+    ])
 
 
 def render_gizmo() -> str:
     """The text of ``CorridorKey.gizmo``."""
-    defaults = gizmo_defaults()
     hint_expr = (
         "parent.hint_channel == 0 ? a : (parent.hint_channel == 1 ? r : "
         f"{LUMINANCE_WEIGHTS[0]}*r + {LUMINANCE_WEIGHTS[1]}*g + {LUMINANCE_WEIGHTS[2]}*b)"
     )
     lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 2"]
-    lines.append(f" onCreate {nk_quote(_on_create_script())}")
+    lines.append(f" onCreate {nk_quote(_cat_check_script())}")
+    lines.append(f" knobChanged {nk_quote(_knob_changed_script())}")
     lines.append(" tile_color 0x4caf50ff")
-    lines.append(" addUserKnob {20 CorridorKey}")
-    lines.append(
-        " addUserKnob {41 modelFile l \"Model File\" t "
-        + nk_quote(
-            f"The {CAT_FILENAME} this node runs. Default: the first {CAT_FILENAME} on Nuke's plugin "
-            "path (put it next to CorridorKey.gizmo). Build it from CorridorKey.pt with "
-            "nuke/corridorkey_create_cat.py in NukeX."
-        )
-        + f" T {INFERENCE_NODE}.modelFile}}"
-    )
-    lines.append(
-        " addUserKnob {6 useGPUIfAvailable l \"Use GPU if available\" t "
-        + nk_quote("Render on the local GPU when there is one, else on the CPU.")
-        + " +STARTLINE}"
-    )
-    lines.append(" useGPUIfAvailable true")
-    lines.append(
-        " addUserKnob {6 halfPrecision l \"Optimize for Speed and Memory\" t "
-        + nk_quote(
-            "Run the network in 16-bit half float on the GPU: faster, less GPU memory, larger "
-            "plates; small differences in the matte are possible. Only used on the GPU."
-        )
-        + " +STARTLINE}"
-    )
-    lines.append(" addUserKnob {26 \"\"}")
-    lines.append(
-        " addUserKnob {4 output_mode l Output t "
-        + nk_quote(
-            "Comp-ready: linear premultiplied RGBA, ready to Merge over a background (the network's "
-            "sRGB foreground is converted to linear, THEN premultiplied by the alpha).\n"
-            "Straight linear fg + alpha: the same linear foreground, not premultiplied.\n"
-            "Raw model output: what the network returns, straight sRGB-encoded fg + linear alpha.\n"
-            "Matte only: the alpha in all four channels."
-        )
-        + f" M {{{' '.join(nk_quote(m) for m in OUTPUT_MODES)}}}}}"
-    )
-    lines.append(
-        " addUserKnob {4 hint_channel l \"Hint Channel\" t "
-        + nk_quote(
-            "Which channel of the Hint input is the rough matte the network refines: its alpha, its "
-            "red channel, or its Rec.709 luminance."
-        )
-        + f" M {{{' '.join(HINT_CHANNELS)}}}}}"
-    )
-    lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
-    for spec in KNOBS:
-        tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == "gamma_input" else "")
-        lines.append(" " + user_knob_line(spec, tooltip))
-        lines.append(" " + user_knob_value(spec, defaults[spec.name]))
+    lines += _gizmo_knobs()
     lines.append("}")
 
     # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
     # stack as input 0, the next as input 1, ...; push order below is chosen for that.
-    lines += _node("Input", ["inputs 0", "name Hint", "number 1", "xpos 180", "ypos -300"])
-    lines += _node("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 180", "ypos -220"])
-    lines += _node("Input", ["inputs 0", "name Plate", "xpos 0", "ypos -300"])
+    lines += _node("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -400"])
+    lines += _node("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
+    lines += _node("Input", ["inputs 0", "name Plate", "xpos 0", "ypos -400"])
+    # Working space -> sRGB-encoded Rec.709 (the network's domain); bypassed for Input Gamma = Linear.
+    lines += _node("OCIOColorSpace", [
+        f"in_colorspace {WORKING_ROLE}", f"out_colorspace {NETWORK_ROLE}",
+        f"knobChanged {nk_quote(_to_network_knob_changed())}",
+        f"disable {{{{parent.{GAMMA_INPUT.name} == 1}}}}",
+        f"name {TO_NETWORK_NODE}", "xpos 0", "ypos -340"])
+    # The hint goes into alpha after the colour conversion, so no colour transform touches it.
     lines += _node("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha", "name PlatePlusHint",
-                            "xpos 0", "ypos -220"])
-    inference = [
-        "useGPUIfAvailable {{parent.useGPUIfAvailable}}",
-        f"modelFile {nk_quote(f'[lsearch -inline [plugins -all {CAT_FILENAME}] *.cat]')}",
-        "halfPrecision {{parent.halfPrecision}}",
-        f"serialiseKnob {serialise_knob_value(defaults)}",
-    ]
-    inference += [f"{k.name} {{{{parent.{k.name}}}}}" for k in KNOBS]
-    inference += [f"name {INFERENCE_NODE}", "xpos 0", "ypos -140"]
-    lines += _node("Inference", inference)
-    lines.append("set NInference [stack 0]")
+                            "xpos 0", "ypos -260"])
+    lines.append("set NModelInput [stack 0]")
+    # One Inference node per screen, pushed in reverse so that the Switch's input i is screen i.
+    for order, index in enumerate(reversed(range(len(SCREENS)))):
+        if order:
+            lines.append("push $NModelInput")
+        lines += _inference_node(SCREENS[index], index)
+    lines += _node("Switch", [f"inputs {len(SCREENS)}", "which {{parent.screen}}", "name ScreenSwitch",
+                              "xpos 0", "ypos -30"])
+    lines.append("set NModel [stack 0]")
     # Switch input 3: matte only.
     lines += _node("Shuffle", ["red alpha", "green alpha", "blue alpha", "alpha alpha", "name MatteOnly",
-                               "xpos 330", "ypos -60"])
+                               "xpos 400", "ypos 40"])
     # Switch input 2: raw model output.
-    lines.append("push $NInference")
-    lines += _node("Dot", ["name RawOutput", "xpos 254", "ypos -56"])
-    # Switch inputs 1 and 0: sRGB -> linear on the fg, then premultiply.
-    lines.append("push $NInference")
-    lines += _node("Colorspace", ["colorspace_in sRGB", "colorspace_out linear", "channels rgb",
-                                  "name FgToLinear", "xpos 0", "ypos -60"])
-    lines.append("set NLinear [stack 0]")
-    lines += _node("Dot", ["name StraightLinear", "xpos 144", "ypos -56"])
-    lines.append("push $NLinear")
-    lines += _node("Premult", ["name PremultLinear", "xpos 0", "ypos 0"])
+    lines.append("push $NModel")
+    lines += _node("Dot", ["name RawOutput", "xpos 304", "ypos 44"])
+    # Switch inputs 1 and 0: the sRGB fg back to the working space, the network's alpha kept as it is.
+    lines.append("push $NModel")
+    lines.append("push $NModel")
+    lines += _node("OCIOColorSpace", [
+        f"in_colorspace {NETWORK_ROLE}", f"out_colorspace {WORKING_ROLE}",
+        f"name {FROM_NETWORK_NODE}", "xpos 0", "ypos 40"])
+    # Copy: B (input 0) the converted fg, A (input 1) the model output whose alpha is restored.
+    lines += _node("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha", "name KeepModelAlpha",
+                            "xpos 0", "ypos 90"])
+    lines.append("set NWorking [stack 0]")
+    lines += _node("Dot", ["name StraightWorking", "xpos 194", "ypos 144"])
+    lines.append("push $NWorking")
+    lines += _node("Premult", ["name PremultWorking", "xpos 0", "ypos 140"])
     lines += _node("Switch", ["inputs 4", "which {{parent.output_mode}}", "name OutputSwitch",
-                              "xpos 0", "ypos 60"])
-    lines += _node("Output", ["name Output1", "xpos 0", "ypos 140"])
+                              "xpos 0", "ypos 200"])
+    lines += _node("Output", ["name Output1", "xpos 0", "ypos 280"])
     lines.append("end_group")
     return "\n".join(lines) + "\n"
 
@@ -265,27 +398,31 @@ def render_gizmo() -> str:
 
 TEMPLATE_NOTES = (
     "CorridorKey template\n"
-    "1. Plate: your green-screen plate, default Read settings (Nuke linearises it; the node's "
-    "Input Gamma is Linear for that).\n"
-    "2. Hint: a rough matte of the subject (garbage matte, roto, another keyer). Read with "
-    "'raw data' on so its values are not colour-converted; pick its channel on the node.\n"
-    "3. CorridorKey outputs comp-ready linear premultiplied RGBA: Merge it over the background.\n"
-    f"The node needs {CAT_FILENAME} on the plugin path (see the README, section Nuke)."
+    "1. Plate: your green- or blue-screen plate, default Read settings (the node converts it from the "
+    "working space for the network with OCIO).\n"
+    "2. Hint: a rough matte of the subject (garbage matte, roto, another keyer). Read with 'raw data' on "
+    "so its values are not colour-converted. A matte file has no alpha, so the node's Hint Channel is "
+    "set to red here; use alpha for a Roto or keyer output.\n"
+    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the "
+    "background. Pick Screen = Blue for a blue screen.\n"
+    f"The node needs {CAT_FILENAME} in the Cattery/CorridorKey folder (see the README, section Nuke)."
 )
 
 
 def render_template() -> str:
-    """The text of ``CorridorKey_template.nk``."""
-    lines = [f"version {MINIMUM_NUKE} v1", "Root {", " inputs 0", " name CorridorKey_template.nk", "}"]
+    """The text of ``CorridorKey_template.nk``: nodes only, for ``nuke.nodePaste`` into the open script.
+
+    No ``Root`` node: pasting must not change the user's project settings.
+    """
+    lines = [f"version {MINIMUM_NUKE} v1"]
     lines += _node("StickyNote", ["inputs 0", f"label {nk_quote(TEMPLATE_NOTES)}", "note_font_size 14",
-                                  "name Notes", "xpos -420", "ypos -340"], indent="")
+                                  "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
     lines += _node("Read", ["inputs 0", "file hint.####.png", "raw true", "name ReadHint",
                             "xpos 140", "ypos -340"], indent="")
     lines += _node("Read", ["inputs 0", "file plate.####.exr", "name ReadPlate", "xpos 0", "ypos -340"],
                    indent="")
-    knobs = ["inputs 2"] + [user_knob_value(k, gizmo_defaults()[k.name]) for k in KNOBS]
-    knobs += ["name CorridorKey1", "xpos 0", "ypos -200"]
-    lines += _node(GIZMO_CLASS, knobs, indent="")
+    lines += _node(GIZMO_CLASS, ["inputs 2", f"hint_channel {HINT_CHANNELS[1]}", "name CorridorKey1",
+                                 "xpos 0", "ypos -200"], indent="")
     lines += _node("Read", ["inputs 0", "file background.####.exr", "name ReadBackground",
                             "xpos -200", "ypos -200"], indent="")
     lines += _node("Merge2", ["inputs 2", "operation over", "name MergeOverBackground", "xpos -200",
@@ -299,24 +436,35 @@ def render_template() -> str:
 
 
 def render_cat_json() -> str:
-    """``cat.json``: the Cattery package description (the menu entry for the gizmo)."""
+    """``cat.json``: the Cattery package description (its menu entry, category and minimum Nuke).
+
+    Fields as nukescripts/cattery.py reads them: ``minimum_nuke_version_required``,
+    ``version``, ``category``, ``description``, ``cats`` [{``filepath``, ``name``, ``icon``}].
+    """
     data = {
         "minimum_nuke_version_required": MINIMUM_NUKE,
         "version": 1,
         "category": "Keying",
-        "description": "CorridorKey neural green-screen keyer (plate + rough hint -> clean matte and despilled fg).",
+        "description": ("CorridorKey neural green- and blue-screen keyer (plate + rough hint -> clean matte "
+                        "and despilled foreground)."),
         "cats": [{"filepath": Path(GIZMO_PATH).name, "name": GIZMO_CLASS, "icon": Path(ICON_PATH).name}],
     }
     return json.dumps(data, indent=4) + "\n"
 
 
+def channel_list(channels: Sequence[str]) -> str:
+    """Channels In/Out as CatFileCreator stores them: comma-separated, no spaces (RVMNukeCatCreator.py)."""
+    return ",".join(channels)
+
+
 def render_cat_spec() -> str:
     """What the .cat creation script sets on CatFileCreator (read by nuke/corridorkey_create_cat.py)."""
     data = {
-        "modelId": MODEL_ID,
-        "channelsIn": ", ".join(CHANNELS_IN),
-        "channelsOut": ", ".join(CHANNELS_OUT),
+        "channelsIn": channel_list(CHANNELS_IN),
+        "channelsOut": channel_list(CHANNELS_OUT),
         "outputScale": OUTPUT_SCALE,
+        "screens": [{"name": s.name, "modelId": s.model_id, "pt": s.pt_filename, "cat": s.cat_filename}
+                    for s in SCREENS],
         "knobs": [k.to_dict() for k in KNOBS],
     }
     return json.dumps(data, indent=2) + "\n"
@@ -387,34 +535,78 @@ def check(root: Path) -> List[str]:
             if not (Path(root) / rel).is_file() or (Path(root) / rel).read_bytes() != data]
 
 
-def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, folder: str = GIZMO_CLASS) -> Path:
-    """Install the plugin into ``nuke_dir/folder`` (e.g. ``~/.nuke/CorridorKey``) and register it.
+#: The init.py block of the earlier layout (``<nuke home>/CorridorKey``), replaced on install.
+_OLD_INIT_MARK = "# CorridorKey plugin path (added by corridorkey_export.nuke_files --install-to)"
 
-    Copies the gizmo, template, cat.json, icon, init.py/menu.py and the .cat script,
-    plus ``cat`` (a built CorridorKey.cat) when given, and appends one
-    ``nuke.pluginAddPath`` line to ``nuke_dir/init.py`` (once).
+
+def nuke_path(path: Path) -> str:
+    """An absolute path the way Nuke writes paths: forward slashes on every OS (nukescripts/cattery.py)."""
+    return Path(path).expanduser().absolute().as_posix()
+
+
+def init_block(package_dir: Path) -> str:
+    """The lines ``--install-to`` adds to ``<nuke home>/init.py``.
+
+    Nuke's Cattery menu finds ``<nuke home>/Cattery/CorridorKey/cat.json`` by itself in an
+    interactive session; this line also puts the package folder on the plugin path in
+    terminal and render sessions (``nuke -x``, ``nuke -t``), where no menu is built, so
+    that the ``CorridorKey`` node class and its .cat files are found there too.
+    """
+    return f"{INIT_MARK}\nimport nuke\nnuke.pluginAddPath({nuke_path(package_dir)!r})\n"
+
+
+def _registered_init(text: str, package_dir: Path) -> str:
+    """``text`` of an init.py with our block present exactly once (an earlier layout's block replaced)."""
+    block = init_block(package_dir)
+    kept, skip = [], 0
+    for line in text.splitlines(keepends=True):
+        if skip:
+            skip -= 1
+            continue
+        if line.rstrip("\n") in (INIT_MARK, _OLD_INIT_MARK):
+            skip = 2  # the mark is followed by "import nuke" and the pluginAddPath line
+            continue
+        kept.append(line)
+    body = "".join(kept)
+    return body + ("\n" if body and not body.endswith("\n") else "") + block
+
+
+def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Optional[Path] = None) -> Path:
+    """Install the Cattery package into ``<nuke_dir>/Cattery/CorridorKey`` and register it in ``<nuke_dir>/init.py``.
+
+    Copies the gizmo, template, cat.json, icon, menu.py and the .cat creation script,
+    plus the built .cat files when given (saved under the names the gizmo looks for),
+    and keeps exactly one registration block in ``init.py``. Returns the package folder.
     """
     stale = check(root)
     if stale:
         raise click.ClickException(f"generated files are out of date: {', '.join(stale)}; run --write first")
-    if cat is not None and not Path(cat).is_file():
-        raise click.ClickException(f"--cat {cat}: no such file. Build it in NukeX with nuke/corridorkey_create_cat.py")
-    target = Path(nuke_dir).expanduser() / folder
+    cats = {}
+    for given, screen in ((cat, SCREENS[0]), (blue_cat, SCREENS[1])):
+        if given is None:
+            continue
+        if not Path(given).is_file():
+            raise click.ClickException(f"{given}: no such file. Build the {screen.name}-screen .cat in NukeX with "
+                                       "corridorkey_create_cat.py (see the README, section Nuke)")
+        cats[screen.cat_filename] = Path(given)
+    nuke_dir = Path(nuke_dir).expanduser()
+    target = nuke_dir / "Cattery" / GIZMO_CLASS
     target.mkdir(parents=True, exist_ok=True)
-    for rel in PLUGIN_FILES + PACKAGE_FILES:
+    for rel in PACKAGE_FILES:
         src = Path(root) / rel
         if not src.is_file():
             raise click.ClickException(f"missing {src}: run this from a full checkout of the repository")
         _atomic_write(target / src.name, src.read_bytes())
-    if cat is not None:
-        tmp = target / f".{CAT_FILENAME}.partial"
-        shutil.copyfile(cat, tmp)
-        os.replace(tmp, target / CAT_FILENAME)
-    init = Path(nuke_dir).expanduser() / "init.py"
+    for name, src in cats.items():
+        _atomic_write(target / name, src.read_bytes())
+    init = nuke_dir / "init.py"
     text = init.read_text() if init.is_file() else ""
-    if INIT_MARK not in text:
-        line = f"{INIT_MARK}\nimport nuke\nnuke.pluginAddPath({str(target)!r})\n"
-        _atomic_write(init, (text + ("\n" if text and not text.endswith("\n") else "") + line).encode())
+    if _OLD_INIT_MARK in text:
+        log.warning("replaced the registration of the earlier layout %s in %s; that folder can be deleted",
+                    nuke_dir / GIZMO_CLASS, init)
+    new_text = _registered_init(text, target)
+    if new_text != text:
+        _atomic_write(init, new_text.encode())
     return target
 
 
@@ -427,23 +619,27 @@ def default_root() -> Path:
 @click.option("--write", "do_write", is_flag=True, help="Regenerate the gizmo, template, cat.json, icon and .cat spec.")
 @click.option("--check", "do_check", is_flag=True, help="Exit with status 1 if a committed generated file is stale.")
 @click.option("--install-to", "install_to", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Install the plugin into this Nuke home folder (usually ~/.nuke) as <dir>/CorridorKey.")
+              help="Install the Cattery package into this Nuke home folder (usually ~/.nuke): "
+                   "<dir>/Cattery/CorridorKey, registered in <dir>/init.py.")
 @click.option("--cat", "cat", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="With --install-to: a built CorridorKey.cat to copy next to the gizmo.")
+              help=f"With --install-to: the built green-screen .cat, installed as {SCREENS[0].cat_filename}.")
+@click.option("--blue-cat", "blue_cat", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"With --install-to: the built blue-screen .cat, installed as {SCREENS[1].cat_filename}.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=default_root,
-              show_default=True, help="Repository root holding gizmos/ and nuke/.")
-def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Optional[Path], root: Path) -> None:
+              show_default=True, help="Repository root holding nuke/.")
+def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Optional[Path], blue_cat: Optional[Path],
+         root: Path) -> None:
     """Generate, check or install CorridorKey's Nuke files.
 
     Every knob name, type, range and default in the gizmo, the template comp and the
     .cat creation script comes from corridorkey_model.knobs. --check exits 1 and names
-    the stale files; --write rewrites them. --install-to copies the plugin into a Nuke
-    home folder and registers it in that folder's init.py.
+    the stale files; --write rewrites them. --install-to copies the Cattery package into
+    a Nuke home folder and registers it in that folder's init.py.
     """
     if sum([do_write, do_check, install_to is not None]) != 1:
         raise click.UsageError("give exactly one of --write, --check, --install-to")
-    if cat is not None and install_to is None:
-        raise click.UsageError("--cat only goes with --install-to")
+    if (cat is not None or blue_cat is not None) and install_to is None:
+        raise click.UsageError("--cat and --blue-cat only go with --install-to")
     if do_write:
         changed = write(root)
         click.echo(f"{len(changed)} file(s) updated" + "".join(f"\n  {p}" for p in changed))
@@ -455,10 +651,12 @@ def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Option
                 + "; run: python -m corridorkey_export.nuke_files --write")
         click.echo(f"{len(generated_files())} generated Nuke files are up to date")
     else:
-        target = install(root, install_to, cat)
-        click.echo(f"installed into {target}; restart Nuke and find CorridorKey in the Nodes toolbar")
-        if cat is None:
-            click.echo(f"note: copy {CAT_FILENAME} into {target} (build it with nuke/corridorkey_create_cat.py)")
+        target = install(root, install_to, cat, blue_cat)
+        click.echo(f"installed into {target}; restart Nuke and find CorridorKey under Cattery > Keying "
+                   "(and Nodes > CorridorKey)")
+        if cat is None and not (target / CAT_FILENAME).is_file():
+            click.echo(f"note: no {CAT_FILENAME} there yet: build it with corridorkey_create_cat.py in NukeX and "
+                       f"copy it into {target} (or rerun with --cat)")
 
 
 if __name__ == "__main__":  # pragma: no cover

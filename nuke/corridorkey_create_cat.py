@@ -1,11 +1,23 @@
-"""Build CorridorKey.cat from CorridorKey.pt with NukeX's CatFileCreator node.
+"""Build CorridorKey.cat (or CorridorKeyBlue.cat) from the exported .pt with NukeX's CatFileCreator node.
 
-Run it with NukeX in terminal mode (a .cat can only be written by NukeX)::
+A .cat can only be written by NukeX. Two ways to run this script:
 
-    Nuke16.0 --nukex -t corridorkey_create_cat.py --pt CorridorKey.pt --cat CorridorKey.cat
+* terminal mode, no window::
 
-It creates a CatFileCreator node, sets Torchscript File, Cat File, Channels In/Out,
-Model Id and Output Scale, adds the model's knobs (names, types, ranges, defaults
+      Nuke16.0 --nukex -t corridorkey_create_cat.py --pt CorridorKey.pt --cat CorridorKey.cat
+
+* the same with an interactive NukeX licence, for sites whose licences do not cover
+  terminal mode (``-i`` makes a batch or terminal session take an interactive licence;
+  Foundry support article Q100251)::
+
+      Nuke16.0 --nukex -i -t corridorkey_create_cat.py --pt CorridorKey.pt --cat CorridorKey.cat
+
+Add ``--screen blue --pt CorridorKeyBlue.pt --cat CorridorKeyBlue.cat`` for the
+blue-screen model.
+
+It creates a CatFileCreator node, sets Torchscript File, Cat File (as forward-slash
+paths, which Nuke uses on every OS), Channels In/Out, Model Id (per screen) and
+Output Scale, adds the model's knobs (names, types, ranges, defaults
 and tooltips from corridorkey_cat_spec.json, generated from the knob spec) so
 that they appear on the Inference node, reads every value back, presses
 "Create .cat file", checks that a non-empty .cat was written and moves it into
@@ -43,7 +55,7 @@ def load_spec(path: str = SPEC_FILE) -> dict:
             spec = json.load(f)
     except (OSError, ValueError) as exc:
         raise CatError(f"cannot read the knob spec {path}: {exc}. Keep corridorkey_cat_spec.json next to this script.")
-    missing = {"modelId", "channelsIn", "channelsOut", "outputScale", "knobs"} - set(spec)
+    missing = {"screens", "channelsIn", "channelsOut", "outputScale", "knobs"} - set(spec)
     if missing:
         raise CatError(f"{path} lacks {sorted(missing)}; regenerate it: python -m corridorkey_export.nuke_files --write")
     return spec
@@ -53,11 +65,34 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="corridorkey_create_cat.py",
         description="Build CorridorKey.cat from CorridorKey.pt with NukeX's CatFileCreator "
-                    "(run with: NukeX --nukex -t corridorkey_create_cat.py --pt ... --cat ...).")
+                    "(run with: NukeX --nukex -t corridorkey_create_cat.py --pt ... --cat ...; "
+                    "with an interactive licence: NukeX --nukex -i -t corridorkey_create_cat.py ...).")
     p.add_argument("--pt", required=True, help="the TorchScript file made by export-torchscript (CorridorKey.pt)")
-    p.add_argument("--cat", required=True, help="the .cat file to write (CorridorKey.cat)")
+    p.add_argument("--cat", required=True,
+                   help="the .cat file to write (CorridorKey.cat; CorridorKeyBlue.cat for --screen blue: the "
+                        "gizmo looks for these names)")
+    p.add_argument("--screen", choices=("green", "blue"), default="green",
+                   help="which model the .pt holds (sets the Model Id; default: green)")
     p.add_argument("--force", action="store_true", help="overwrite an existing .cat file")
     return p.parse_args(argv)
+
+
+def nuke_path(path: str) -> str:
+    """A path as Nuke writes it: forward slashes on every OS (nukescripts/cattery.py normalises the same way)."""
+    return path.replace("\\", "/")
+
+
+def channel_names(text: str) -> list:
+    """Channels In/Out as a list of names, whatever the spacing (NukeX stores "rgba.red,rgba.green,...")."""
+    return [c.strip() for c in str(text).split(",") if c.strip()]
+
+
+def screen_settings(spec: dict, screen: str) -> dict:
+    """The spec's entry for one screen (its Model Id and default file names)."""
+    for entry in spec["screens"]:
+        if entry["name"] == screen:
+            return entry
+    raise CatError(f"the knob spec has no {screen!r} screen; regenerate it: python -m corridorkey_export.nuke_files --write")
 
 
 def check_paths(pt: str, cat: str, force: bool) -> None:
@@ -111,24 +146,30 @@ def _read_back(node, name: str, expected) -> None:
     if knob is None:
         raise CatError(f"CatFileCreator has no knob {name!r}: this Nuke's CatFileCreator differs from Nuke 15.1-17")
     got = knob.value() if isinstance(expected, str) else knob.getValue()
-    ok = got == expected if isinstance(expected, str) else abs(float(got) - float(expected)) < 1e-9
+    if name in ("channelsIn", "channelsOut"):
+        ok = channel_names(got) == channel_names(expected)
+    elif name in ("torchScriptFile", "catFile"):
+        ok = nuke_path(str(got)) == nuke_path(expected)
+    else:
+        ok = got == expected if isinstance(expected, str) else abs(float(got) - float(expected)) < 1e-9
     if not ok:
         raise CatError(f"CatFileCreator knob {name} reads back {got!r}, expected {expected!r}")
 
 
-def build_cat(nuke, pt: str, cat: str, spec: dict) -> str:
+def build_cat(nuke, pt: str, cat: str, spec: dict, screen: str = "green") -> str:
     """Drive CatFileCreator; return the path of the written .cat."""
+    model_id = screen_settings(spec, screen)["modelId"]
     folder, base = os.path.split(cat)
     partial = os.path.join(folder, f".{base[:-4]}.partial-{os.getpid()}.cat")
     if os.path.exists(partial):
         os.remove(partial)
     node = nuke.createNode("CatFileCreator", inpanel=False)
     settings = [
-        ("torchScriptFile", pt),
-        ("catFile", partial),
+        ("torchScriptFile", nuke_path(pt)),
+        ("catFile", nuke_path(partial)),
         ("channelsIn", spec["channelsIn"]),
         ("channelsOut", spec["channelsOut"]),
-        ("modelId", spec["modelId"]),
+        ("modelId", model_id),
         ("outputScale", spec["outputScale"]),
     ]
     try:
@@ -143,7 +184,7 @@ def build_cat(nuke, pt: str, cat: str, spec: dict) -> str:
             _read_back(node, name, value)
         for knob_spec in spec["knobs"]:
             _read_back(node, knob_spec["name"], knob_spec["default"])
-        say(f"creating {cat} from {pt} (model id {spec['modelId']}) ...")
+        say(f"creating {cat} from {pt} (model id {model_id}) ...")
         try:
             node["createCatFile"].execute()
         except Exception as exc:  # Nuke raises RuntimeError with its own message
@@ -166,7 +207,7 @@ def main(argv=None) -> int:
         spec = load_spec()
         check_paths(pt, cat, args.force)
         nuke = get_nuke()
-        build_cat(nuke, pt, cat, spec)
+        build_cat(nuke, pt, cat, spec, args.screen)
     except CatError as exc:
         sys.stderr.write(f"corridorkey_create_cat: error: {exc}\n")
         return 1

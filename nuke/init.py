@@ -1,9 +1,11 @@
-"""CorridorKey plugin folder for Nuke (put this folder on NUKE_PATH, or install with
-``python -m corridorkey_export.nuke_files --install-to ~/.nuke``).
+"""CorridorKey for Nuke, run from a checkout: put this folder (``<repository>/nuke``) on NUKE_PATH.
 
-Adds the folder holding CorridorKey.gizmo (and CorridorKey.cat, which you put next
-to it) to Nuke's plugin path, so that the node class ``CorridorKey`` exists and
-the gizmo's Inference node finds the .cat.
+This folder holds ``Cattery/CorridorKey/``, the Cattery package. In an interactive
+session Nuke's Cattery menu finds it by itself (nukescripts/cattery.py scans every
+plugin-path folder named ``Cattery`` for ``<package>/cat.json``). This file also puts
+the package folder on the plugin path in every session, terminal and render sessions
+included (Nuke runs init.py in each of them; it builds no menus there), so that the
+``CorridorKey`` node class and its .cat files are found wherever a script is opened.
 """
 
 import os
@@ -14,22 +16,16 @@ import nuke
 def _here():
     try:
         return os.path.dirname(os.path.abspath(__file__))
-    except NameError:  # very old Nukes run init.py without __file__
+    except NameError:  # some Nuke versions run init.py without __file__
         import inspect
 
         return os.path.dirname(os.path.abspath(inspect.getfile(inspect.currentframe())))
 
 
-def _gizmo_folder(here):
-    """The repository layout keeps the gizmo in ../gizmos; an installed copy keeps it here."""
-    for folder in (os.path.join(os.path.dirname(here), "gizmos"), here):
-        if os.path.isfile(os.path.join(folder, "CorridorKey.gizmo")):
-            return folder
-    return None
-
-
-_folder = _gizmo_folder(_here())
-if _folder is None:
-    nuke.warning("CorridorKey: CorridorKey.gizmo not found next to %s or in ../gizmos" % _here())
-elif _folder != _here():
-    nuke.pluginAddPath(_folder)
+_package = os.path.join(_here(), "Cattery", "CorridorKey")
+if os.path.isfile(os.path.join(_package, "CorridorKey.gizmo")):
+    # Forward slashes, as Nuke writes paths on every OS (and as the Cattery menu adds this folder).
+    nuke.pluginAddPath(_package.replace("\\", "/"))
+else:
+    nuke.warning("CorridorKey: the Cattery package %s is missing CorridorKey.gizmo; "
+                 "regenerate it: python -m corridorkey_export.nuke_files --write" % _package)

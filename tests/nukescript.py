@@ -324,11 +324,24 @@ def parse(text: str) -> Script:
 
 
 def parse_serialise_knob(text: str) -> Dict[str, str]:
-    """``name:value;name:value;`` (the Inference node's .cat knob values) -> dict."""
-    out = {}
-    for item in filter(None, (s.strip() for s in text.split(";"))):
-        name, _, value = item.partition(":")
-        out[name] = value
+    """``name:value;name:{expr};`` (an Inference node's .cat knob values or links) -> dict, braces respected."""
+    out: Dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \n;":
+            i += 1
+        if i >= n:
+            break
+        colon = text.index(":", i)
+        name = text[i:colon].strip()
+        j = colon + 1
+        if j < n and text[j] == "{":
+            end = _matching(text, j, "{", "}") + 1
+        else:
+            end = text.find(";", j)
+            end = n if end < 0 else end
+        out[name] = text[j:end]
+        i = end
     return out
 
 

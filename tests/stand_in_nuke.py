@@ -220,3 +220,160 @@ class StandInNuke(types.ModuleType):
         }
         with open(node["catFile"].value(), "w") as f:
             json.dump(record, f)
+
+
+# --------------------------------------------------------------------------- the gizmo's own Python, at run time
+#
+# A second RECORDING STAND-IN, for the Python the gizmo and the plugin files run inside
+# Nuke (onCreate / knobChanged, nuke/init.py, menu.py). It offers only calls that
+# Foundry documents or that Foundry's own Cattery gizmos make:
+#   nuke.thisNode(), nuke.thisKnob(), nuke.toNode(), nuke.warning(), nuke.message(),
+#   nuke.pluginAddPath(), nuke.nodePaste(), nuke.menu().addMenu().addCommand(),
+#   Group.node(name), Node.forceValidate() (RAFT.gizmo / BackgroundMatting.gizmo onCreate),
+#   File_Knob.evaluate() (Python API: EvalString_Knob.evaluate), Knob.value()/getValue()/setValue().
+# Anything else raises AttributeError, as a call Nuke lacks would.
+
+
+class RuntimeKnob:
+    def __init__(self, log: List[tuple], node: "RuntimeNode", name: str, value: Any = "",
+                 evaluates_to: Optional[str] = None):
+        self._log, self._node, self._name, self._value = log, node, name, value
+        self._evaluates_to = evaluates_to
+
+    def name(self) -> str:
+        return self._name
+
+    def value(self) -> Any:
+        return self._value
+
+    def getValue(self) -> Any:
+        return self._value
+
+    def setValue(self, value: Any) -> bool:
+        self._log.append(("setValue", f"{self._node.name()}.{self._name}", value))
+        self._value = value
+        return True
+
+    def evaluate(self) -> str:
+        self._log.append(("evaluate", f"{self._node.name()}.{self._name}"))
+        return self._evaluates_to if self._evaluates_to is not None else str(self._value)
+
+
+class RuntimeNode:
+    def __init__(self, log: List[tuple], name: str, knobs: Dict[str, Any], children=(), loads_cat=True):
+        self._log, self._name = log, name
+        self._knobs = {k: (v if isinstance(v, RuntimeKnob) else RuntimeKnob(log, self, k, v))
+                       for k, v in knobs.items()}
+        for k in self._knobs.values():
+            k._node = self
+        self._children = {c.name(): c for c in children}
+        self.validated = False
+
+    def name(self) -> str:
+        return self._name
+
+    def __getitem__(self, name: str) -> RuntimeKnob:
+        if name not in self._knobs:
+            raise NameError(f"knob {name} does not exist")
+        self._log.append(("knob", f"{self._name}.{name}"))
+        return self._knobs[name]
+
+    def knob(self, name: str) -> Optional[RuntimeKnob]:
+        return self._knobs.get(name)
+
+    def node(self, name: str) -> Optional["RuntimeNode"]:  # nuke.Group.node
+        return self._children.get(name)
+
+    def forceValidate(self) -> None:
+        self._log.append(("forceValidate", self._name))
+        self.validated = True
+
+
+class GizmoRuntime(types.ModuleType):
+    """Stand-in ``nuke`` for running the gizmo's onCreate/knobChanged on one CorridorKey node.
+
+    ``cats``: the path each Inference node's modelFile evaluates to ("" = not found on
+    the plugin path). ``screen``: the Screen knob's index.
+    """
+
+    def __init__(self, cats: Dict[str, str], screen: int = 0, disabled: Sequence[str] = ()):
+        super().__init__("nuke")
+        self.__file__ = __file__
+        self.STAND_IN = True
+        self.events: List[tuple] = []
+        self.warnings: List[str] = []
+        children = [RuntimeNode(self.events, name, {"modelFile": RuntimeKnob(self.events, None, "modelFile", "[...]",
+                                                                             evaluates_to=path),
+                                                    "gpuName": "Stand-in GPU", "disable": name in disabled})
+                    for name, path in cats.items()]
+        children += [RuntimeNode(self.events, "ToNetwork", {"in_colorspace": "scene_linear",
+                                                            "out_colorspace": "color_picking"}),
+                     RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": ""})]
+        self.gizmo = RuntimeNode(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
+                                                              "status": "", "modelFile": ""}, children)
+        self._this_knob: Optional[str] = None
+
+    def thisNode(self) -> RuntimeNode:
+        return self.gizmo
+
+    def thisKnob(self) -> RuntimeKnob:
+        return self.gizmo.knob(self._this_knob) or RuntimeKnob(self.events, self.gizmo, self._this_knob)
+
+    def toNode(self, name: str) -> Optional[RuntimeNode]:
+        return self.gizmo.node(name)
+
+    def warning(self, message: str) -> None:
+        self.events.append(("warning", message))
+        self.warnings.append(message)
+
+    def run(self, code: str, knob: Optional[str] = None) -> None:
+        """Run gizmo Python as Nuke would (``import nuke`` finds this stand-in)."""
+        import sys
+        self._this_knob = knob
+        saved = sys.modules.get("nuke")
+        sys.modules["nuke"] = self
+        try:
+            exec(compile(code, "<gizmo script>", "exec"), {"nuke": self})
+        finally:
+            if saved is None:
+                sys.modules.pop("nuke", None)
+            else:
+                sys.modules["nuke"] = saved
+
+
+class PluginRuntime(types.ModuleType):
+    """Stand-in ``nuke`` for nuke/init.py and menu.py: records plugin-path, menu and paste calls."""
+
+    def __init__(self):
+        super().__init__("nuke")
+        self.__file__ = __file__
+        self.STAND_IN = True
+        self.events: List[tuple] = []
+        self.commands: Dict[str, Any] = {}
+
+    def pluginAddPath(self, path: str, addToSysPath: bool = True) -> None:
+        self.events.append(("pluginAddPath", path))
+
+    def warning(self, message: str) -> None:
+        self.events.append(("warning", message))
+
+    def message(self, message: str) -> None:
+        self.events.append(("message", message))
+
+    def nodePaste(self, path: str) -> None:
+        self.events.append(("nodePaste", path))
+
+    def menu(self, name: str) -> "PluginRuntime._Menu":
+        return PluginRuntime._Menu(self, name)
+
+    class _Menu:
+        def __init__(self, owner: "PluginRuntime", path: str):
+            self._owner, self._path = owner, path
+
+        def addMenu(self, name: str, icon: str = "") -> "PluginRuntime._Menu":
+            self._owner.events.append(("addMenu", f"{self._path}/{name}", icon))
+            return PluginRuntime._Menu(self._owner, f"{self._path}/{name}")
+
+        def addCommand(self, name: str, command: Any = None, shortcut: str = "", icon: str = "") -> None:
+            self._owner.events.append(("addCommand", f"{self._path}/{name}"))
+            self._owner.commands[f"{self._path}/{name}"] = command

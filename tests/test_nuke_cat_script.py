@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, KNOBS, MODEL_ID, OUTPUT_SCALE
+from corridorkey_model.knobs import BLUE, CHANNELS_IN, CHANNELS_OUT, KNOBS, MODEL_ID, OUTPUT_SCALE
 from stand_in_nuke import StandInNuke
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,10 +57,12 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
 
     assert [e for e in nuke.events if e[0] == "createNode"] == [("createNode", "CatFileCreator")]
     values = set_values(nuke)
-    assert values["torchScriptFile"] == str(pt_file)
+    assert values["torchScriptFile"] == pt_file.as_posix()
     assert Path(values["catFile"]).parent == tmp_path and values["catFile"].endswith(".cat")
-    assert values["channelsIn"] == "rgba.red, rgba.green, rgba.blue, rgba.alpha" == ", ".join(CHANNELS_IN)
-    assert values["channelsOut"] == ", ".join(CHANNELS_OUT)
+    assert "\\" not in values["torchScriptFile"] + values["catFile"]
+    # The form CatFileCreator stores (RVMNukeCatCreator.py): comma-separated, no spaces.
+    assert values["channelsIn"] == "rgba.red,rgba.green,rgba.blue,rgba.alpha" == ",".join(CHANNELS_IN)
+    assert values["channelsOut"] == ",".join(CHANNELS_OUT)
     assert values["modelId"] == MODEL_ID == "CorridorKey_v1.0_Nuke"
     assert values["outputScale"] == OUTPUT_SCALE == 1
 
@@ -77,7 +79,7 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
     # What "NukeX" wrote is the final .cat; the partial file is gone.
     record = json.loads(cat.read_text())
     assert {k: record[k] for k in BUILTIN[2:]} == {
-        "channelsIn": ", ".join(CHANNELS_IN), "channelsOut": ", ".join(CHANNELS_OUT),
+        "channelsIn": ",".join(CHANNELS_IN), "channelsOut": ",".join(CHANNELS_OUT),
         "modelId": MODEL_ID, "outputScale": OUTPUT_SCALE}
     for k in KNOBS:
         got = record["_custom"][k.name]
@@ -121,11 +123,34 @@ def test_a_failing_catfilecreator_exits_nonzero_and_leaves_no_file(monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CorridorKey.pt"]
 
 
+def test_blue_screen_builds_the_blue_model_id(monkeypatch, tmp_path, pt_file):
+    cat = tmp_path / BLUE.cat_filename
+    nuke = StandInNuke("write")
+    assert run_script(monkeypatch, ["--pt", pt_file, "--cat", cat, "--screen", "blue"], nuke) == 0
+    assert set_values(nuke)["modelId"] == BLUE.model_id == "CorridorKeyBlue_1.0_Nuke"
+    assert json.loads(cat.read_text())["modelId"] == BLUE.model_id
+
+
+@pytest.mark.parametrize("stored", [
+    "rgba.red, rgba.green, rgba.blue, rgba.alpha",   # spaces after the commas
+    " rgba.red ,rgba.green,rgba.blue,rgba.alpha ",
+])
+def test_channels_read_back_in_another_formatting_are_accepted(monkeypatch, tmp_path, pt_file, stored):
+    nuke = StandInNuke("write", mangle={"channelsIn": stored, "channelsOut": stored})
+    assert run_script(monkeypatch, ["--pt", pt_file, "--cat", tmp_path / "CorridorKey.cat"], nuke) == 0
+
+
+def test_nuke_paths_use_forward_slashes():
+    namespace = runpy.run_path(str(SCRIPT), run_name="not_main")
+    assert namespace["nuke_path"]("C:\\Users\\me\\CorridorKey.pt") == "C:/Users/me/CorridorKey.pt"
+    assert namespace["channel_names"]("rgba.red , rgba.green,rgba.blue") == ["rgba.red", "rgba.green", "rgba.blue"]
+
+
 def test_a_knob_that_does_not_read_back_is_an_error(monkeypatch, tmp_path, pt_file, capsys):
-    nuke = StandInNuke("write", mangle={"channelsIn": "rgba.red, rgba.green, rgba.blue"})
+    nuke = StandInNuke("write", mangle={"channelsIn": "rgba.red,rgba.green,rgba.blue"})
     assert run_script(monkeypatch, ["--pt", pt_file, "--cat", tmp_path / "CorridorKey.cat"], nuke) == 1
     err = capsys.readouterr().err
-    assert "channelsIn reads back 'rgba.red, rgba.green, rgba.blue'" in err
+    assert "channelsIn reads back 'rgba.red,rgba.green,rgba.blue'" in err
     assert [e for e in nuke.events if e[0] == "execute"] == []
     assert not (tmp_path / "CorridorKey.cat").exists()
 

@@ -1,0 +1,35 @@
+"""CorridorKey menu entries: Nodes toolbar > CorridorKey (the node, and the template comp).
+
+Runs in interactive sessions once this folder is on the plugin path (nuke/init.py, or
+the line ``--install-to`` adds to ~/.nuke/init.py). The node is also listed by Nuke's
+own Cattery menu (Cattery > Keying > CorridorKey), from cat.json.
+"""
+
+import os
+
+import nuke
+
+
+def _here():
+    try:
+        return os.path.dirname(os.path.abspath(__file__))
+    except NameError:  # some Nuke versions run menu.py without __file__
+        import inspect
+
+        return os.path.dirname(os.path.abspath(inspect.getfile(inspect.currentframe())))
+
+
+_TEMPLATE = os.path.join(_here(), "CorridorKey_template.nk").replace("\\", "/")
+
+
+def insert_corridorkey_template():
+    """Paste the template comp into the current script (the shipped file itself is never opened)."""
+    if not os.path.isfile(_TEMPLATE):
+        nuke.message("CorridorKey: the template comp %s is missing; reinstall the CorridorKey package." % _TEMPLATE)
+        return
+    nuke.nodePaste(_TEMPLATE)
+
+
+_toolbar = nuke.menu("Nodes").addMenu("CorridorKey", icon="CorridorKey.png")
+_toolbar.addCommand("CorridorKey", "nuke.createNode('CorridorKey')", icon="CorridorKey.png")
+_toolbar.addCommand("Insert template comp", insert_corridorkey_template)
