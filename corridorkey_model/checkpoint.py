@@ -44,6 +44,45 @@ HF_URL = f"https://huggingface.co/{HF_REPO_ID}"
 #: Published SHA-256 of ``CorridorKey_v1.0.pth`` (DESIGN.md; not verified here: no internet).
 RELEASED_SHA256 = "a03827f58e8c79b2ca26031bf67c77db5390dc1718c1ffc5b7aed8b57315788f"
 
+
+
+@dataclass(frozen=True)
+class ReleasedWeights:
+    """Where one released model lives on the Hugging Face Hub.
+
+    ``filenames`` are looked up in the local cache in this order; the first is the one
+    fetched when none is cached. Only ``CorridorKey_v1.0.pth`` has a published SHA-256
+    (:data:`RELEASED_SHA256`); for the other files the hash is recorded, not checked.
+    """
+
+    screen: str
+    repo_id: str
+    filenames: Tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}"
+
+
+#: The released models by screen (corridorkey_model.knobs.SCREENS). Same architecture, other weights.
+RELEASED: Dict[str, ReleasedWeights] = {
+    "green": ReleasedWeights("green", HF_REPO_ID, (RELEASED_FILENAME, "CorridorKey_v1.0.safetensors")),
+    "blue": ReleasedWeights("blue", "nikopueringer/CorridorKeyBlue_1.0", ("CorridorKeyBlue_1.0.safetensors",)),
+}
+
+
+def published_sha256(filename: str) -> Optional[str]:
+    """The published SHA-256 of a released file, or None where none is published."""
+    return RELEASED_SHA256 if filename == RELEASED_FILENAME else None
+
+
+def released_weights(screen: str) -> ReleasedWeights:
+    try:
+        return RELEASED[screen]
+    except KeyError:
+        raise CheckpointError(f"unknown screen {screen!r}; released models: {', '.join(RELEASED)}") from None
+
+
 #: Any GreenFormer checkpoint holds ~70-100 M values (>= 140 MB even in fp16);
 #: anything under this is certainly not one (an LFS pointer, an HTML error page...).
 MIN_CHECKPOINT_BYTES = 1 << 20
@@ -68,6 +107,7 @@ class CheckpointInfo:
     sha256: str
     is_released_file: bool
     source: str  # "user path", "huggingface cache" or "downloaded"
+    screen: str  # the screen the weights are used for ("green" / "blue"): the weights cannot tell
     img_size: int  # model resolution the model was built at
     checkpoint_img_size: int  # resolution implied by the checkpoint's pos_embed grid
     pos_embed_resized: bool
@@ -76,47 +116,53 @@ class CheckpointInfo:
 # --------------------------------------------------------------------------- finding the file
 
 
-def _where_to_get_it() -> str:
+def _where_to_get_it(screen: str = "green") -> str:
+    weights = released_weights(screen)
+    option = "--checkpoint PATH" if screen == "green" else "--blue-checkpoint PATH (corridorkey run) or --checkpoint PATH (export-torchscript --screen blue)"
     return (
-        f"The released weights ({RELEASED_FILENAME}, ~400 MB) are published at {HF_URL} . "
-        f"Download it there and pass its path with --checkpoint PATH, or let the loader fetch it "
+        f"The released {screen}-screen weights ({' or '.join(weights.filenames)}, ~400 MB) are published at "
+        f"{weights.url} . Download one there and pass its path with {option}, or let the loader fetch it "
         f"into the Hugging Face cache (needs network access; set HF_HOME to choose where the cache lives)."
     )
 
 
-def find_released_checkpoint() -> Tuple[Path, str]:
-    """Path of the released checkpoint in the Hugging Face cache, fetching it if absent.
+def find_released_checkpoint(screen: str = "green") -> Tuple[Path, str]:
+    """Path of a released checkpoint in the Hugging Face cache, fetching it if absent.
 
-    Returns ``(path, source)``. Works offline when the file is cached; otherwise
-    fails fast with instructions.
+    Returns ``(path, source)``. Every file name of the screen's model is tried in the
+    cache first (the green model is published as ``.pth`` and ``.safetensors``). Works
+    offline when a file is cached; otherwise fails fast with instructions.
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
-        path = hf_hub_download(HF_REPO_ID, RELEASED_FILENAME, local_files_only=True)
-        log.info("found %s in the Hugging Face cache: %s", RELEASED_FILENAME, path)
+    weights = released_weights(screen)
+    for filename in weights.filenames:
+        try:
+            path = hf_hub_download(weights.repo_id, filename, local_files_only=True)
+        except LocalEntryNotFoundError:
+            continue
+        log.info("found %s in the Hugging Face cache: %s", filename, path)
         return Path(path), "huggingface cache"
-    except LocalEntryNotFoundError:
-        pass
+    wanted = weights.filenames[0]
     if _hf_offline():
         raise CheckpointError(
-            f"{RELEASED_FILENAME} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
-            f"cannot be fetched. " + _where_to_get_it()
+            f"{wanted} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it "
+            f"cannot be fetched. " + _where_to_get_it(screen)
         )
     unreachable = _hub_unreachable()
     if unreachable:
         raise CheckpointError(
-            f"{RELEASED_FILENAME} is not in the Hugging Face cache and the Hub cannot be reached "
-            f"({unreachable}). " + _where_to_get_it()
+            f"{wanted} is not in the Hugging Face cache and the Hub cannot be reached "
+            f"({unreachable}). " + _where_to_get_it(screen)
         )
-    log.info("fetching %s from %s into the Hugging Face cache", RELEASED_FILENAME, HF_URL)
+    log.info("fetching %s from %s into the Hugging Face cache", wanted, weights.url)
     try:
-        path = hf_hub_download(HF_REPO_ID, RELEASED_FILENAME, etag_timeout=10)
+        path = hf_hub_download(weights.repo_id, wanted, etag_timeout=10)
     except Exception as exc:  # network errors come in many types; all mean the same here
         raise CheckpointError(
-            f"could not fetch {RELEASED_FILENAME} from {HF_URL} ({type(exc).__name__}: {exc}). "
-            + _where_to_get_it()
+            f"could not fetch {wanted} from {weights.url} ({type(exc).__name__}: {exc}). "
+            + _where_to_get_it(screen)
         ) from exc
     return Path(path), "downloaded"
 
@@ -330,32 +376,42 @@ def match_state_dict(state: Dict[str, Tensor], model: GreenFormer, path: PathLik
 
 
 def load_model(checkpoint: Optional[PathLike] = None, img_size: int = DEFAULT_IMG_SIZE,
-               device: Union[str, torch.device] = "cpu") -> Tuple[GreenFormer, CheckpointInfo]:
+               device: Union[str, torch.device] = "cpu",
+               screen: str = "green") -> Tuple[GreenFormer, CheckpointInfo]:
     """Build :class:`GreenFormer` at ``img_size`` and load ``checkpoint`` strictly (eval mode, fp32).
 
-    ``checkpoint=None`` means the released file from the Hugging Face cache (fetched if absent).
+    ``checkpoint=None`` means the released file of ``screen`` ("green" or "blue") from the
+    Hugging Face cache (fetched if absent). The weights cannot tell a green checkpoint from a
+    blue one: ``screen`` is recorded in the returned info and logged with the file used.
     Raises :class:`CheckpointError` with a message that says what was wrong and what to do.
     """
+    released_weights(screen)
     try:
         check_img_size(img_size)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
     if checkpoint is None:
-        path, source = find_released_checkpoint()
+        path, source = find_released_checkpoint(screen)
     else:
         path, source = Path(checkpoint).expanduser(), "user path"
     check_file(path)
     log.info("hashing %s", path)
     digest = sha256_of(path)
-    is_released = digest == RELEASED_SHA256
-    if source != "user path" and not is_released:
+    published = published_sha256(path.name) if source != "user path" else RELEASED_SHA256
+    is_released = digest == RELEASED_SHA256 or (published is not None and digest == published)
+    if source != "user path" and published is not None and digest != published:
         raise CheckpointError(
-            f"{path} (from the Hugging Face cache) has SHA-256 {digest}, not the published {RELEASED_SHA256}: "
+            f"{path} (from the Hugging Face cache) has SHA-256 {digest}, not the published {published}: "
             f"the cached file is damaged or was replaced. Delete it and run again to fetch a fresh copy, or "
             f"pass it with --checkpoint PATH if it is a file you meant to use."
         )
-    log.info("%s: SHA-256 %s (%s)", path, digest,
-             "the released CorridorKey_v1.0.pth" if is_released else "not the released file; using it as given")
+    if is_released:
+        what = "the released CorridorKey_v1.0.pth"
+    elif source != "user path":
+        what = f"released {path.name}; no SHA-256 is published for it to compare with, so it is recorded only"
+    else:
+        what = "not the released file; using it as given"
+    log.info("%s-screen model: %s, SHA-256 %s (%s)", screen, path, digest, what)
     state = read_state_dict(path)
     pos = state.get(POS_EMBED_KEY)
     ckpt_size = grid_img_size(pos) if pos is not None and pos.dim() == 3 else img_size
@@ -364,5 +420,6 @@ def load_model(checkpoint: Optional[PathLike] = None, img_size: int = DEFAULT_IM
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
     info = CheckpointInfo(path=str(path), sha256=digest, is_released_file=is_released, source=source,
-                          img_size=img_size, checkpoint_img_size=ckpt_size, pos_embed_resized=resized)
+                          screen=screen, img_size=img_size, checkpoint_img_size=ckpt_size,
+                          pos_embed_resized=resized)
     return model, info

@@ -54,20 +54,29 @@ def srgb_to_linear(x: Tensor) -> Tensor:
     return torch.where(x <= 0.04045, x / 12.92, torch.pow((x + 0.055) / 1.055, 2.4))
 
 
-def despill(fg: Tensor, amount: float) -> Tensor:
-    """Luminance-preserving green despill of an sRGB foreground ``[..., 3, H, W]``.
+def despill(fg: Tensor, amount: float, screen_channel: int = 1) -> Tensor:
+    """Luminance-preserving despill of an sRGB foreground ``[..., 3, H, W]`` on the screen's channel.
 
-    ``spill = max(G - (R + B) / 2, 0)``; ``G' = G - spill``, ``R' = R + spill / 2``,
-    ``B' = B + spill / 2``; the result is ``lerp(fg, despilled, amount)`` with
-    ``amount`` clamped to [0, 1]. (The knob's 0-10 scale maps to ``amount``
-    in :func:`corridorkey_model.frame.despill_amount`.)
+    With ``S`` the screen channel (``screen_channel``: 1 green, 2 blue) and ``A``, ``B``
+    the other two: ``spill = max(S - (A + B) / 2, 0)``; ``S' = S - spill``,
+    ``A' = A + spill / 2``, ``B' = B + spill / 2``; the result is
+    ``lerp(fg, despilled, amount)`` with ``amount`` clamped to [0, 1]. (The knob's
+    0-10 scale maps to ``amount`` in :func:`corridorkey_model.frame.despill_amount`.)
     """
     amount = min(max(amount, 0.0), 1.0)
-    r = fg.narrow(-3, 0, 1)
-    g = fg.narrow(-3, 1, 1)
-    b = fg.narrow(-3, 2, 1)
-    spill = torch.clamp(g - (r + b) * 0.5, min=0.0)
-    despilled = torch.cat([r + spill * 0.5, g - spill, b + spill * 0.5], dim=-3)
+    if screen_channel < 0 or screen_channel > 2:
+        raise ValueError("screen_channel must be 0, 1 or 2")
+    first = 1 if screen_channel == 0 else 0  # the two other channels, in order
+    second = 1 if screen_channel == 2 else 2
+    screen = fg.narrow(-3, screen_channel, 1)
+    spill = torch.clamp(screen - (fg.narrow(-3, first, 1) + fg.narrow(-3, second, 1)) * 0.5, min=0.0)
+    channels: List[Tensor] = []
+    for c in range(3):
+        if c == screen_channel:
+            channels.append(screen - spill)
+        else:
+            channels.append(fg.narrow(-3, c, 1) + spill * 0.5)
+    despilled = torch.cat(channels, dim=-3)
     return fg + (despilled - fg) * amount
 
 
@@ -122,9 +131,9 @@ def srgb_to_linear_np(x: np.ndarray) -> np.ndarray:
     return srgb_to_linear(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
-def despill_np(fg: np.ndarray, amount: float) -> np.ndarray:
+def despill_np(fg: np.ndarray, amount: float, screen_channel: int = 1) -> np.ndarray:
     """:func:`despill` for an ``H x W x 3`` NumPy image."""
-    return _torch_to_hwc(despill(_hwc_to_torch(fg), float(amount)))
+    return _torch_to_hwc(despill(_hwc_to_torch(fg), float(amount), int(screen_channel)))
 
 
 def premultiply_np(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

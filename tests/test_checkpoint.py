@@ -189,14 +189,16 @@ def hf_cache(tmp_path, monkeypatch):
     return cache
 
 
-def put_in_cache(cache: Path, src: Path) -> Path:
+def put_in_cache(cache: Path, src: Path, repo_id: str = "nikopueringer/CorridorKey_v1.0",
+                 filename: str = ck.RELEASED_FILENAME) -> Path:
+    """Lay a file out as huggingface_hub's cache does (models--owner--name/refs/main, snapshots/<commit>/)."""
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / "models--nikopueringer--CorridorKey_v1.0"
-    (repo / "refs").mkdir(parents=True)
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    dst = snap / ck.RELEASED_FILENAME
+    snap.mkdir(parents=True, exist_ok=True)
+    dst = snap / filename
     os.symlink(src, dst)
     return dst
 
@@ -233,3 +235,46 @@ def test_cached_file_with_the_published_hash_loads_offline(hf_cache, monkeypatch
     assert info.source == "huggingface cache" and info.is_released_file
     assert info.path.endswith(ck.RELEASED_FILENAME)
     assert isinstance(model, torch.nn.Module)
+
+
+@pytest.fixture(scope="module")
+def synthetic_safetensors(synthetic_checkpoint, tmp_path_factory) -> Path:
+    """The synthetic checkpoint saved as .safetensors (the format of the blue and green .safetensors files)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("st") / "synthetic.safetensors"
+    save_file({k: v.contiguous() for k, v in ck.read_state_dict(synthetic_checkpoint).items()}, str(path))
+    return path
+
+
+def test_blue_model_is_found_in_its_own_cache_repo_and_its_hash_recorded(hf_cache, monkeypatch,
+                                                                          synthetic_safetensors, caplog):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    synthetic_checkpoint = synthetic_safetensors
+    put_in_cache(hf_cache, Path(synthetic_checkpoint), "nikopueringer/CorridorKeyBlue_1.0",
+                 "CorridorKeyBlue_1.0.safetensors")
+    with caplog.at_level("INFO", logger="corridorkey_model.checkpoint"):
+        _, info = load_model(None, img_size=SYNTH_SIZE, screen="blue")
+    assert info.screen == "blue" and info.source == "huggingface cache"
+    assert info.path.endswith("CorridorKeyBlue_1.0.safetensors") and not info.is_released_file
+    assert info.sha256 == ck.sha256_of(synthetic_checkpoint)
+    assert "blue-screen model" in caplog.text and info.sha256 in caplog.text and "no SHA-256 is published" in caplog.text
+    # The green model is not in the cache: asking for it names the green files, not the blue one.
+    with pytest.raises(CheckpointError) as e:
+        load_model(None, img_size=SYNTH_SIZE)
+    assert "CorridorKey_v1.0.pth" in str(e.value) and "CorridorKeyBlue" not in str(e.value)
+
+
+def test_green_safetensors_is_found_when_the_pth_is_not_cached(hf_cache, monkeypatch, synthetic_safetensors):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    put_in_cache(hf_cache, Path(synthetic_safetensors), filename="CorridorKey_v1.0.safetensors")
+    _, info = load_model(None, img_size=SYNTH_SIZE)
+    assert info.screen == "green" and info.path.endswith("CorridorKey_v1.0.safetensors")
+
+
+def test_missing_blue_model_says_where_the_blue_weights_are(hf_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError) as e:
+        load_model(None, img_size=SYNTH_SIZE, screen="blue")
+    assert "huggingface.co/nikopueringer/CorridorKeyBlue_1.0" in str(e.value)
+    assert "CorridorKeyBlue_1.0.safetensors" in str(e.value)

@@ -84,6 +84,30 @@ def test_despill_preserves_luminance_sum_and_leaves_non_green_alone():
     assert (out[:, 0][spill] > fg[:, 0][spill]).all()
 
 
+def blue_despill_pixel(r, g, b, amount):
+    """The contract for a blue screen: S = blue, A, B = red, green."""
+    spill = max(b - (r + g) / 2, 0.0)
+    d = (r + spill / 2, g + spill / 2, b - spill)
+    return tuple(o + (n - o) * amount for o, n in zip((r, g, b), d))
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.5, 1.0])
+def test_blue_screen_despill_matches_formula_and_scripts(amount):
+    colours = COLOURS + [(0.1, 0.2, 0.9), (0.5, 0.4, 1.5)]
+    fg = torch.tensor(colours, dtype=torch.float64).T.reshape(1, 3, 1, len(colours))
+    out = colour.despill(fg, amount, 2)
+    for i, c in enumerate(colours):
+        assert out[0, :, 0, i].tolist() == pytest.approx(blue_despill_pixel(*c, amount), abs=1e-12)
+    torch.testing.assert_close(torch.jit.script(colour.despill)(fg, amount, 2), out, rtol=0, atol=0)
+    # the green default is the same function with channel 1
+    torch.testing.assert_close(colour.despill(fg, amount, 1), colour.despill(fg, amount))
+
+
+def test_despill_refuses_a_channel_that_is_not_rgb():
+    with pytest.raises(ValueError, match="screen_channel"):
+        colour.despill(torch.rand(1, 3, 2, 2), 1.0, 3)
+
+
 def test_despill_amount_is_clamped():
     fg = torch.rand(1, 3, 4, 4)
     torch.testing.assert_close(colour.despill(fg, 5.0), colour.despill(fg, 1.0))
