@@ -122,9 +122,10 @@ DESPILL_STRENGTH = KnobSpec(
     maximum=10.0,
     label="Despill",
     tooltip=(
-        "Green spill removal on the foreground colour, 0 = off, 10 = full. "
-        "Luminance preserving: the green above the red/blue average is removed "
-        "and half of it added back to red and blue."
+        "Spill removal on the foreground colour, 0 = off, 10 = full, on the screen's "
+        "colour (green, or blue for the blue-screen model). Luminance preserving: the "
+        "screen colour above the average of the other two is removed and half of it "
+        "added back to each of them."
     ),
 )
 

@@ -82,12 +82,16 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
 
 
 def green_screen_plate(height: int, width: int, seed: int = 0, linear: bool = False,
-                       extremes: bool = False) -> np.ndarray:
-    """A ``H x W x 4`` float32 plate: a soft-edged subject on green with spill, and a rough hint in channel 3.
+                       extremes: bool = False, screen_channel: int = 1) -> np.ndarray:
+    """A ``H x W x 4`` float32 plate: a soft-edged subject on a screen with spill, and a rough hint in channel 3.
 
-    RGB is sRGB-encoded unless ``linear``. ``extremes`` adds superwhite (up to 8.0) and negative
-    (down to -0.5) patches, as Nuke plates can hold.
+    The screen is green (``screen_channel`` 1) or blue (2: the screen colour and the spill
+    have green and blue swapped). RGB is sRGB-encoded unless ``linear``. ``extremes`` adds
+    superwhite (up to 8.0) and negative (down to -0.5) patches, as Nuke plates can hold.
     """
+    if screen_channel not in (1, 2):
+        raise ValueError(f"screen_channel must be 1 (green) or 2 (blue), not {screen_channel!r}")
+    order = [0, 1, 2] if screen_channel == 1 else [0, 2, 1]
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     cy, cx = height * rng.uniform(0.4, 0.6), width * rng.uniform(0.4, 0.6)
@@ -100,12 +104,12 @@ def green_screen_plate(height: int, width: int, seed: int = 0, linear: bool = Fa
         (1.0 - _smoothstep(1.0, 1.2, d)) * (d > 1.0)
     alpha = np.clip(alpha + 0.5 * wisps, 0.0, 1.0)
 
-    screen = np.array([0.08, 0.62, 0.16], np.float32) + rng.normal(0, 0.01, (height, width, 3)).astype(np.float32)
+    screen = np.array([0.08, 0.62, 0.16], np.float32)[order] + rng.normal(0, 0.01, (height, width, 3)).astype(np.float32)
     skin = np.array([0.78, 0.55, 0.42], np.float32)
     cloth = np.array([0.2, 0.25, 0.55], np.float32)
     mix = _smoothstep(-0.3, 0.3, (yy - cy) / ry)[..., None]
     subject = skin * (1 - mix) + cloth * mix
-    spill = (0.25 * _smoothstep(0.5, 1.0, d))[..., None] * np.array([-0.05, 0.2, -0.05], np.float32)
+    spill = (0.25 * _smoothstep(0.5, 1.0, d))[..., None] * np.array([-0.05, 0.2, -0.05], np.float32)[order]
     subject = np.clip(subject + spill, 0.0, 1.0)
     rgb = subject * alpha[..., None] + screen * (1.0 - alpha[..., None])
     if extremes:

@@ -22,6 +22,7 @@ import torch
 
 from corridorkey_model.devices import parse_device
 from corridorkey_model.greenformer import DEFAULT_IMG_SIZE
+from corridorkey_model.knobs import SCREENS, SCREENS_BY_NAME
 from corridorkey_model.synthetic import RANDOM_INIT_WARNING
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import (FP16_CPU_AUTO_MAX_SIZE, FP16_TOLERANCE, FP32_TOLERANCE, SWEEPS,
@@ -45,7 +46,8 @@ def _device(value: str) -> torch.device:
         raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
-def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int, device: torch.device):
+def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int, device: torch.device,
+          screen: str = "green"):
     """(model, CheckpointInfo or None); ClickException with the loader's message on failure."""
     from corridorkey_model.checkpoint import CheckpointError, load_model
     from corridorkey_model.synthetic import make_random_model
@@ -57,8 +59,9 @@ def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int
             log.info("load     random-weight GreenFormer at S=%d (seed %d)", img_size, seed)
             model, info = make_random_model(img_size, seed=seed), None
         else:
-            log.info("load     %s at S=%d", checkpoint or "the released CorridorKey_v1.0.pth", img_size)
-            model, info = load_model(checkpoint, img_size=img_size, device="cpu")
+            log.info("load     %s at S=%d for the %s screen", checkpoint or f"the released {screen}-screen weights",
+                     img_size, screen)
+            model, info = load_model(checkpoint, img_size=img_size, device="cpu", screen=screen)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:  # e.g. an unsupported --img-size
@@ -111,8 +114,13 @@ def _verbosity(f):
 @click.option("--random-init", is_flag=True,
               help="Export a RANDOM-WEIGHT network instead of a checkpoint (smoke tests only; NOT a keyer).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-init.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("CorridorKey.pt"), show_default=True,
-              help="TorchScript file to write; the manifest goes beside it as <name>.manifest.json.")
+@click.option("--screen", type=click.Choice([s.name for s in SCREENS]), default="green", show_default=True,
+              help="Which released model: green (CorridorKey_v1.0) or blue (CorridorKeyBlue_1.0, a separate "
+                   "checkpoint). The screen is baked into the file (despill channel, Model Id) and recorded in "
+                   "the manifest: the weights themselves cannot tell green from blue.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="TorchScript file to write; the manifest goes beside it as <name>.manifest.json. "
+                   "[default: CorridorKey.pt, or CorridorKeyBlue.pt with --screen blue]")
 @click.option("--img-size", type=int, default=DEFAULT_IMG_SIZE, show_default=True,
               help="Model resolution S (multiple of 32, >= 64); plates are resized to S x S and back.")
 @click.option("--device", default="cpu", show_default=True,
@@ -127,7 +135,8 @@ def _verbosity(f):
 @validation_options
 @_verbosity
 @click.pass_context
-def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed: int, output: Path, img_size: int,
+def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed: int, screen: str,
+         output: Optional[Path], img_size: int,
          device: str, target_nuke: str, validate: bool, sweep: str, fp16: str, tolerance: float,
          fp16_tolerance: float, verbose: int, quiet: int) -> None:
     """Export CorridorKey to a TorchScript file for Nuke's Inference node.
@@ -157,19 +166,22 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
 
     if random_init and checkpoint:
         raise click.UsageError("--random-init and --checkpoint exclude each other: pick one")
+    screen_spec = SCREENS_BY_NAME[screen]
+    if output is None:
+        output = Path(screen_spec.pt_filename)
     dev = _device(device)
     try:
         output = check_output_writable(output)  # before any expensive work
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     started = time.perf_counter()
-    model, info = _load(checkpoint, random_init, seed, img_size, dev)
+    model, info = _load(checkpoint, random_init, seed, img_size, dev, screen)
     if validate:
         log.info("validation will make %s", _sweep_note(sweep, img_size))
     try:
         result = export_torchscript(
             model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
-            random_init_seed=seed if random_init else None, validate=validate,
+            random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,
             validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
     except ValidationFailed as exc:
         click.echo(format_report(exc.report))
@@ -179,12 +191,13 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
     if result.validation is not None:
         click.echo(format_report(result.validation))
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
-    click.echo(f"\nWrote {result.output} (S={result.img_size}, Nuke {result.target_nuke} target) and "
+    click.echo(f"\nWrote {result.output} ({screen}-screen model, S={result.img_size}, Nuke {result.target_nuke} "
+               f"target) and "
                f"{result.manifest_path.name} in {time.perf_counter() - started:.1f} s ({steps}).")
     if random_init:
         click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
     click.echo("")
-    click.echo(cat_file_settings())
+    click.echo(cat_file_settings(screen_spec))
 
 
 @main.command("validate", context_settings=CONTEXT)
@@ -244,12 +257,20 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     img_size = getattr(module, "img_size", None)
     if not isinstance(img_size, int):
         raise click.ClickException(f"{pt_file} is not a CorridorKey export: it has no img_size attribute")
+    channel = int(getattr(module, "screen_channel", 1))
+    screen = next((s for s in SCREENS if s.channel == channel), None)
+    if screen is None:
+        raise click.ClickException(f"{pt_file} despills channel {channel}, which is neither screen; re-export it")
+    recorded_screen = (manifest.get("screen") or {}).get("name")
+    if recorded_screen and recorded_screen != screen.name:
+        raise click.ClickException(f"{pt_file} is a {screen.name}-screen file but its manifest says {recorded_screen}; "
+                                   "the manifest does not belong to this file")
     try:
-        check_loaded(module, img_size)
+        check_loaded(module, img_size, screen)
     except ExportError as exc:
         raise click.ClickException(f"{pt_file}: {exc}") from None
-    log.info("load     %s (S=%d) in %.1f s", pt_file, img_size, time.perf_counter() - t)
-    model, info = _load(checkpoint, random_init, seed, img_size, dev)
+    log.info("load     %s (%s-screen model, S=%d) in %.1f s", pt_file, screen.name, img_size, time.perf_counter() - t)
+    model, info = _load(checkpoint, random_init, seed, img_size, dev, screen.name)
     if info is not None and recorded.get("sha256") and recorded["sha256"] != info.sha256:
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)

@@ -34,7 +34,7 @@ from torch import nn
 
 from corridorkey_model.checkpoint import CheckpointInfo, sha256_of
 from corridorkey_model.frame import preprocess
-from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, KNOBS, MODEL_ID, OUTPUT_SCALE
+from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, GREEN, KNOBS, OUTPUT_SCALE, ScreenSpec
 from corridorkey_model.synthetic import green_screen_plate, plate_tensor
 from corridorkey_export.attention import fused_attention
 from corridorkey_export.graphcheck import find_constant_devices
@@ -119,15 +119,18 @@ def trace_network(model: nn.Module, img_size: int, device: Union[str, torch.devi
         return torch.jit.trace(model.to(device).eval(), example, check_trace=False)
 
 
-def script_wrapper(traced: nn.Module, img_size: int) -> torch.jit.ScriptModule:
-    """``torch.jit.script`` the knob wrapper around the traced network."""
-    return torch.jit.script(CorridorKeyNuke(traced, img_size))
+def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in)."""
+    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel))
 
 
-def check_loaded(module: nn.Module, img_size: int) -> None:
-    """Structural checks of a loaded file: S, knob attributes with their types, no constant device."""
+def check_loaded(module: nn.Module, img_size: int, screen: ScreenSpec = GREEN) -> None:
+    """Structural checks of a loaded file: S, screen channel, knob attributes with their types, no constant device."""
     if int(getattr(module, "img_size", -1)) != img_size:
         raise ExportError(f"the saved file runs at S={getattr(module, 'img_size', None)}, expected {img_size}")
+    if int(getattr(module, "screen_channel", -1)) != screen.channel:
+        raise ExportError(f"the saved file despills channel {getattr(module, 'screen_channel', None)}, expected "
+                          f"{screen.channel} for the {screen.name} screen")
     for k in KNOBS:
         value = getattr(module, k.name, None)
         if type(value) is not k.python_type:
@@ -155,7 +158,8 @@ def _versions() -> Dict[str, str]:
 
 def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bool, file_sha256: str,
                    checkpoint_info: Optional[CheckpointInfo], random_init_seed: Optional[int],
-                   timings: Dict[str, float], validation: Optional[ValidationReport]) -> Dict[str, Any]:
+                   timings: Dict[str, float], validation: Optional[ValidationReport],
+                   screen: ScreenSpec = GREEN) -> Dict[str, Any]:
     """The JSON manifest written beside the .pt."""
     if checkpoint_info is not None:
         checkpoint: Dict[str, Any] = {"random_init": False, **dataclasses.asdict(checkpoint_info)}
@@ -167,7 +171,9 @@ def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bo
         "format": MANIFEST_FORMAT,
         "file": output.name,
         "file_sha256": file_sha256,
-        "model_id": MODEL_ID,
+        "model_id": screen.model_id,
+        # The weights cannot tell a green checkpoint from a blue one: which file was used for which screen.
+        "screen": {"name": screen.name, "channel": screen.channel, "cat_file": screen.cat_filename},
         "img_size": img_size,
         "checkpoint": checkpoint,
         "versions": _versions(),
@@ -194,7 +200,8 @@ def _temp_path(final: Path, suffix: str) -> Path:
 def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
-                       validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None) -> ExportResult:
+                       validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None,
+                       screen: ScreenSpec = GREEN) -> ExportResult:
     """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
 
     Steps, each logged with its wall time (``ExportResult.timings``): trace the
@@ -235,7 +242,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         t = time.perf_counter()
         log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
-        scripted = script_wrapper(traced, img_size).cpu()
+        scripted = script_wrapper(traced, img_size, screen.channel).cpu()
         step("script", t)
 
         t = time.perf_counter()
@@ -249,7 +256,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         t = time.perf_counter()
         log.info("check    reloading the file: S, knob attributes, no constant device")
         loaded = torch.jit.load(str(tmp_pt), map_location="cpu")
-        check_loaded(loaded, img_size)
+        check_loaded(loaded, img_size, screen)
         del loaded
         file_sha = sha256_of(tmp_pt)
         step("check", t)
@@ -267,7 +274,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                                        f"more); {output} was not written", report)
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
-                                  random_init_seed, timings, report)
+                                  random_init_seed, timings, report, screen)
         tmp_json = _temp_path(manifest_path, ".tmp")
         temps.append(tmp_json)
         tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")

@@ -37,7 +37,8 @@ import torch
 from torch import Tensor, nn
 
 from corridorkey_model.frame import combine, postprocess, preprocess
-from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPILL_STRENGTH, GAMMA_INPUT, KNOBS, MODEL_ID,
+from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPILL_STRENGTH, GAMMA_INPUT, GREEN, KNOBS, MODEL_ID,
+                                     ScreenSpec,
                                      OUTPUT_SCALE, REFINER_STRENGTH, knob_table_markdown)
 from corridorkey_model.synthetic import green_screen_plate, plate_tensor
 from corridorkey_export.attention import fused_attention
@@ -80,20 +81,23 @@ class PlateSpec:
     width: int
     seed: int = 0
     extremes: bool = False
+    screen_channel: int = 1  # 1: green screen, 2: blue screen
 
     def tensor(self, linear: bool) -> Tensor:
         """``[1, 4, H, W]`` plate; sRGB-encoded RGB, or linear for ``gamma_input = 1``."""
         return plate_tensor(green_screen_plate(self.height, self.width, seed=self.seed, linear=linear,
-                                               extremes=self.extremes))
+                                               extremes=self.extremes, screen_channel=self.screen_channel))
 
 
-def default_plates(img_size: int) -> Tuple[PlateSpec, ...]:
-    """Three plates: larger than S (non-square), smaller than S (odd, portrait), superwhite/negative values."""
+def default_plates(img_size: int, screen_channel: int = 1) -> Tuple[PlateSpec, ...]:
+    """Three plates on the file's screen colour: larger than S (non-square), smaller than S (odd, portrait),
+    superwhite/negative values."""
     s = int(img_size)
+    c = int(screen_channel)
     return (
-        PlateSpec("wide-larger-than-S", s + s // 8 + 1, s + s // 2, seed=1),
-        PlateSpec("odd-portrait", s // 2 + 1, s // 3 + 1, seed=2),
-        PlateSpec("superwhite-negative", s // 4 + 3, s // 3, seed=3, extremes=True),
+        PlateSpec("wide-larger-than-S", s + s // 8 + 1, s + s // 2, seed=1, screen_channel=c),
+        PlateSpec("odd-portrait", s // 2 + 1, s // 3 + 1, seed=2, screen_channel=c),
+        PlateSpec("superwhite-negative", s // 4 + 3, s // 3, seed=3, extremes=True, screen_channel=c),
     )
 
 
@@ -253,7 +257,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
         raise ValueError(f"the .pt runs at S={img_size} but the reference model at S={model_size}; "
                          f"build the reference with --img-size {img_size}")
     model = model.to(device).eval()
-    plates = tuple(default_plates(img_size) if plates is None else plates)
+    screen_channel = int(getattr(ts, "screen_channel", 1))
+    plates = tuple(default_plates(img_size, screen_channel) if plates is None else plates)
     sweep_name = sweep if settings is None else "custom"
     settings = list(knob_settings(sweep) if settings is None else settings)
     fp16_skip = _fp16_plan(fp16, device, img_size)
@@ -281,7 +286,7 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
 
                     def reference(knobs: Dict[str, object]) -> Tensor:
                         alpha, fg = combine(*logits, float(knobs[REFINER_STRENGTH.name]))
-                        return postprocess(alpha, fg, h, w, float(knobs[DESPILL_STRENGTH.name]))
+                        return postprocess(alpha, fg, h, w, float(knobs[DESPILL_STRENGTH.name]), screen_channel)
 
                     for knobs in (s for s in settings if s[GAMMA_INPUT.name] == gamma):
                         set_knobs(ts, **knobs)
@@ -366,15 +371,16 @@ def format_report(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def cat_file_settings() -> str:
+def cat_file_settings(screen: ScreenSpec = GREEN) -> str:
     """CatFileCreator settings for the exported file, generated from the knob spec."""
     lines = [
-        "CatFileCreator settings (NukeX: Other > CatFileCreator):",
+        "CatFileCreator settings (NukeX: Other > CatFileCreator), or run nuke/corridorkey_create_cat.py"
+        + ("" if screen is GREEN else f" --screen {screen.name}") + ":",
         f"  Torchscript File : <path of the .pt>",
-        f"  Cat File         : <path>/CorridorKey.cat",
+        f"  Cat File         : <path>/{screen.cat_filename}",
         f"  Channels In      : {','.join(CHANNELS_IN)}",
         f"  Channels Out     : {','.join(CHANNELS_OUT)}",
-        f"  Model Id         : {MODEL_ID}",
+        f"  Model Id         : {screen.model_id}",
         f"  Output Scale     : {OUTPUT_SCALE}",
         "  User knobs (add to the CatFileCreator before Create .cat file; the name must match exactly):",
     ]

@@ -34,10 +34,17 @@ class CorridorKeyNuke(nn.Module):
     at the spec's defaults.
     """
 
-    def __init__(self, network: nn.Module, img_size: int) -> None:
+    #: RGB index of the screen colour the weights were trained on (1 green, 2 blue): a constant of the
+    #: file, not a knob (the weights belong to one screen); despill acts on this channel.
+    __constants__ = ["screen_channel"]
+
+    def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1) -> None:
         super().__init__()
         self.network = network
         self.img_size = int(img_size)
+        if screen_channel not in (1, 2):
+            raise ValueError(f"screen_channel must be 1 (green) or 2 (blue), not {screen_channel!r}")
+        self.screen_channel = int(screen_channel)
         # TorchScript types attributes from their Python values: float / int, never bool.
         self.despill_strength = KNOBS_BY_NAME["despill_strength"].typed_default
         self.gamma_input = KNOBS_BY_NAME["gamma_input"].typed_default
@@ -52,7 +59,7 @@ class CorridorKeyNuke(nn.Module):
         net_in = preprocess(x, self.img_size, self.gamma_input)
         alpha_logits, fg_logits, delta_logits = self.network(net_in)
         alpha, fg = combine(alpha_logits, fg_logits, delta_logits, self.refiner_strength)
-        return postprocess(alpha, fg, height, width, self.despill_strength)
+        return postprocess(alpha, fg, height, width, self.despill_strength, self.screen_channel)
 
 
 def knob_values(module: nn.Module) -> dict:

@@ -138,3 +138,51 @@ def test_validate_command_fails_on_mismatch(export64):
                                        "-q"])
     assert result.exit_code == 1
     assert "FAIL" in result.output and "does not match the reference" in result.output
+
+
+def test_blue_screen_export_bakes_the_screen_and_validates_on_blue_plates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--screen", "blue", "--random-init", "--img-size", "64", "--validate",
+                                       "--fp16", "off", "-q"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "CorridorKeyBlue.pt"  # the default name for the blue model
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["screen"] == {"name": "blue", "channel": 2, "cat_file": "CorridorKeyBlue.cat"}
+    assert manifest["model_id"] == "CorridorKeyBlue_1.0_Nuke"
+    assert "Model Id         : CorridorKeyBlue_1.0_Nuke" in result.output and "--screen blue" in result.output
+    module = torch.jit.load(str(out))
+    assert module.screen_channel == 2
+    # The validate command reads the screen from the file and checks it on blue plates.
+    result = CliRunner().invoke(main, ["validate", str(out), "--fp16", "off", "-q"])
+    assert result.exit_code == 0 and "PASSED" in result.output
+
+
+@pytest.mark.parametrize("screen_channel", [1, 2])
+def test_scripted_wrapper_despills_its_screen_channel(screen_channel):
+    """The wrapper's despill acts on the baked-in screen channel (a tiny stand-in network makes a known fg;
+    no parity is claimed here: the export tests above prove parity with the real network)."""
+    from corridorkey_export.wrapper import CorridorKeyNuke, set_knobs
+
+    colour = torch.tensor([0.2, 0.3, 0.4])
+    colour[screen_channel] = 0.9  # a spill-coloured foreground for this screen
+
+    class KnownForeground(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("fg_logits", torch.logit(colour).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            n, _, h, w = x.shape
+            fg_logits = self.fg_logits.expand(n, 3, h, w).to(x)
+            return torch.zeros_like(x[:, :1]), fg_logits, torch.zeros_like(x)
+
+    module = torch.jit.script(CorridorKeyNuke(torch.jit.script(KnownForeground()), 64, screen_channel))
+    assert module.screen_channel == screen_channel
+    plate = torch.rand(1, 4, 20, 30)
+    with torch.no_grad():
+        set_knobs(module, despill_strength=10.0)
+        out = module(plate)[0, :3, 5, 5]
+    spill = colour[screen_channel] - (colour.sum() - colour[screen_channel]) / 2
+    expect = colour + spill / 2
+    expect[screen_channel] = colour[screen_channel] - spill
+    torch.testing.assert_close(out, expect, atol=1e-5, rtol=0)
