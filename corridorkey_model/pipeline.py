@@ -450,9 +450,18 @@ def plate_to_tensor(plate: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(plate)).permute(2, 0, 1)[None].contiguous()
 
 
+def count_non_finite_pixels(plate: np.ndarray) -> int:
+    """Pixels of an ``H x W x C`` array with a NaN or infinite value in any channel."""
+    return int(np.count_nonzero(~np.isfinite(plate).all(axis=2)))
+
+
 def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prepared:
-    """:func:`corridorkey_model.frame.preprocess` on the CPU."""
+    """:func:`corridorkey_model.frame.preprocess` on the CPU (NaN / inf count as 0 there; warned about here)."""
     h, w = loaded.plate.shape[:2]
+    bad = count_non_finite_pixels(loaded.plate)
+    if bad:
+        log.warning("%s: %d of %d pixel(s) hold NaN or infinite values in the plate or hint; they are keyed as 0",
+                    loaded.ref.label, bad, h * w)
     with torch.no_grad():
         x = frame.preprocess(plate_to_tensor(loaded.plate), img_size, s.gamma_input)
     return Prepared(loaded.ref, x, h, w)
