@@ -545,7 +545,8 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     """Key ``refs`` of ``clip``: read/preprocess -> infer (one thread per worker) -> postprocess/write.
 
     Frames are committed in order; returns how many were written. Raises
-    :class:`corridorkey_model.runner.StageError` naming the frame on any failure.
+    :class:`corridorkey_model.runner.StageError` naming the frame on any failure;
+    every frame before the failed one is committed first, so a rerun resumes there.
     """
     stages = [
         Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
@@ -553,10 +554,15 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
         Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s), clip.output_dir, out), io_threads),
     ]
     count = 0
-    for written in run_ordered(iter_tasks(clip, refs), stages, label=lambda t: t.ref.label,
-                               commit=commit_written, discard=discard_written):
-        count += 1
-        on_frame(written)
+    try:
+        for written in run_ordered(iter_tasks(clip, refs), stages, label=lambda t: t.ref.label,
+                                   commit=commit_written, discard=discard_written):
+            count += 1
+            on_frame(written)
+    except Exception:  # a StageError naming the frame
+        log.info("clip %s: %d frame(s) before the failed one were written; fix it and run the same command "
+                 "again to resume from there", clip.name, count)
+        raise
     return count
 
 
