@@ -99,7 +99,8 @@ class _Run:
                 return
             if self.error is not None:
                 log.warning("also failed (the run stops at an earlier item): %s", self.error)
-            self.error, self.error_seq = err, seq
+            self.error_seq = seq  # before error: whoever sees the error also sees where the run stops
+            self.error = err
             log.debug("stopping at item %d: %s", seq, err, exc_info=exc)
 
     def wanted(self, seq: int) -> bool:

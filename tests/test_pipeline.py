@@ -320,6 +320,18 @@ def loaded_plates_of(clip_root: Path, positions):
     return clip, [pipeline.read_frame(t).plate for t in pipeline.iter_tasks(clip, refs)]
 
 
+def test_count_non_finite_pixels():
+    a = np.zeros((8, 9, 4), np.float32)
+    assert pipeline.count_non_finite_pixels(a) == 0
+    a[1, 1, 0] = np.nan
+    a[2, 2, 3] = np.inf
+    a[2, 2, 1] = -np.inf  # same pixel as the inf: counted once
+    a[3, 3, 2] = np.inf
+    assert pipeline.count_non_finite_pixels(a) == 3
+    huge = np.full((8, 9, 4), 3e38, np.float32)  # finite, though their float32 sum overflows
+    assert pipeline.count_non_finite_pixels(huge) == 0
+
+
 def test_nan_and_inf_in_an_exr_plate_key_as_zero_with_one_warning(tmp_path, ckpt, model, caplog):
     root = make_clip(tmp_path / "Shot_075", "exr", n=3)
     plate_path = root / "Input" / "shot.1002.exr"
