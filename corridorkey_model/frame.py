@@ -1,6 +1,6 @@
 """The frame-level reference math: plate in, keyed frame out.
 
-This is the numerics contract of DESIGN.md in code, written once. The
+This is the numerics contract of ``docs/DESIGN.md`` in code, written once. The
 reference pipeline (:mod:`corridorkey_model.pipeline`), the export's
 ``--validate`` and the TorchScript wrapper all call these functions; they are
 TorchScript-compatible so the wrapper compiles the very same code.
@@ -8,7 +8,7 @@ TorchScript-compatible so the wrapper compiles the very same code.
 Tensor contract (the Nuke Inference node's):
 
 * in:  ``[N, 4, H, W]`` float: plate RGB (sRGB-encoded or linear, values may
-  leave [0, 1]) and the rough alpha hint in channel 3;
+  leave [0, 1]) and the rough alpha hint in channel 3; NaN and +-inf count as 0;
 * out: ``[N, 4, H, W]``: straight (unpremultiplied) sRGB foreground in 0-2,
   linear alpha in 3.
 """
@@ -27,13 +27,22 @@ GAMMA_SRGB = 0
 GAMMA_LINEAR = 1
 
 
+def finite_or_zero(x: Tensor) -> Tensor:
+    """``x`` with NaN, +inf and -inf replaced by 0 (same shape, device and dtype)."""
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def preprocess(plate: Tensor, img_size: int, gamma_input: int) -> Tensor:
     """``[N, 4, H, W]`` plate + hint -> ``[N, 4, S, S]`` network input.
 
+    0. non-finite values (NaN, +-inf: CG renders, damaged EXRs) count as 0, so that
+       one bad pixel cannot spread through the resize and the attention to the
+       whole frame;
     1. antialiased bilinear resize of plate and hint to ``S x S`` (aspect not kept);
     2. for a linear plate (``gamma_input == 1``) sRGB-encode the RGB *after* the resize;
     3. ImageNet-normalise the RGB; the hint is passed through.
     """
+    plate = finite_or_zero(plate)
     x = resize_bilinear_aa(plate, img_size, img_size)
     rgb = x[:, 0:3]
     hint = x[:, 3:4]

@@ -7,16 +7,16 @@ EXR codec switched off unless that variable is set when ``cv2`` is imported.
 
 Conventions: images are ``H x W x C`` float32 RGB(A) (OpenCV's BGR order is
 undone here); 8-bit values are divided by 255, 16-bit by 65535, float files are
-returned as stored (values may leave [0, 1]). Writes are atomic: the data goes
-to a temporary file in the target folder, then ``os.replace`` puts it in place,
-so a killed run never leaves a half-written frame under a final name.
+returned as stored (values may leave [0, 1]). Writes are atomic
+(:mod:`corridorkey_model.atomic`): the data goes to a hidden temporary file in
+the target folder, then ``os.replace`` puts it in place, so a killed run never
+leaves a half-written frame under a final name.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence, Tuple
@@ -25,6 +25,8 @@ os.environ["OPENCV_IO_ENABLE_OPENEXR"] = "1"
 
 import cv2  # noqa: E402  (must follow the environment variable above)
 import numpy as np  # noqa: E402
+
+from corridorkey_model import atomic  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -231,12 +233,16 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def temp_path_for(path: Path) -> Path:
-    """A hidden temporary name next to ``path`` with the same extension (OpenCV picks the codec by it)."""
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    """A new, empty hidden temporary file next to ``path`` with the same extension (OpenCV picks the codec by it)."""
+    try:
+        return atomic.temp_path_for(path)
+    except OSError as exc:
+        raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc} (does its folder exist and is it "
+                              f"writable?)") from exc
 
 
 def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, eight_bit: bool = False) -> Path:
-    """Write ``img`` to a temporary file beside ``path``; returns it (``commit`` it, or delete it).
+    """Write ``img`` to a temporary file beside ``path``; returns it (``commit`` it, or ``discard`` it).
 
     ``eight_bit`` writes 8-bit PNG/JPEG (the preview comp) instead of 16-bit.
     """
@@ -254,40 +260,43 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
     except cv2.error as exc:
         discard(tmp)
         raise FrameWriteError(f"cannot write {path}: {exc}") from exc
-    if not ok or not tmp.exists():
+    except BaseException:
+        discard(tmp)
+        raise
+    if not ok or not tmp.is_file() or tmp.stat().st_size == 0:
         discard(tmp)
         raise FrameWriteError(f"cannot write {path}: OpenCV refused to write the file (is its folder writable?)")
     return tmp
 
 
-def commit(tmp: Path, path: Path) -> None:
-    """Atomically move a finished temporary file onto its final name."""
-    os.replace(tmp, path)
-
-
-def discard(tmp: Path) -> None:
-    """Delete a temporary file if it is there."""
-    try:
-        os.unlink(tmp)
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    except OSError as exc:
-        log.warning("could not remove the temporary file %s: %s", tmp, exc)
+#: Move a finished temporary file onto its final name (atomic ``os.replace``).
+commit = atomic.commit
+#: Delete a temporary file if it is there.
+discard = atomic.discard
 
 
 def write_image(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, eight_bit: bool = False) -> None:
     """Atomic write of one image (temporary file + ``os.replace``)."""
-    commit(write_temp(path, img, exr, eight_bit=eight_bit), Path(path))
+    tmp = write_temp(path, img, exr, eight_bit=eight_bit)
+    try:
+        commit(tmp, Path(path))
+    except BaseException as exc:
+        discard(tmp)
+        if isinstance(exc, OSError):
+            raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
 
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and prove a file can be written and removed there, else :class:`FrameWriteError`."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = temp_path_for(folder / "write-probe.tmp")
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-        os.unlink(probe)
+        probe = atomic.temp_path_for(folder / "write-probe")
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"ok")
+        finally:
+            os.unlink(probe)
     except OSError as exc:
         raise FrameWriteError(
             f"output folder {folder} is not writable ({exc.strerror or exc}); fix its permissions or "

@@ -450,9 +450,21 @@ def plate_to_tensor(plate: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(plate)).permute(2, 0, 1)[None].contiguous()
 
 
+def count_non_finite_pixels(plate: np.ndarray) -> int:
+    """Pixels of an ``H x W x C`` array with a NaN or infinite value in any channel."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.isfinite(plate.sum()):  # one cheap pass for the usual clean frame (NaN/inf make the sum non-finite)
+            return 0
+    return int(np.count_nonzero(~np.isfinite(plate).all(axis=2)))
+
+
 def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prepared:
-    """:func:`corridorkey_model.frame.preprocess` on the CPU."""
+    """:func:`corridorkey_model.frame.preprocess` on the CPU (NaN / inf count as 0 there; warned about here)."""
     h, w = loaded.plate.shape[:2]
+    bad = count_non_finite_pixels(loaded.plate)
+    if bad:
+        log.warning("%s: %d of %d pixel(s) hold NaN or infinite values in the plate or hint; they are keyed as 0",
+                    loaded.ref.label, bad, h * w)
     with torch.no_grad():
         x = frame.preprocess(plate_to_tensor(loaded.plate), img_size, s.gamma_input)
     return Prepared(loaded.ref, x, h, w)
@@ -536,7 +548,8 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     """Key ``refs`` of ``clip``: read/preprocess -> infer (one thread per worker) -> postprocess/write.
 
     Frames are committed in order; returns how many were written. Raises
-    :class:`corridorkey_model.runner.StageError` naming the frame on any failure.
+    :class:`corridorkey_model.runner.StageError` naming the frame on any failure;
+    every frame before the failed one is committed first, so a rerun resumes there.
     """
     stages = [
         Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
@@ -544,10 +557,15 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
         Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s), clip.output_dir, out), io_threads),
     ]
     count = 0
-    for written in run_ordered(iter_tasks(clip, refs), stages, label=lambda t: t.ref.label,
-                               commit=commit_written, discard=discard_written):
-        count += 1
-        on_frame(written)
+    try:
+        for written in run_ordered(iter_tasks(clip, refs), stages, label=lambda t: t.ref.label,
+                                   commit=commit_written, discard=discard_written):
+            count += 1
+            on_frame(written)
+    except Exception:  # a StageError naming the frame
+        log.info("clip %s: %d frame(s) before the failed one were written; fix it and run the same command "
+                 "again to resume from there", clip.name, count)
+        raise
     return count
 
 

@@ -6,11 +6,16 @@ yields them strictly in input order. At most ``max_in_flight`` items are
 between the feeder and the commit, so memory stays bounded however slow the
 first frame is.
 
-* An exception in any stage (or in the item iterator) stops the run: the
-  other workers quit, results not yet committed are ``discard``ed, and
-  :class:`StageError` is raised naming the item (the frame's path) and stage.
-* Ctrl-C (``KeyboardInterrupt`` in the main thread) does the same clean-up and
-  re-raises, so nothing half-written is left behind.
+* An exception in any stage (or in the item iterator, or in ``commit``) on
+  item *k* stops the run **at** *k*: nothing new is fed, the items before *k*
+  that are still in flight are finished and committed (they are complete and
+  correct, so a rerun resumes after them), *k* and every item after it are
+  ``discard``ed even if they finished early, and :class:`StageError` is raised
+  naming item *k* (the frame's path) and the stage. When several items fail,
+  the run stops at the earliest one in input order; the others are logged.
+* Ctrl-C (``KeyboardInterrupt`` in the main thread) stops at once: nothing
+  more is committed, every result not yet committed is ``discard``ed, and the
+  interrupt is re-raised, so nothing half-written is left behind.
 
 The runner knows nothing about frames; :mod:`corridorkey_model.pipeline` gives
 it the stages.
@@ -63,6 +68,12 @@ def _noop(_: Any) -> None:
 
 
 class _Run:
+    """The threads and queues of one :func:`run_ordered` call.
+
+    ``stop`` ends every thread at once (Ctrl-C, or the run is over). ``error_seq``
+    is the earliest failed item: items before it still flow, later ones are dropped.
+    """
+
     def __init__(self, stages: Sequence[Stage], label: Callable[[Any], str], discard: Callable[[Any], None],
                  queue_size: int, max_in_flight: int) -> None:
         self.stages = list(stages)
@@ -70,6 +81,7 @@ class _Run:
         self.discard = discard
         self.stop = threading.Event()
         self.error: Optional[StageError] = None
+        self.error_seq: Optional[int] = None
         self.lock = threading.Lock()
         self.queues: List[queue.Queue] = [queue.Queue(maxsize=queue_size) for _ in self.stages]
         self.results: queue.Queue = queue.Queue()  # bounded by the in-flight slots
@@ -77,13 +89,29 @@ class _Run:
         self.total: Optional[int] = None
         self.threads: List[threading.Thread] = []
 
-    def fail(self, label: str, stage: str, exc: BaseException) -> None:
+    def fail(self, seq: int, label: str, stage: str, exc: BaseException) -> None:
+        """Record that item ``seq`` failed; the run stops at the earliest failed item."""
+        err = StageError(label, stage, exc)
+        err.__cause__ = exc
         with self.lock:
-            if self.error is None:
-                self.error = StageError(label, stage, exc)
-                self.error.__cause__ = exc
-                log.debug("stopping: %s", self.error, exc_info=exc)
-        self.stop.set()
+            if self.error is not None and self.error_seq is not None and self.error_seq <= seq:
+                log.warning("also failed (the run stops at an earlier item): %s", err)
+                return
+            if self.error is not None:
+                log.warning("also failed (the run stops at an earlier item): %s", self.error)
+            self.error_seq = seq  # before error: whoever sees the error also sees where the run stops
+            self.error = err
+            log.debug("stopping at item %d: %s", seq, err, exc_info=exc)
+
+    def wanted(self, seq: int) -> bool:
+        """Whether item ``seq`` comes before every failure (and so will be committed)."""
+        error_seq = self.error_seq
+        return error_seq is None or seq < error_seq
+
+    def end(self) -> Optional[int]:
+        """The number of items that will be committed, once known."""
+        ends = [n for n in (self.total, self.error_seq) if n is not None]
+        return min(ends) if ends else None
 
     def put(self, q: queue.Queue, obj: Any) -> bool:
         while not self.stop.is_set():
@@ -98,26 +126,27 @@ class _Run:
         seq = 0
         it = iter(items)
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and self.error is None:
                 try:
                     item = next(it)
                 except StopIteration:
                     self.total = seq
                     return
                 while not self.slots.acquire(timeout=POLL_S):
-                    if self.stop.is_set():
+                    if self.stop.is_set() or self.error is not None:
                         return
                 if not self.put(self.queues[0], (seq, self.label(item), item)):
                     return
                 seq += 1
         except BaseException as exc:  # an error while reading the input (e.g. decoding a video)
-            self.fail(f"input item {seq}", "reading input", exc)
+            self.fail(seq, f"input item {seq}", "reading input", exc)
         finally:
             close = getattr(it, "close", None)
-            if close is not None and self.stop.is_set():
+            if close is not None and (self.stop.is_set() or self.error is not None):
                 close()
 
     def work(self, k: int, fn: Callable[[Any], Any]) -> None:
+        """Worker thread of stage ``k``: runs until ``stop``, skipping items after a failure."""
         stage = self.stages[k]
         qin = self.queues[k]
         last = k == len(self.stages) - 1
@@ -127,11 +156,13 @@ class _Run:
                 seq, label, obj = qin.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+            if not self.wanted(seq):
+                continue  # after the failure: never committed, so not worth computing
             try:
                 out = fn(obj)
             except BaseException as exc:
-                self.fail(label, stage.name, exc)
-                return
+                self.fail(seq, label, stage.name, exc)
+                continue  # keep serving the items before it
             if not self.put(qout, (seq, label, out)) and last:
                 self.discard(out)
 
@@ -168,7 +199,8 @@ def run_ordered(items: Iterable[Any], stages: Sequence[Stage], *, label: Callabl
 
     ``label(item)`` names an item in error messages. ``discard(result)`` is called for
     every last-stage result that will not be committed (error or Ctrl-C).
-    Raises :class:`StageError` on the first failure.
+    Raises :class:`StageError` for the earliest failed item, after committing
+    (and yielding) every item before it.
     """
     if not stages:
         raise ValueError("run_ordered needs at least one stage")
@@ -178,20 +210,32 @@ def run_ordered(items: Iterable[Any], stages: Sequence[Stage], *, label: Callabl
     run.start(items)
     pending: dict = {}
     next_seq = 0
+    announced = False
     try:
-        while run.error is None and not (run.total is not None and next_seq >= run.total):
+        while True:
+            end = run.end()
+            if end is not None and next_seq >= end:
+                break
+            if run.error is not None and not announced:
+                announced = True
+                _announce_stop(run, next_seq)
             try:
                 seq, lab, out = run.results.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+            if not run.wanted(seq):
+                run.discard(out)
+                continue
             pending[seq] = (lab, out)
-            while next_seq in pending and run.error is None:
+            while next_seq in pending and run.wanted(next_seq):
                 lab, out = pending.pop(next_seq)
                 try:
                     commit(out)
                 except BaseException as exc:
                     run.discard(out)
-                    run.fail(lab, "writing", exc)
+                    if not isinstance(exc, Exception):
+                        raise  # Ctrl-C while committing: stop at once
+                    run.fail(next_seq, lab, "writing", exc)
                     break
                 next_seq += 1
                 run.slots.release()
@@ -200,3 +244,10 @@ def run_ordered(items: Iterable[Any], stages: Sequence[Stage], *, label: Callabl
         run.shutdown(pending)
     if run.error is not None:
         raise run.error
+
+
+def _announce_stop(run: _Run, committed: int) -> None:
+    left = (run.error_seq or 0) - committed
+    if left > 0:
+        log.warning("%s; finishing the %d earlier item(s) still in flight before stopping (Ctrl-C stops now)",
+                    run.error, left)

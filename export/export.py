@@ -1,9 +1,10 @@
 """Export: eager GreenFormer -> ``CorridorKey.pt`` (TorchScript) + ``CorridorKey.manifest.json``.
 
-Two steps (DESIGN.md, "The Nuke contract"): ``torch.jit.trace`` the inner
+Two steps (docs/DESIGN.md, "The Nuke contract"): ``torch.jit.trace`` the inner
 network at ``[1, 4, S, S]`` (timm cannot be scripted), then ``torch.jit.script``
 the :class:`~corridorkey_export.wrapper.CorridorKeyNuke` wrapper that holds
-every knob branch. The file and its manifest are written atomically.
+every knob branch. The file and its manifest are written atomically
+(:mod:`corridorkey_model.atomic`).
 
 Python API (used by the CLI, the benchmarks and the compatibility tests)::
 
@@ -32,6 +33,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from corridorkey_model import atomic
 from corridorkey_model.checkpoint import CheckpointInfo, sha256_of
 from corridorkey_model.frame import preprocess
 from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, GREEN, KNOBS, OUTPUT_SCALE, ScreenSpec
@@ -187,16 +189,6 @@ def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bo
     }
 
 
-def _temp_path(final: Path, suffix: str) -> Path:
-    """An empty temp file beside ``final`` with the permissions a plain ``open()`` would give."""
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix)
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(name, 0o666 & ~mask)
-    return Path(name)
-
-
 def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
@@ -246,7 +238,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         step("script", t)
 
         t = time.perf_counter()
-        tmp_pt = _temp_path(output, ".pt.tmp")
+        tmp_pt = atomic.temp_path_for(output)
         temps.append(tmp_pt)
         log.info("save     %s", output)
         torch.jit.save(scripted, str(tmp_pt))
@@ -275,15 +267,15 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen)
-        tmp_json = _temp_path(manifest_path, ".tmp")
+        tmp_json = atomic.temp_path_for(manifest_path)
         temps.append(tmp_json)
         tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        os.replace(tmp_pt, output)
-        os.replace(tmp_json, manifest_path)
+        atomic.commit(tmp_pt, output)
+        atomic.commit(tmp_json, manifest_path)
         log.info("wrote %s (%.0f MB) and %s", output, output.stat().st_size / 2**20, manifest_path.name)
     finally:
         for tmp in temps:
-            tmp.unlink(missing_ok=True)
+            atomic.discard(tmp)
     return ExportResult(output, manifest_path, img_size, target_nuke, fused, dict(timings), manifest, report,
                         peak_rss)
 

@@ -83,7 +83,15 @@ def make_cases() -> List[dict]:
     def case(name, h, w, knobs, **plate):
         return {"name": name, "input": plate_tensor(green_screen_plate(h, w, **plate)), "knobs": knobs}
 
+    def damaged(c):  # NaN patch and +-inf (CG renders, broken EXRs): they count as 0 in the .pt
+        x = c["input"].clone()
+        x[..., 10:20, 10:20] = float("nan")
+        x[0, 1, 40, 50] = float("inf")
+        x[0, 3, 5, 60] = float("-inf")
+        return dict(c, input=x)
+
     return [
+        damaged(case("nan_inf_patch", 64, 80, _knobs(gamma_input=1), seed=4, linear=True)),
         case("square_defaults", 256, 256, _knobs(), seed=0),
         case("wide_despill_refiner_half", 72, 160, _knobs(despill_strength=7.5, refiner_strength=0.5), seed=1),
         case("odd_linear_extremes", 97, 61, _knobs(gamma_input=1, despill_strength=10.0, refiner_strength=0.0),
@@ -162,6 +170,7 @@ def test_cases_exercise_the_knobs(exported):
     extremes = out["fp32/odd_linear_extremes"]
     assert extremes.shape == (1, 4, 97, 61) and torch.isfinite(extremes).all()
     assert 0.0 <= float(extremes[:, 3].min()) and float(extremes[:, 3].max()) <= 1.0
+    assert torch.isfinite(out["fp32/nan_inf_patch"]).all()  # the old runtime's run is compared with this
     # same plate, other knobs, in the exporting torch: the knob attributes are live in the saved file
     cases = {c["name"]: c for c in make_cases()}
     module = torch.jit.load(str(exported["pt"]), map_location="cpu").eval()

@@ -126,6 +126,23 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["blocker"]
 
 
+def test_a_failed_rename_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "f.png").mkdir()  # a folder where the frame should go
+    with pytest.raises(FrameWriteError, match="f.png"):
+        frames_io.write_image(tmp_path / "f.png", np.zeros((4, 4, 3), np.float32))
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"] and (tmp_path / "f.png").is_dir()
+
+
+def test_a_failed_encode_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        return False  # what cv2.imwrite says when it cannot write
+
+    monkeypatch.setattr(frames_io.cv2, "imwrite", refuse)
+    with pytest.raises(FrameWriteError, match="refused"):
+        frames_io.write_temp(tmp_path / "f.exr", np.zeros((4, 4, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_temp_file_is_only_visible_after_commit(tmp_path):
     path = tmp_path / "f.exr"
     tmp = frames_io.write_temp(path, np.zeros((4, 4, 3), np.float32))

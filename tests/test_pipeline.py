@@ -271,19 +271,100 @@ def test_frames_chunk_then_resume_then_overwrite(tmp_path, ckpt):
 # --------------------------------------------------------------------------- errors
 
 
-def test_unreadable_frame_stops_with_its_path_and_leaves_no_partial_files(tmp_path, ckpt):
-    root = make_clip(tmp_path / "Shot_070", "png8", n=4)
-    bad = root / "Input" / "shot.1003.png"
+def _complete_frame(out_dir: Path, name: str) -> bool:
+    """All four outputs of ``name`` exist and decode to full-size images."""
+    paths = pipeline.output_paths(out_dir, _ref(name), pipeline.OutputSettings())
+    return all(p.is_file() and frames_io.read_image(p).shape[:2] == (H, W) for p in paths.values())
+
+
+def _ref(name: str) -> pipeline.FrameRef:
+    return pipeline.FrameRef(0, 0, name, Path(name), Path(name))
+
+
+def test_corrupt_frame_mid_clip_keeps_the_frames_before_it_and_a_rerun_resumes(tmp_path, ckpt, model):
+    root = make_clip(tmp_path / "Shot_070", "png8", n=6)
+    good = (root / "Input" / "shot.1005.png").read_bytes()
+    bad = root / "Input" / "shot.1005.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this file was cut off")
-    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--io-threads", 1)
+    out_dir = root / "Output"
+    before = [f"shot.{n}" for n in range(1001, 1005)]
+
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
     assert result.exit_code == 1, text
     assert str(bad) in text and "cannot read frame" in text
-    out_dir = root / "Output"
+    # frames are committed in order up to the failed one: 1001-1004 complete, nothing of 1005 and 1006
+    check_layout(out_dir, before)
+    assert all(_complete_frame(out_dir, n) for n in before)
+    assert not list(out_dir.rglob("shot.1005.*")) and not list(out_dir.rglob("shot.1006.*"))
     assert not [p for p in out_dir.rglob(".*")], "temporary files left behind"
-    for folder in FOLDERS:  # frames are committed in order: only those before the bad one exist
-        assert sorted(p.stem for p in (out_dir / folder).iterdir()) in (
-            [], ["shot.1001"], ["shot.1001", "shot.1002"]), folder
-    assert not list(out_dir.rglob("shot.1003.*")) and not list(out_dir.rglob("shot.1004.*"))
+    _clip, plates = loaded_plates_of(root, [0, 3])
+    for name, plate in zip(("shot.1001", "shot.1004"), plates):  # and they are the right frames, keyed right
+        _fg_ref, alpha_ref = reference(model, plate, frame.GAMMA_SRGB, 0.0, 1.0)
+        np.testing.assert_allclose(read_raw(out_dir / "Matte" / f"{name}.exr"), alpha_ref, atol=1e-5, rtol=0)
+    kept = _stamp(sorted(out_dir.rglob("shot.*")))
+    assert len(kept) == 16
+
+    # the frame repaired, the same command again: it keys only 1005 and 1006
+    bad.write_bytes(good)
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
+    assert result.exit_code == 0, text
+    assert "2 frame(s) keyed" in text and "4 skipped" in text
+    check_layout(out_dir, before + ["shot.1005", "shot.1006"])
+    assert _stamp(kept) == kept, "frames kept from the failed run were rewritten"
+    assert not [p for p in out_dir.rglob(".*")]
+
+
+def loaded_plates_of(clip_root: Path, positions):
+    clip = pipeline.load_clip(pipeline.scan(clip_root)[0])
+    refs = [clip.frames[i] for i in positions]
+    return clip, [pipeline.read_frame(t).plate for t in pipeline.iter_tasks(clip, refs)]
+
+
+def test_count_non_finite_pixels():
+    a = np.zeros((8, 9, 4), np.float32)
+    assert pipeline.count_non_finite_pixels(a) == 0
+    a[1, 1, 0] = np.nan
+    a[2, 2, 3] = np.inf
+    a[2, 2, 1] = -np.inf  # same pixel as the inf: counted once
+    a[3, 3, 2] = np.inf
+    assert pipeline.count_non_finite_pixels(a) == 3
+    huge = np.full((8, 9, 4), 3e38, np.float32)  # finite, though their float32 sum overflows
+    assert pipeline.count_non_finite_pixels(huge) == 0
+
+
+def test_nan_and_inf_in_an_exr_plate_key_as_zero_with_one_warning(tmp_path, ckpt, model, caplog):
+    root = make_clip(tmp_path / "Shot_075", "exr", n=3)
+    plate_path = root / "Input" / "shot.1002.exr"
+    hint_path = root / "AlphaHint" / "matte_001.exr"
+    plate = frames_io.read_image(plate_path)
+    plate[10:20, 30:40, :] = np.nan  # a 10 x 10 patch
+    plate[50, 80, 1] = np.inf
+    hint = frames_io.read_image(hint_path)[..., 0]
+    hint[5, 5] = -np.inf
+    frames_io.write_image(plate_path, plate, ExrOptions("float"))
+    frames_io.write_image(hint_path, hint, ExrOptions("float"))
+    _clip, plates = loaded_plates(root)
+    damaged = plates[1]
+    assert np.isnan(damaged).any(axis=2).sum() == 100 and np.isinf(damaged).sum() == 2  # the files hold it
+
+    with caplog.at_level(logging.WARNING, logger="corridorkey_model"):
+        result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
+    assert result.exit_code == 0, text
+    warnings = [r.getMessage() for r in caplog.records if "NaN or infinite" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once, for the damaged frame only
+    assert str(plate_path) in warnings[0] and f"102 of {H * W} pixel(s)" in warnings[0]
+
+    out_dir = root / "Output"
+    zeroed = np.where(np.isfinite(damaged), damaged, np.float32(0.0)).astype(np.float32)
+    fg_ref, alpha_ref = reference(model, zeroed, frame.GAMMA_LINEAR, 0.0, 1.0)
+    matte = read_raw(out_dir / "Matte" / "shot.1002.exr")
+    fg = read_raw(out_dir / "FG" / "shot.1002.exr")[..., ::-1]
+    proc = frames_io.read_image(out_dir / "Processed" / "shot.1002.exr")
+    for img in (matte, fg, proc):
+        assert np.isfinite(img).all()
+    assert 0.0 <= matte.min() and matte.max() <= 1.0
+    np.testing.assert_allclose(matte, alpha_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fg, fg_ref, atol=1e-5, rtol=0)
 
 
 def test_mismatched_counts(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
+import signal
 import threading
 import time
 
@@ -94,8 +96,68 @@ def test_an_error_stops_the_run_and_names_the_item():
     assert "/clip/Input/0005.png" in str(err) and "cannot decode" in str(err) and "reading" in str(err)
     assert isinstance(err.cause, ValueError)
     assert len(processed) < 50, "the run must stop soon after the error"
-    assert committed == list(range(len(committed))) and 5 not in committed
+    assert committed == [0, 1, 2, 3, 4], "every item before the failed one is committed"
     assert not set(committed) & set(discarded)
+    assert not _runner_threads()
+
+
+def test_items_before_a_failure_are_finished_and_committed_items_after_it_discarded():
+    """Item 5 fails while 0-4 are still in flight and 6, 7 (and more) have already finished out of order."""
+    n_workers = 8
+    after_five = threading.Event()  # 6 and 7 have left the last stage
+    five_failed = threading.Event()
+    lock = threading.Lock()
+    produced, committed, discarded, events = [], [], [], []
+
+    def first(i):
+        if i < 5:
+            assert five_failed.wait(10), "item 5 never failed"
+            time.sleep(0.05)  # still in flight well after the failure
+        elif i == 5:
+            assert after_five.wait(10), "items 6 and 7 never finished"
+            with lock:
+                events.append("5 failed")
+            five_failed.set()
+            raise RuntimeError("corrupt frame")
+        return i
+
+    def last(i):
+        with lock:
+            produced.append(i)
+            events.append(f"{i} done")
+            if {6, 7} <= set(produced):
+                after_five.set()
+        return i
+
+    with pytest.raises(StageError, match="corrupt frame") as info:
+        list(run_ordered(range(40), [Stage.threads("infer", first, n_workers), Stage.threads("write", last, 2)],
+                         commit=committed.append, discard=discarded.append))
+    assert info.value.label == "5" and info.value.stage == "infer"
+    assert events.index("6 done") < events.index("5 failed") < events.index("0 done")  # the scenario happened
+    assert committed == [0, 1, 2, 3, 4]
+    assert {6, 7} <= set(discarded) and not set(committed) & set(discarded)
+    assert sorted(committed + discarded) == sorted(produced), "every result is committed or discarded, once"
+    assert not _runner_threads()
+
+
+def test_the_earliest_failed_item_wins_when_several_fail():
+    seven_failed = threading.Event()
+    committed = []
+
+    def stage(i):
+        if i == 7:
+            seven_failed.set()
+            raise ValueError("seven")
+        if i == 3:
+            assert seven_failed.wait(10)
+            time.sleep(0.05)
+            raise ValueError("three")
+        return i
+
+    with pytest.raises(StageError, match="three") as info:
+        list(run_ordered(range(20), [Stage.threads("a", stage, 8)], commit=committed.append))
+    assert info.value.label == "3"
+    assert committed == [0, 1, 2]
     assert not _runner_threads()
 
 
@@ -105,21 +167,41 @@ def test_an_error_in_the_item_iterator_is_reported():
         yield 1
         raise OSError("video ended early")
 
+    committed = []
     with pytest.raises(StageError, match="video ended early"):
-        list(run_ordered(items(), [Stage.threads("a", lambda i: i, 1)]))
+        list(run_ordered(items(), [Stage.threads("a", lambda i: i, 1)], commit=committed.append))
+    assert committed == [0, 1]
     assert not _runner_threads()
 
 
 def test_a_commit_error_stops_the_run():
+    committed = []
+
     def commit(i):
         if i == 3:
             raise PermissionError("disk full")
+        committed.append(i)
 
     discarded = []
     with pytest.raises(StageError, match="disk full") as info:
         list(run_ordered(range(30), [Stage.threads("a", lambda i: i, 2)], commit=commit, label=str,
                          discard=discarded.append))
     assert info.value.label == "3" and 3 in discarded
+    assert committed == [0, 1, 2]
+
+
+@contextlib.contextmanager
+def _python_handles_sigint():
+    """SIGINT raises KeyboardInterrupt for the block, whatever disposition the process inherited.
+
+    A background job (``cmd &``, nohup, some CI runners) starts with SIGINT ignored, and then
+    ``_thread.interrupt_main()`` does nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_shuts_down_cleanly_and_discards_what_was_not_committed():
@@ -134,7 +216,7 @@ def test_ctrl_c_shuts_down_cleanly_and_discards_what_was_not_committed():
             produced.append(i)
         return i
 
-    with pytest.raises(KeyboardInterrupt):
+    with _python_handles_sigint(), pytest.raises(KeyboardInterrupt):
         for _ in run_ordered(range(1000), [Stage.threads("a", stage, 3)], commit=committed.append,
                              discard=discarded.append):
             pass
@@ -143,3 +225,22 @@ def test_ctrl_c_shuts_down_cleanly_and_discards_what_was_not_committed():
     assert len(produced) < 100
     # every result that left the last stage was either committed or cleaned up
     assert sorted(committed + discarded) == sorted(produced)
+
+
+def test_ctrl_c_while_finishing_the_items_before_a_failure_stops_at_once():
+    committed, discarded = [], []
+
+    def stage(i):
+        if i == 2:
+            raise ValueError("bad frame")
+        if i == 0:  # still in flight after item 2 failed; the user presses Ctrl-C meanwhile
+            time.sleep(0.2)
+            _thread.interrupt_main()
+            time.sleep(0.3)
+        return i
+
+    with _python_handles_sigint(), pytest.raises(KeyboardInterrupt):
+        list(run_ordered(range(10), [Stage.threads("a", stage, 3)], commit=committed.append,
+                         discard=discarded.append))
+    assert committed == [] and sorted(discarded) == [0, 1]
+    assert not _runner_threads()

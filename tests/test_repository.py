@@ -1,0 +1,48 @@
+"""The repository stands on its own: its design document and licences are in it, and nothing points outside."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".json", ".nk", ".gizmo", ".txt", ".sh", ".lock", ""}
+#: Phrases that send a reader to files a user of this repository does not have.
+OUTSIDE_POINTERS = re.compile(r"shared folder|\.\./shared/|/work/shared|team's shared", re.IGNORECASE)
+
+
+def _tracked_text_files():
+    try:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: cannot list the repository's files")
+    files = [REPO / line for line in out.splitlines() if line]
+    return [p for p in files if p.is_file() and p.suffix in TEXT_SUFFIXES and p != Path(__file__).resolve()]
+
+
+def test_the_design_document_is_in_the_repository_and_nothing_points_to_a_shared_folder():
+    design = REPO / "docs" / "DESIGN.md"
+    text = design.read_text()
+    for heading in ("Numerics contract", "The Nuke contract", "Architecture"):
+        assert heading in text, heading
+    offenders = []
+    for path in _tracked_text_files():
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if OUTSIDE_POINTERS.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not offenders, "references to files outside the repository:\n" + "\n".join(offenders)
+    assert "docs/DESIGN.md" in (REPO / "README.md").read_text()
+
+
+def test_code_licence_and_weights_licence_are_stated():
+    licence = (REPO / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "the CorridorKey for Nuke contributors" in licence
+    assert re.search(r'^license\s*=\s*"MIT"', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Licence\n", 1)[1].split("\n## ", 1)[0]
+    for needle in ("MIT", "CC BY-NC-SA 4.0", "paid API", "commercial"):
+        assert needle in section, needle
