@@ -41,9 +41,10 @@ from torch import Tensor
 
 from corridorkey_model import frame, frames_io
 from corridorkey_model.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
+from corridorkey_model.despeckle import despeckle
 from corridorkey_model.frames_io import ExrOptions, FrameReadError
 from corridorkey_model.knobs import KNOBS_BY_NAME
-from corridorkey_model.matte import DESPECKLE_SIZE, despeckle
+from corridorkey_model.matte import DESPECKLE_SIZE
 from corridorkey_model.runner import Stage, run_ordered
 
 log = logging.getLogger(__name__)
@@ -488,11 +489,11 @@ def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     """:func:`corridorkey_model.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp."""
     with torch.no_grad():
         out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength)
+        if s.despeckle:  # the .pt's despeckle (knob despeckle_size), the same function
+            out = torch.cat([out[:, 0:3], despeckle(out[:, 3:4], s.despeckle_size)], dim=1)
     out = out[0].permute(1, 2, 0).contiguous().numpy()
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])
-    if s.despeckle:
-        alpha = despeckle(alpha, s.despeckle_size)
     return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), composite_over_checkerboard_np(fg, alpha))
 
 

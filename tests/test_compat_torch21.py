@@ -7,7 +7,8 @@ fixed plates and knob settings here (torch of the main environment), and the
 outputs are saved beside the ``.pt``. Then ``tests/compat/run_torchscript.py``
 (torch and the standard library only, no project code) loads the file in a
 separate cached environment with ``torch==2.1.2`` and compares: max abs error
-<= 1e-5 in fp32.
+<= 1e-5 in fp32. The despeckle (``corridorkey_model/despeckle.py``) is checked the
+same way in a small scripted module of its own, in fp32 and CPU fp16.
 
 The torch 2.1.2 environment: ``$CORRIDORKEY_TORCH21_PYTHON`` (``.ci/run`` sets
 it), else ``.ci/ensure-torch21`` builds or reuses the cached one (~4.5 GB, needs
@@ -27,8 +28,10 @@ from typing import Dict, List
 import pytest
 import torch
 
+import despeckle_oracle
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
+from corridorkey_model.despeckle import despeckle
 from corridorkey_model.knobs import KNOBS_BY_NAME
 from corridorkey_model.synthetic import green_screen_plate, make_random_model, plate_tensor
 
@@ -243,3 +246,55 @@ def test_unloadable_file_is_reported(torch21_python, tmp_path):
     assert proc.returncode == 1
     assert "cannot load" in proc.stdout
     assert not (tmp_path / "out.pt").exists()
+
+
+# --------------------------------------------------------------------------- despeckle (corridorkey_model/despeckle.py)
+
+
+class DespeckleProbe(torch.nn.Module):
+    """The despeckle in a scripted module, as the wrapper holds it: ``[1, 4, H, W]`` in, its alpha despeckled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.despeckle_size = 0  # an int attribute, read on every call (a knob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, 0:3], despeckle(x[:, 3:4], self.despeckle_size)], dim=1)
+
+
+def _despeckle_cases() -> List[dict]:
+    """Mattes with islands of many sizes (tests/despeckle_oracle.py) in the alpha of a ``[1, 4, H, W]`` input."""
+    def case(name, h, w, size, seed):
+        rgba = torch.rand(1, 4, h, w, generator=torch.Generator().manual_seed(seed))
+        rgba[0, 3] = torch.from_numpy(despeckle_oracle.islands_matte(h, w, max(size, 2), seed))
+        return {"name": name, "input": rgba, "knobs": {"despeckle_size": torch.tensor(size, dtype=torch.int64)}}
+
+    return [case("despeckle_off", 64, 80, 0, 0), case("despeckle_50_odd", 97, 131, 50, 1),
+            case("despeckle_400", 256, 384, 400, 2), case("despeckle_1080p", 1080, 1920, 400, 3)]
+
+
+def test_despeckle_scripted_loads_and_matches_on_torch21(tmp_path, torch21_python):
+    """Scripted and saved here, loaded and run in torch 2.1.2 (fp32 and CPU fp16): the same mattes."""
+    pt = tmp_path / "despeckle.pt"
+    torch.jit.save(torch.jit.script(DespeckleProbe()), str(pt))
+    cases = _despeckle_cases()
+    torch.save(cases, tmp_path / "cases.pt")
+    module = torch.jit.load(str(pt), map_location="cpu").eval()
+    outputs = {**runner.run_cases(module, cases, "fp32"), **runner.run_cases(module, cases, "fp16")}
+    runner.save_atomic({"torch": str(torch.__version__), "outputs": outputs}, str(tmp_path / "expected.pt"))
+    for case in cases:  # what the comparison is worth: the OpenCV oracle's mattes
+        alpha = case["input"][0, 3].numpy()
+        got = outputs["fp32/" + case["name"]][0, 3].numpy()
+        size = int(case["knobs"]["despeckle_size"])
+        want = alpha if size == 0 else despeckle_oracle.despeckle(alpha, size)
+        assert float(abs(got - want).max()) <= 5e-3, case["name"]
+        assert size == 0 or float(abs(got - alpha).max()) > 0.5, case["name"]
+        assert torch.isfinite(outputs["fp16/" + case["name"]]).all(), case["name"]  # fp16 vs fp32: test_despeckle.py
+    proc = run_old(torch21_python, pt, tmp_path / "cases.pt", tmp_path / "torch21.pt", "--dtype", "fp32",
+                   "--dtype", "fp16", "--expected", tmp_path / "expected.pt", "--atol-fp32", 1e-6,
+                   "--atol-fp16", 1e-3, cwd=tmp_path)
+    assert proc.returncode == 0, f"torch 2.1.2 rejected or mismatched the despeckle:\n{proc.stdout[-4000:]}"
+    got = torch.load(tmp_path / "torch21.pt", weights_only=True)
+    assert got["torch"].startswith("2.1.2") and set(got["outputs"]) == set(outputs)
+    for key, want in outputs.items():
+        assert float((got["outputs"][key] - want).abs().max()) <= (1e-6 if key.startswith("fp32/") else 1e-3), key

@@ -1,4 +1,4 @@
-"""Postprocess extras against DESIGN.md's formulas: despeckle, premultiplied linear RGBA, checker comp."""
+"""Postprocess extras against DESIGN.md's formulas: despeckle (vs OpenCV), premultiplied linear RGBA, checker comp."""
 
 from __future__ import annotations
 
@@ -8,52 +8,55 @@ import sys
 import numpy as np
 import torch
 
-from corridorkey_model import pipeline
-from corridorkey_model.matte import despeckle
+import despeckle_oracle as oracle
+from corridorkey_model import matte, pipeline
+from corridorkey_model.despeckle import despeckle
 
 
-def _disc(h, w, cy, cx, r):
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+def _keyed(alpha: np.ndarray, s: pipeline.KeySettings) -> pipeline.Keyed:
+    """The postprocess stage on a square ``alpha`` at S = H = W (no resize), a random fg."""
+    size = alpha.shape[0]
+    fg = torch.from_numpy(np.random.default_rng(0).random((1, 3, size, size)).astype(np.float32))
+    inferred = pipeline.Inferred(pipeline.FrameRef(0, 1, "x", None, None), torch.from_numpy(alpha)[None, None], fg,
+                                 size, size)
+    return pipeline.postprocess_frame(inferred, s)
 
 
-def test_despeckle_keeps_big_islands_and_removes_small_ones():
-    h, w = 200, 300
-    alpha = np.zeros((h, w), np.float32)
-    alpha[_disc(h, w, 100, 80, 30)] = 0.9  # area ~2800: kept
-    alpha[10:29, 250:271] = 0.8  # 19 x 21 = 399 px: removed
-    alpha[150:170, 250:270] = 0.8  # 20 x 20 = 400 px: kept
-    alpha[0:3, 0:3] = 1.0  # a speck: removed
-    out = despeckle(alpha, min_area=400)
+def test_pipeline_despeckle_matches_opencv_and_feeds_every_output():
+    alpha = np.clip(oracle.islands_matte(256, 256, 120, seed=3), 0.0, 1.0)
+    plain = _keyed(alpha, pipeline.KeySettings())
+    keyed = _keyed(alpha, pipeline.KeySettings(despeckle=True, despeckle_size=120))
+    want = oracle.despeckle(plain.alpha, 120)
+    assert np.abs(want - plain.alpha).max() > 0.5  # islands were removed
+    np.testing.assert_allclose(keyed.alpha, want, rtol=0, atol=5e-3)
+    # the torch function itself (what the .pt runs), not another implementation
+    np.testing.assert_array_equal(keyed.alpha, despeckle(torch.from_numpy(plain.alpha)[None, None], 120)[0, 0].numpy())
+    np.testing.assert_array_equal(keyed.fg, plain.fg)
+    np.testing.assert_array_equal(keyed.processed[..., 3], keyed.alpha)
+    np.testing.assert_allclose(keyed.processed[..., :3], pipeline.premultiplied_linear(keyed.fg, keyed.alpha)[..., :3])
+    changed = np.abs(keyed.alpha - plain.alpha) > 0.1
+    assert np.abs(keyed.comp - plain.comp)[changed].max() > 0.01  # the comp uses the despeckled alpha
+
+
+def test_pipeline_despeckle_size_0_is_off_like_the_knob():
+    alpha = np.full((128, 128), 0.3, np.float32)  # haze, and one solid block: size 1 keeps the block, drops the haze
+    alpha[10:30, 10:30] = 0.9
+    plain = _keyed(alpha, pipeline.KeySettings())
+    np.testing.assert_array_equal(_keyed(alpha, pipeline.KeySettings(despeckle=True, despeckle_size=0)).alpha,
+                                  plain.alpha)
+    assert np.abs(_keyed(alpha, pipeline.KeySettings(despeckle=True, despeckle_size=1)).alpha - plain.alpha).max() > 0.1
+
+
+def test_numpy_despeckle_is_the_torch_function_on_a_copy():
+    alpha = oracle.islands_matte(90, 110, 40, seed=5)
+    out = matte.despeckle(alpha, 40)
     assert out.dtype == np.float32 and out.shape == alpha.shape
-    np.testing.assert_allclose(out[100, 80], alpha[100, 80], atol=1e-6)  # inside a kept island: untouched
-    np.testing.assert_allclose(out[160, 260], alpha[160, 260], atol=1e-6)
-    assert out[10:29, 250:271].max() == 0.0 and out[0:3, 0:3].max() == 0.0
-    assert np.all(out <= alpha + 1e-7)  # only ever multiplies by a mask in [0, 1]
-
-
-def test_despeckle_threshold_is_above_half_and_mask_reaches_dilate_plus_blur():
-    h, w = 160, 160
-    alpha = np.zeros((h, w), np.float32)
-    alpha[60:100, 60:100] = 1.0  # 1600 px solid block
-    soft = np.full((h, w), 0.4, np.float32)  # below the threshold everywhere: a haze
-    soft[60:100, 60:100] = 1.0
-    out = despeckle(soft, min_area=400, dilate_radius=25, blur_kernel=11)
-    # haze within the dilation radius (minus the blur's reach) of the block keeps its value...
-    np.testing.assert_allclose(out[80, 100 + 25 - 6], 0.4, atol=1e-6)
-    # ...and beyond radius + blur it is gone
-    assert out[80, 100 + 25 + 6] == 0.0 and out[5, 5] == 0.0
-    # exactly 0.5 is not "solid": a block of 0.5 alone disappears
-    half = np.where(alpha > 0, 0.5, 0.0).astype(np.float32)
-    assert despeckle(half).max() == 0.0
-
-
-def test_despeckle_uses_8_connectivity():
-    alpha = np.zeros((64, 64), np.float32)
-    idx = np.arange(30)
-    alpha[idx, idx] = 1.0  # a diagonal line: 30 px, 8-connected, 30 separate 4-connected pixels
-    assert abs(despeckle(alpha, min_area=30)[15, 15] - 1.0) < 1e-6
-    assert despeckle(alpha, min_area=31).max() == 0.0
+    np.testing.assert_array_equal(out, despeckle(torch.from_numpy(alpha)[None, None], 40)[0, 0].numpy())
+    off = matte.despeckle(alpha, 0)
+    np.testing.assert_array_equal(off, alpha)
+    off[0, 0] = 7.0
+    assert alpha[0, 0] != 7.0  # never aliases the input
+    assert matte.DESPECKLE_SIZE == 400 and pipeline.KeySettings().despeckle_size == 400 and not pipeline.KeySettings().despeckle
 
 
 def test_premultiplied_linear_and_comp_follow_the_formulas():
