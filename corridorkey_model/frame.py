@@ -20,6 +20,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
+from corridorkey_model.despeckle import despeckle
 from corridorkey_model.colour import despill, imagenet_normalize, linear_to_srgb, resize_bilinear_aa
 
 #: ``gamma_input`` values (the knob's enumeration).
@@ -69,21 +70,24 @@ def despill_amount(despill_strength: float) -> float:
 
 
 def postprocess(alpha: Tensor, fg: Tensor, height: int, width: int, despill_strength: float,
-                screen_channel: int = 1) -> Tensor:
+                despeckle_size: int = 0, screen_channel: int = 1) -> Tensor:
     """``[N, 1, S, S]`` alpha + ``[N, 3, S, S]`` sRGB fg -> ``[N, 4, H, W]`` (fg despilled, alpha).
 
-    Antialiased bilinear resize back to the plate size, then despill on the
-    sRGB fg, on the screen's channel (1 green, 2 blue). Alpha is clamped to
-    [0, 1] (a no-op but for rounding in the resize).
+    1. antialiased bilinear resize back to the plate size; alpha clamped to [0, 1]
+       (a no-op but for rounding in the resize);
+    2. despill on the sRGB fg, on the screen's channel (1 green, 2 blue);
+    3. despeckle of the alpha at plate resolution (:func:`corridorkey_model.despeckle.despeckle`,
+       ``despeckle_size`` 0 = off).
     """
     out = resize_bilinear_aa(torch.cat([fg, alpha], dim=1), height, width)
     fg_out = despill(out[:, 0:3], despill_amount(despill_strength), screen_channel)
-    alpha_out = torch.clamp(out[:, 3:4], 0.0, 1.0)
+    alpha_out = despeckle(torch.clamp(out[:, 3:4], 0.0, 1.0), despeckle_size)
     return torch.cat([fg_out, alpha_out], dim=1)
 
 
 def key_frame(model: torch.nn.Module, plate: Tensor, gamma_input: int = GAMMA_SRGB,
-              despill_strength: float = 0.0, refiner_strength: float = 1.0, screen_channel: int = 1) -> Tensor:
+              despill_strength: float = 0.0, refiner_strength: float = 1.0, despeckle_size: int = 0,
+              screen_channel: int = 1) -> Tensor:
     """The reference: eager model + the contract's pre/post-processing.
 
     ``model`` is a :class:`~corridorkey_model.greenformer.GreenFormer` (or anything
@@ -93,4 +97,4 @@ def key_frame(model: torch.nn.Module, plate: Tensor, gamma_input: int = GAMMA_SR
     x = preprocess(plate, int(model.img_size), gamma_input)
     alpha_logits, fg_logits, delta_logits = model(x)
     alpha, fg = combine(alpha_logits, fg_logits, delta_logits, refiner_strength)
-    return postprocess(alpha, fg, height, width, despill_strength, screen_channel)
+    return postprocess(alpha, fg, height, width, despill_strength, despeckle_size, screen_channel)

@@ -41,7 +41,6 @@ from torch import Tensor
 
 from corridorkey_model import frame, frames_io
 from corridorkey_model.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
-from corridorkey_model.despeckle import despeckle
 from corridorkey_model.frames_io import ExrOptions, FrameReadError
 from corridorkey_model.knobs import KNOBS_BY_NAME
 from corridorkey_model.matte import DESPECKLE_SIZE
@@ -488,9 +487,9 @@ def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     """:func:`corridorkey_model.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp."""
     with torch.no_grad():
-        out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength)
-        if s.despeckle:  # the .pt's despeckle (knob despeckle_size), the same function
-            out = torch.cat([out[:, 0:3], despeckle(out[:, 3:4], s.despeckle_size)], dim=1)
+        # The .pt's postprocess: the same despill and despeckle (knob despeckle_size) functions.
+        out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength,
+                                s.despeckle_size if s.despeckle else 0)
     out = out[0].permute(1, 2, 0).contiguous().numpy()
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])

@@ -96,8 +96,8 @@ def validation_options(f):
     f = click.option("--fp16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                      help=_fp16_help)(f)
     f = click.option("--sweep", type=click.Choice(SWEEPS), default="pairwise", show_default=True,
-                     help="Knob sweep (gamma 0/1 x despill 0/5/10 x refiner 0/0.5/1). pairwise: every pair of "
-                          "knob values at least once, 9 settings per plate; full: all 18.")(f)
+                     help="Knob sweep (gamma 0/1 x despill 0/5/10 x refiner 0/0.5/1 x despeckle 0/50). pairwise: "
+                          "every pair of knob values at least once, 9 settings per plate; full: all 36.")(f)
     return f
 
 

@@ -9,9 +9,9 @@ to the cached logits for each despill / refiner setting (the same math
 :func:`corridorkey_model.frame.key_frame` does); every call of the .pt is a
 full forward.
 
-Sweeps (knob values from the issue: gamma 0/1, despill 0/5/10, refiner 0/0.5/1):
+Sweeps (knob values: gamma 0/1, despill 0/5/10, refiner 0/0.5/1, despeckle 0/50):
 
-* ``"full"``: the cartesian product, 18 calls per plate;
+* ``"full"``: the cartesian product, 36 calls per plate;
 * ``"pairwise"`` (default): a covering set in which every pair of values of
   any two knobs appears at least once, 9 calls per plate. Each call checks
   all four output channels, so every knob path and every interaction of two
@@ -37,7 +37,8 @@ import torch
 from torch import Tensor, nn
 
 from corridorkey_model.frame import combine, postprocess, preprocess
-from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPILL_STRENGTH, GAMMA_INPUT, GREEN, KNOBS, MODEL_ID,
+from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPECKLE_SIZE, DESPILL_STRENGTH, GAMMA_INPUT, GREEN,
+                                     KNOBS, MODEL_ID,
                                      ScreenSpec,
                                      OUTPUT_SCALE, REFINER_STRENGTH, knob_table_markdown)
 from corridorkey_model.synthetic import green_screen_plate, plate_tensor
@@ -54,14 +55,20 @@ FP16_TOLERANCE = 0.01
 #: with ``fp16="auto"`` it is checked on CPU only up to this model resolution.
 FP16_CPU_AUTO_MAX_SIZE = 128
 
+#: The despeckle size the sweep checks besides 0 (islands below it are removed).
+VALIDATION_DESPECKLE_SIZE = 50
+
 #: Knob values of the sweep, per knob (names from the knob spec).
 SWEEP_VALUES: Dict[str, Tuple] = {
     GAMMA_INPUT.name: (0, 1),
     DESPILL_STRENGTH.name: (0.0, 5.0, 10.0),
     REFINER_STRENGTH.name: (0.0, 0.5, 1.0),
+    # 0 = off, and a size that removes the small islands of the validation plates' mattes
+    DESPECKLE_SIZE.name: (0, VALIDATION_DESPECKLE_SIZE),
 }
 #: The knob setting of the fp16 check: every knob away from its identity.
-FP16_SETTING: Dict[str, object] = {GAMMA_INPUT.name: 0, DESPILL_STRENGTH.name: 5.0, REFINER_STRENGTH.name: 0.5}
+FP16_SETTING: Dict[str, object] = {GAMMA_INPUT.name: 0, DESPILL_STRENGTH.name: 5.0, REFINER_STRENGTH.name: 0.5,
+                                   DESPECKLE_SIZE.name: VALIDATION_DESPECKLE_SIZE}
 
 CHANNEL_NAMES = ("R", "G", "B", "A")
 SWEEPS = ("pairwise", "full")
@@ -286,7 +293,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
 
                     def reference(knobs: Dict[str, object]) -> Tensor:
                         alpha, fg = combine(*logits, float(knobs[REFINER_STRENGTH.name]))
-                        return postprocess(alpha, fg, h, w, float(knobs[DESPILL_STRENGTH.name]), screen_channel)
+                        return postprocess(alpha, fg, h, w, float(knobs[DESPILL_STRENGTH.name]),
+                                           int(knobs.get(DESPECKLE_SIZE.name, 0)), screen_channel)
 
                     for knobs in (s for s in settings if s[GAMMA_INPUT.name] == gamma):
                         set_knobs(ts, **knobs)
@@ -337,7 +345,8 @@ def _knob_text(knobs: Dict[str, object]) -> str:
 def format_report(report: ValidationReport) -> str:
     """The error table: one line per .pt call, max abs error per output channel, then the verdict."""
     names = list(SWEEP_VALUES)
-    short = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner"}
+    short = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner",
+             DESPECKLE_SIZE.name: "despeck"}
     head = (f"{'plate':<22} {'size':>11} {'prec':<4} " + " ".join(f"{short.get(n, n):>7}" for n in names)
             + " " + " ".join(f"{'max|err| ' + c:>13}" for c in CHANNEL_NAMES) + "  ok")
     lines = [f"Parity of the TorchScript file with the Python reference (S={report.img_size}, device "

@@ -49,6 +49,7 @@ class CorridorKeyNuke(nn.Module):
         self.despill_strength = KNOBS_BY_NAME["despill_strength"].typed_default
         self.gamma_input = KNOBS_BY_NAME["gamma_input"].typed_default
         self.refiner_strength = KNOBS_BY_NAME["refiner_strength"].typed_default
+        self.despeckle_size = KNOBS_BY_NAME["despeckle_size"].typed_default
         missing = [k.name for k in KNOBS if not hasattr(self, k.name)]
         if missing:  # the knob spec grew a knob that forward() does not read
             raise RuntimeError(f"CorridorKeyNuke does not implement knob(s) {missing} of the knob spec")
@@ -59,7 +60,8 @@ class CorridorKeyNuke(nn.Module):
         net_in = preprocess(x, self.img_size, self.gamma_input)
         alpha_logits, fg_logits, delta_logits = self.network(net_in)
         alpha, fg = combine(alpha_logits, fg_logits, delta_logits, self.refiner_strength)
-        return postprocess(alpha, fg, height, width, self.despill_strength, self.screen_channel)
+        return postprocess(alpha, fg, height, width, self.despill_strength, self.despeckle_size,
+                           self.screen_channel)
 
 
 def knob_values(module: nn.Module) -> dict:

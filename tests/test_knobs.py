@@ -9,20 +9,25 @@ from corridorkey_model.knobs import KNOBS, KNOBS_BY_NAME, KnobSpec, knob_table_m
 
 def test_spec_is_the_nuke_contract():
     # DESIGN.md: despill_strength float 0-10 default 0; gamma_input int enum 0 sRGB / 1 Linear, default 0;
-    # refiner_strength float 0-1 default 1.
+    # refiner_strength float 0-1 default 1; issue 12: despeckle_size int pixels, 0 = off, default 0, label
+    # "Despeckle", a maximum in the thousands.
     got = {k.name: (k.kind, k.minimum, k.maximum, k.default, k.choices) for k in KNOBS}
     assert got == {
         "despill_strength": ("float", 0, 10, 0, None),
         "gamma_input": ("int", 0, 1, 0, ("sRGB", "Linear")),
         "refiner_strength": ("float", 0, 1, 1, None),
+        "despeckle_size": ("int", 0, 10000, 0, None),
     }
+    assert KNOBS_BY_NAME["despeckle_size"].label == "Despeckle"
+    assert isinstance(KNOBS_BY_NAME["despeckle_size"].typed_default, int)
     assert isinstance(KNOBS_BY_NAME["gamma_input"].typed_default, int)
     assert isinstance(KNOBS_BY_NAME["refiner_strength"].typed_default, float)
 
 
 @pytest.mark.parametrize("name,value", [("despill_strength", 10.5), ("despill_strength", -0.1),
                                         ("refiner_strength", 1.01), ("gamma_input", 2), ("gamma_input", 0.5),
-                                        ("gamma_input", "linear")])
+                                        ("gamma_input", "linear"), ("despeckle_size", -1),
+                                        ("despeckle_size", 10001), ("despeckle_size", 2.5)])
 def test_check_refuses_out_of_range_and_wrong_type(name, value):
     with pytest.raises(ValueError, match=name):
         KNOBS_BY_NAME[name].check(value)
