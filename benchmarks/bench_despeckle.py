@@ -110,8 +110,8 @@ def measure(frames: List[str], sizes: List[int], runs: int, device: str = "cpu")
 
 
 def table(rows: List[Dict[str, Any]]) -> str:
-    lines = ["| frame | despeckle_size | torch eager (ms) | TorchScript (ms) | OpenCV, upstream (ms) | max abs err vs OpenCV |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| frame | despeckle_size | torch eager (ms) | TorchScript (ms) | OpenCV, upstream (ms) "
+             "| max abs err vs OpenCV |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         err = f"{r['max_abs_err_vs_opencv']:.1e}" if "max_abs_err_vs_opencv" in r else "-"
         lines.append(f"| {r['frame']} | {r['despeckle_size']} | {fmt(r['eager'])} | {fmt(r['scripted'])} | "

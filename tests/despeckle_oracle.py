@@ -88,6 +88,27 @@ def snake_path(kind: str, height: int, width: int):
             return path
 
 
+def maze(cells: int, seed: int = 0) -> np.ndarray:
+    """A perfect maze of 1-px corridors, ``(2 cells - 1)`` square, bool: one island whose corridors branch and wind."""
+    rng = np.random.default_rng(seed)
+    size = 2 * cells - 1
+    solid = np.zeros((size, size), bool)
+    seen = np.zeros((cells, cells), bool)
+    stack = [(0, 0)]
+    seen[0, 0] = solid[0, 0] = True
+    while stack:  # depth-first carving
+        y, x = stack[-1]
+        nexts = [(y + dy, x + dx) for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0))
+                 if 0 <= y + dy < cells and 0 <= x + dx < cells and not seen[y + dy, x + dx]]
+        if not nexts:
+            stack.pop()
+            continue
+        ny, nx = nexts[rng.integers(len(nexts))]
+        seen[ny, nx] = solid[2 * ny, 2 * nx] = solid[y + ny, x + nx] = True
+        stack.append((ny, nx))
+    return solid
+
+
 def paint(alpha: np.ndarray, pixels, value: float, y0: int = 0, x0: int = 0) -> None:
     """Set ``alpha`` at ``pixels`` (``(y, x)`` pairs, offset by ``y0, x0``; clipped to the frame) to ``value``."""
     ys = np.array([p[0] for p in pixels]) + y0

@@ -89,6 +89,15 @@ def test_component_areas_match_opencv(seed):
     np.testing.assert_array_equal(dsp.component_areas(torch.from_numpy(solid)).numpy(), oracle.component_areas(solid))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (3, 3), (2, 7), (5, 2)])
+def test_component_areas_on_tiny_frames(shape):
+    rng = np.random.default_rng(shape[0] * 10 + shape[1])
+    for density in (0.0, 0.4, 0.7, 1.0):
+        solid = rng.random(shape) < density
+        np.testing.assert_array_equal(dsp.component_areas(torch.from_numpy(solid)).numpy(),
+                                      oracle.component_areas(solid))
+
+
 @pytest.mark.parametrize("kind", ["spiral", "serpentine"])
 def test_component_areas_of_snakes_longer_than_any_flood_bound(kind):
     """1-px snakes: path length ~ area, far beyond sqrt(area); odd offsets split them across 2 x 2 blocks."""
@@ -98,6 +107,15 @@ def test_component_areas_of_snakes_longer_than_any_flood_bound(kind):
     areas = dsp.component_areas(torch.from_numpy(solid)).numpy()
     assert areas.max() == len(path) > 900
     np.testing.assert_array_equal(areas, oracle.component_areas(solid))
+
+
+def test_component_areas_of_a_maze_cut_into_pieces():
+    """A maze (corridors that branch and wind), cut by a few walls into islands of many sizes."""
+    solid = oracle.maze(40, seed=3)
+    solid[::17, :] = False
+    solid[:, 5::23] = False
+    np.testing.assert_array_equal(dsp.component_areas(torch.from_numpy(solid)).numpy(), oracle.component_areas(solid))
+    assert len(np.unique(oracle.component_areas(solid))) > 20
 
 
 def test_keep_large_components_keeps_exactly_min_area():

@@ -56,7 +56,8 @@ def test_numpy_despeckle_is_the_torch_function_on_a_copy():
     np.testing.assert_array_equal(off, alpha)
     off[0, 0] = 7.0
     assert alpha[0, 0] != 7.0  # never aliases the input
-    assert matte.DESPECKLE_SIZE == 400 and pipeline.KeySettings().despeckle_size == 400 and not pipeline.KeySettings().despeckle
+    defaults = pipeline.KeySettings()  # the pipeline's defaults are unchanged: off, 400 px when on
+    assert matte.DESPECKLE_SIZE == 400 and defaults.despeckle_size == 400 and not defaults.despeckle
 
 
 def test_premultiplied_linear_and_comp_follow_the_formulas():
