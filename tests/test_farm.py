@@ -29,6 +29,7 @@ from corridorkey_model.synthetic import green_screen_plate
 
 pytest.importorskip("openjd.model", reason="openjd-model is not installed (pip install -e '.[test]')")
 pytest.importorskip("openjd.cli", reason="openjd-cli is not installed (pip install -e '.[test]')")
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the stand-in programs here are POSIX scripts")
 
 S = 64
 FOLDERS = ("Matte", "FG", "Processed", "Comp")
@@ -328,6 +329,21 @@ def test_bad_chunk_empty_range_and_other_errors_write_nothing(tmp_path):
         farm.build_job(clip, False, [farm.ClipFrames("x", None, (1,))], [], chunk=0, chunked=True)
     with pytest.raises(farm.FarmJobError, match="--chunk 2 or more"):
         farm.build_job(clip, False, [farm.ClipFrames("x", None, tuple(range(1025)))], [], chunk=1, chunked=False)
+
+
+def test_auto_chunking_follows_openjd_model_and_farm_job_needs_it(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "Shot_055", [1, 2, 3])
+    monkeypatch.setattr(farm, "supports_task_chunking", lambda: False)  # an openjd-model without the extension
+    result, text = farm_job(clip, "--chunk", 2, "--output", tmp_path / "old.yaml")
+    assert result.exit_code == 0, text
+    assert "explicit frame ranges" in text and task_values(load(tmp_path / "old.yaml")) == ["1-2", "3-3"]
+    result, text = farm_job(clip, "--chunking", "extension", "--output", tmp_path / "x.yaml")
+    assert result.exit_code == 2 and "--chunking explicit" in text
+
+    monkeypatch.setitem(sys.modules, "openjd.model", None)  # not installed
+    result, text = farm_job(clip, "--output", tmp_path / "job.yaml")
+    assert result.exit_code == 1 and "pip install 'corridorkey-nuke[farm]'" in text
+    assert not (tmp_path / "job.yaml").exists()
 
 
 def test_range_helpers():
