@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from corridorkey_model import farm, frames_io, pipeline
 from corridorkey_model.devices import parse_device
 from corridorkey_model.greenformer import DEFAULT_IMG_SIZE, check_img_size
 from corridorkey_model.synthetic import RANDOM_INIT_WARNING
-from corridorkey_model.knobs import KNOBS_BY_NAME
+from corridorkey_model.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.matte import DESPECKLE_SIZE
 from corridorkey_model.runner import StageError
 
@@ -29,6 +30,7 @@ log = logging.getLogger("corridorkey_model.cli")
 _DESPILL = KNOBS_BY_NAME["despill_strength"]
 _GAMMA = KNOBS_BY_NAME["gamma_input"]
 _REFINER = KNOBS_BY_NAME["refiner_strength"]
+_DESPECKLE = KNOBS_BY_NAME["despeckle_size"]
 GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
 
 def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -150,10 +152,20 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help=_REFINER.tooltip)),
     RunOption(("--despeckle/--no-despeckle",), dict(
         default=False,
-        help="Remove alpha islands smaller than --despeckle-size pixels (not done by the Nuke node).")),
+        help="Remove alpha islands smaller than --despeckle-size pixels (the Nuke node's Despeckle knob, "
+             "despeckle_size: the same function).")),
     RunOption(("--despeckle-size",), dict(
-        type=click.IntRange(min=0), default=DESPECKLE_SIZE,
-        help="Smallest solid alpha island (8-connected pixels) that --despeckle keeps.")),
+        type=click.IntRange(_DESPECKLE.minimum, _DESPECKLE.maximum), default=DESPECKLE_SIZE,
+        help="Smallest solid alpha island (8-connected pixels) that --despeckle keeps (upstream's default).")),
+    RunOption(("--screen",), dict(
+        type=click.Choice(("green", "blue", "auto")), default="green",
+        help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
+             "despill channel. auto: per clip, from its first frame and hint (mean G vs mean B where the hint "
+             "is below 0.3; green, with a warning, when that cannot tell).")),
+    RunOption(("--blue-checkpoint",), dict(
+        type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Blue-screen checkpoint (.safetensors/.pth) for blue clips. Default: CorridorKeyBlue_1.0.safetensors "
+             "from the Hugging Face cache, fetched if absent.")),
     RunOption(("--device", "devices"), dict(
         default="auto", callback=_parse_devices,
         help="Torch device(s), comma separated (e.g. cuda:0,cuda:1: one model per device). "
@@ -221,7 +233,8 @@ def _stop_signals_interrupt() -> Iterator[None]:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @run_options()
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
-        refiner: float, despeckle: bool, despeckle_size: int, devices: List[torch.device],
+        refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
+        devices: List[torch.device],
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Optional[Path],
         image_format: str, exr_type: str, exr_compression: str, io_threads: int) -> None:
     """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
@@ -231,8 +244,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     frames already written are skipped, so a killed or retried run resumes. Exit status: 0 on success,
     1 on any error (the message names the frame), 130 on Ctrl-C or SIGTERM (a farm cancelling the task).
     """
-    if random_init and checkpoint is not None:
-        raise click.UsageError("give --checkpoint or --random-init, not both")
+    if random_init and (checkpoint is not None or blue_checkpoint is not None):
+        raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
     base = pipeline.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
                                 despeckle_size=despeckle_size)
     out = pipeline.OutputSettings(image_format, frames_io.ExrOptions(exr_type, exr_compression), overwrite)
@@ -252,7 +265,17 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     if total == 0:
         click.echo(f"nothing to do: all {skipped} frame(s) already written (use --overwrite to re-key)")
         return
-    workers = _load_workers(checkpoint, random_init, img_size, devices)
+    try:
+        screens = {clip.name: pipeline.decide_screen(clip, screen) for clip, sel in plans if sel.todo}
+    except frames_io.FrameReadError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, decision in screens.items():
+        (log.warning if decision.fallback else log.info)("clip %s: %s screen (%s)", name, decision.screen,
+                                                          decision.reason)
+    # Every model a clip needs is loaded before any frame is keyed: a missing checkpoint stops here.
+    workers = {name: _load_workers(checkpoint if name == "green" else blue_checkpoint, random_init, img_size,
+                                   devices, name)
+               for name in sorted({d.screen for d in screens.values()})}
 
     from tqdm import tqdm
 
@@ -264,10 +287,12 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 lines.append(f"{clip.name}: all {len(sel.done)} frame(s) already written")
                 continue
             bar.set_description(clip.name)
-            s = pipeline.settings_for(clip, gamma, base)
+            decision = screens[clip.name]
+            s = dataclasses.replace(pipeline.settings_for(clip, gamma, base),
+                                    screen_channel=SCREENS_BY_NAME[decision.screen].channel)
             t_clip = time.perf_counter()
             try:
-                n = pipeline.key_clip(clip, sel.todo, workers, img_size, s, out, io_threads,
+                n = pipeline.key_clip(clip, sel.todo, workers[decision.screen], img_size, s, out, io_threads,
                                       on_frame=lambda _w: bar.update(1))
             except StageError as exc:
                 bar.close()
@@ -278,7 +303,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                            "to resume", err=True)
                 raise click.exceptions.Exit(130) from None
             dt = time.perf_counter() - t_clip
-            lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, gamma "
+            lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, gamma "
                          f"{_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> {clip.output_dir}")
     for line in lines:
         click.echo(line)
@@ -369,8 +394,8 @@ def _run_arguments(ctx: click.Context, values: Dict[str, Any]) -> List[farm.RunA
 
 
 def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
-                  devices: List[torch.device]) -> List[pipeline.Worker]:
-    """One model per device (loaded once, copied to the others)."""
+                  devices: List[torch.device], screen: str = "green") -> List[pipeline.Worker]:
+    """The ``screen``'s model, one per device (loaded once, copied to the others)."""
     from corridorkey_model.checkpoint import CheckpointError, load_model
     from corridorkey_model.synthetic import make_random_model
 
@@ -380,8 +405,9 @@ def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
             log.warning("--random-init: random weights, not a keyer")
             model = make_random_model(img_size)
         else:
-            model, info = load_model(checkpoint, img_size=img_size, device="cpu")
-            log.info("checkpoint %s (%s)", info.path, "released" if info.is_released_file else "not the released file")
+            model, info = load_model(checkpoint, img_size=img_size, device="cpu", screen=screen)
+            log.info("%s-screen model: checkpoint %s, SHA-256 %s (%s)", screen, info.path, info.sha256,
+                     "released" if info.is_released_file else "not the released file")
     except (CheckpointError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     workers = []

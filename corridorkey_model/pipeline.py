@@ -134,12 +134,15 @@ class KeySettings:
     refiner_strength: float = KNOBS_BY_NAME["refiner_strength"].typed_default
     despeckle: bool = False
     despeckle_size: int = DESPECKLE_SIZE
+    screen_channel: int = 1  # the clip's screen: 1 green, 2 blue (chooses the model and the despill channel)
 
     def __post_init__(self) -> None:
         for name in ("gamma_input", "despill_strength", "refiner_strength"):
             KNOBS_BY_NAME[name].check(getattr(self, name))
         if self.despeckle_size < 0:
             raise ValueError(f"despeckle_size must be >= 0, got {self.despeckle_size}")
+        if self.screen_channel not in (1, 2):
+            raise ValueError(f"screen_channel must be 1 (green) or 2 (blue), got {self.screen_channel}")
 
 
 @dataclass(frozen=True)
@@ -489,7 +492,7 @@ def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     with torch.no_grad():
         # The .pt's postprocess: the same despill and despeckle (knob despeckle_size) functions.
         out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength,
-                                s.despeckle_size if s.despeckle else 0)
+                                s.despeckle_size if s.despeckle else 0, s.screen_channel)
     out = out[0].permute(1, 2, 0).contiguous().numpy()
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])
@@ -579,6 +582,52 @@ def key_clip_sequential(clip: Clip, refs: Sequence[FrameRef], worker: Worker, im
         commit_written(written)
         count += 1
     return count
+
+
+#: ``--screen auto`` (upstream's rule): background pixels are those whose hint is below this.
+SCREEN_BACKGROUND_HINT = 0.3
+#: ... and must cover at least this fraction of the frame,
+SCREEN_MIN_BACKGROUND = 0.01
+#: ... and mean blue and mean green over them must differ by at least this, else green is assumed.
+SCREEN_MIN_DIFFERENCE = 0.05
+
+
+@dataclass(frozen=True)
+class ScreenDecision:
+    """``--screen auto``'s verdict for one clip, and why (logged)."""
+
+    screen: str  # "green" or "blue"
+    reason: str
+    fallback: bool  # True: green assumed because the frame could not tell
+
+
+def detect_screen(plate_rgb: np.ndarray, hint: np.ndarray) -> ScreenDecision:
+    """Green or blue screen, from one frame (``H x W x 3`` plate, ``H x W`` hint in [0, 1]).
+
+    Compares mean G and mean B over the background pixels (hint < 0.3). Falls back to
+    green when the background covers under 1% of the frame or the two means differ by
+    under 0.05.
+    """
+    background = np.asarray(hint) < SCREEN_BACKGROUND_HINT
+    share = float(background.mean()) if background.size else 0.0
+    if share < SCREEN_MIN_BACKGROUND:
+        return ScreenDecision("green", f"background (hint < {SCREEN_BACKGROUND_HINT}) covers {share:.2%} of the "
+                              f"frame, under {SCREEN_MIN_BACKGROUND:.0%}: assuming green", True)
+    rgb = np.asarray(plate_rgb, dtype=np.float64)[background]
+    finite = np.isfinite(rgb).all(axis=1)
+    green, blue = (float(rgb[finite, 1].mean()), float(rgb[finite, 2].mean())) if finite.any() else (0.0, 0.0)
+    means = f"mean G {green:.3f}, mean B {blue:.3f} over {share:.0%} of the frame"
+    if abs(green - blue) < SCREEN_MIN_DIFFERENCE:
+        return ScreenDecision("green", f"{means}: closer than {SCREEN_MIN_DIFFERENCE}, assuming green", True)
+    return ScreenDecision("blue" if blue > green else "green", means, False)
+
+
+def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
+    """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint."""
+    if screen != "auto":
+        return ScreenDecision(screen, "chosen with --screen", False)
+    plate, hint = _first_frame(clip.input), _first_frame(clip.hint)
+    return detect_screen(frames_io.plate_rgb(plate), frames_io.hint_channel(hint))
 
 
 def settings_for(clip: Clip, gamma: str, base: KeySettings) -> KeySettings:
