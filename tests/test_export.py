@@ -63,7 +63,7 @@ def test_full_knob_sweep_matches_reference_within_1e5(exported, model_and_info):
     # tiny plates are covered below and by the pairwise sweep of the CLI test
     plates = [PlateSpec("odd-larger-than-S-superwhite", 301, 417, seed=5, extremes=True)]
     report = validate_torchscript(exported.output, model, plates=plates, sweep="full", fp16="off", progress=False)
-    assert len(report.rows) == len(knob_settings("full")) == 18
+    assert len(report.rows) == len(knob_settings("full")) == 2 * 3 * 3 * 2  # gamma x despill x refiner x despeckle
     assert report.passed, report.problems
     assert report.max_abs_fp32 <= 1e-5
     assert all(r.finite and r.alpha_in_range for r in report.rows)  # superwhite/negative plate included
@@ -73,7 +73,8 @@ def test_every_knob_changes_the_output(knobs_reset):
     m = knobs_reset
     x = plate(40, 56, seed=6)
     base = m(x)
-    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0)):
+    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0),
+                        ("despeckle_size", 50)):
         set_knobs(m, **{k.name: k.typed_default for k in KNOBS})
         set_knobs(m, **{name: value})
         changed = (m(x) - base).abs().max().item()
