@@ -48,10 +48,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
