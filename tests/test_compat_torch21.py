@@ -100,7 +100,8 @@ def make_cases() -> List[dict]:
         case("odd_linear_extremes", 97, 61, _knobs(gamma_input=1, despill_strength=10.0, refiner_strength=0.0),
              seed=2, linear=True, extremes=True),
         case("tiny_17x9", 17, 9, _knobs(despill_strength=3.0), seed=3),
-        # the despeckle inside the .pt (knob despeckle_size), switched on
+        # the despeckle inside the .pt (knob despeckle_size), switched on. The random network's alpha has no
+        # solid islands here, so the island search itself is checked on 2.1.2 by the scripted-despeckle test below.
         case("despeckle_on", 96, 128, _knobs(despeckle_size=40, despill_strength=5.0), seed=5),
     ]
 
@@ -184,12 +185,6 @@ def test_cases_exercise_the_knobs(exported):
         setattr(module, knob, runner.knob_value(value))
     module.refiner_strength = 1.0
     assert float((module(base["input"]) - out["fp32/wide_despill_refiner_half"]).abs().max()) > 1e-3
-    # the despeckle case really despeckles: the same call with the knob at 0 differs in alpha
-    base = cases["despeckle_on"]
-    for knob, value in base["knobs"].items():
-        setattr(module, knob, runner.knob_value(value))
-    module.despeckle_size = 0
-    assert float((module(base["input"]) - out["fp32/despeckle_on"])[:, 3].abs().max()) > 1e-3
 
 
 def test_fp16_cpu_in_exporting_torch_is_finite_and_close(tmp_path):
