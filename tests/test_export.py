@@ -73,8 +73,9 @@ def test_every_knob_changes_the_output(knobs_reset):
     m = knobs_reset
     x = plate(40, 56, seed=6)
     base = m(x)
-    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0),
-                        ("despeckle_size", 50)):
+    # despeckle_size: the random network's alpha has no solid islands to remove; the knob is checked on a
+    # matte with islands in tests/test_export_cli.py::test_scripted_wrapper_despeckle_knob_removes_small_islands
+    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0)):
         set_knobs(m, **{k.name: k.typed_default for k in KNOBS})
         set_knobs(m, **{name: value})
         changed = (m(x) - base).abs().max().item()

@@ -186,3 +186,29 @@ def test_scripted_wrapper_despills_its_screen_channel(screen_channel):
     expect = colour + spill / 2
     expect[screen_channel] = colour[screen_channel] - spill
     torch.testing.assert_close(out, expect, atol=1e-5, rtol=0)
+
+
+def test_scripted_wrapper_despeckle_knob_removes_small_islands():
+    """The despeckle_size knob drives the despeckle at plate resolution inside the scripted wrapper.
+
+    A tiny stand-in network turns the hint into alpha logits, so the matte is known: a 30 x 30
+    island and a 4 x 4 one (no parity is claimed here; the validation and tests/test_despeckle.py
+    check the numbers against OpenCV)."""
+    from corridorkey_export.wrapper import CorridorKeyNuke, set_knobs
+
+    class HintIsAlpha(torch.nn.Module):
+        def forward(self, x):
+            alpha_logits = (x[:, 3:4] * 2.0 - 1.0) * 20.0
+            return alpha_logits, torch.zeros_like(x[:, :3]), torch.zeros_like(x)
+
+    module = torch.jit.script(CorridorKeyNuke(torch.jit.script(HintIsAlpha()), 64))
+    plate = torch.zeros(1, 4, 128, 128)  # resized to S = 64 and back: islands of 15 x 15 and 2 x 2 at S
+    plate[:, 3, 4:34, 4:34] = 1.0    # 900 px, far (> 25 px dilation + blur) from the small one
+    plate[:, 3, 100:104, 100:104] = 1.0  # 16 px
+    with torch.no_grad():
+        set_knobs(module, despeckle_size=0)
+        off = module(plate)[0, 3]
+        set_knobs(module, despeckle_size=100)
+        on = module(plate)[0, 3]
+    assert off[102, 102] > 0.9 and off[20, 20] > 0.99
+    assert on[102, 102] < 1e-6 and on[20, 20] > 0.99  # the small island is gone, the large one kept
