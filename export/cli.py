@@ -216,7 +216,7 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
       export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
     """
     _setup_logging(verbose - quiet)
-    from corridorkey_export.export import ExportError, check_loaded, read_manifest
+    from corridorkey_export.export import ExportError, check_loaded, read_manifest, returning_freed_memory
     from corridorkey_export.validate import validate_torchscript
 
     dev = _device(device)
@@ -256,8 +256,9 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
     fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
-    report = validate_torchscript(module, model, device=dev, fused_attn=fused,
-                                  **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    with returning_freed_memory():
+        report = validate_torchscript(module, model, device=dev, fused_attn=fused,
+                                      **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
     click.echo(format_report(report))
     if not report.passed:
         raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")

@@ -219,3 +219,41 @@ def test_export_at_512_from_256_checkpoint(tmp_path, synthetic_checkpoint):
     assert report.passed and [r.stage for r in report.rows] == ["forward", "preprocess", "postprocess"], \
         report.problems
     assert report.max_abs_fp32 <= 1e-5
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _mmapped_bytes():
+    import ctypes
+
+    from corridorkey_export.export import _glibc
+
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    return lambda: libc.mallinfo2().hblkhd
+
+
+def test_trace_memory_block_mmaps_megabyte_buffers_and_restores():
+    from corridorkey_export.export import returning_freed_memory
+
+    mmapped = _mmapped_bytes()
+    size = 3 << 20  # between the block's 1 MiB threshold and glibc's 32 MiB ceiling
+    with returning_freed_memory():
+        with returning_freed_memory():  # nested: the inner exit keeps the outer setting
+            pass
+        before = mmapped()
+        buf = torch.empty(size, dtype=torch.uint8)
+        assert mmapped() - before >= size
+        del buf
+    before = mmapped()
+    buf = torch.empty(size, dtype=torch.uint8)
+    assert mmapped() - before < size  # after the block: from the heap again, as glibc settles by itself
+    del buf
