@@ -1,19 +1,22 @@
 """CorridorKey benchmarks: one command, one table.
 
-    python benchmarks/run.py            # the full run (S = 512, 1024, 2048; ~20 min on 2 CPU cores)
-    python benchmarks/run.py --quick    # small sizes, few repeats (~3 min): a smoke run of every section
+    python benchmarks/run.py            # the full run (S = 512, 1024, 2048; ~40 min on 2 CPU cores)
+    python benchmarks/run.py --quick    # small sizes, few repeats (~5 min): a smoke run of every section
+    python benchmarks/run.py --device cuda --json figures.json   # on a GPU (adds fp16 rows)
 
 Sections (each measured in a fresh subprocess, so peak RSS belongs to that work alone):
 
-1. export: wall time and peak RSS of the process at the end of each step
-   (load = build the random-init model, trace, script, save, check, validate);
-2. wrapper overhead: the loaded ``.pt`` vs the eager GreenFormer forward on the same
-   ``[1, 4, S, S]`` input, ratio of medians over interleaved runs (target <= 1.03 at S = 512);
-3. full-frame cost: the ``.pt`` on 1920x1080 and 4096x2160 plates, and on an S x S plate
-   (no resize) to show what the pre/post resize adds;
-4. reference pipeline throughput on a synthetic 1080p clip: threaded runner vs sequential
-   loop, with the real network and with a fast stand-in model (the I/O ceiling);
-5. memory: peak RSS of inference at each S (CPU), peak CUDA memory when a GPU is used.
+1. export: the whole ``export-torchscript --random-init --img-size S --validate`` command,
+   wall time and peak RSS, and each step's time and the process's peak RSS at its end;
+2. network speed at S = 512 and 1024, same ``[1, 4, S, S]`` input, interleaved runs:
+   upstream's eager network (``upstream_twin.py``: upstream's code style, our weights), our
+   eager GreenFormer, our traced network alone and the loaded ``.pt`` on an S x S plate;
+   ratio of medians to upstream's (target <= 1.00 for the traced network and the ``.pt``);
+3. full-frame cost: the ``.pt`` on 1920x1080 and 4096x2160 plates and on an S x S plate
+   (no resize), fp32, and fp16 on CUDA; peak CUDA memory per S and precision;
+4. memory of inference: peak RSS of one call at S, upstream's eager network vs the ``.pt``;
+5. reference pipeline throughput on a synthetic 1080p clip: threaded runner vs sequential
+   loop, with the real network and with a fast stand-in model (the I/O ceiling).
 
 Random-init weights are used throughout (the speed of a network does not depend on its
 weights). Figures are medians with min/max over the runs; the machine is described first.
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -94,73 +98,83 @@ def machine() -> Dict[str, Any]:
 # --------------------------------------------------------------------------- workers (run in subprocesses)
 
 
-def worker_export(img_size: int, out_dir: str, device: str) -> Dict[str, Any]:
-    """Section 1: export at ``img_size`` step by step; returns timings and peak RSS after each step."""
-    import logging
+def _cli_steps(log_text: str) -> Dict[str, Dict[str, float]]:
+    """Step times and peak RSS from the export's log lines ("trace    done in 12.3 s (peak RSS so far 1.8 GiB)")."""
+    steps = {}
+    for name, sec, rss in re.findall(r"(\w+)\s+done in ([\d.]+) s(?: \(peak RSS so far ([\d.]+) GiB\))?", log_text):
+        steps[name] = {"s": float(sec), "peak_rss_mb": float(rss) * 1024 if rss else None}
+    return steps
 
-    from corridorkey_export.export import export_torchscript
-    from corridorkey_export.validate import PlateSpec
-    from corridorkey_model.knobs import KNOBS
-    from corridorkey_model.synthetic import make_random_model
 
-    logging.basicConfig(level=logging.WARNING)
-    t = time.perf_counter()
-    model = make_random_model(img_size, seed=0)
-    steps = {"load": {"s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}}
+def measure_export_command(img_size: int, out_dir: str, device: str) -> Dict[str, Any]:
+    """Section 1: ``export-torchscript --random-init --img-size S --validate`` as a user runs it."""
     output = Path(out_dir) / f"CorridorKey_{img_size}.pt"
-    default_knobs = {k.name: k.typed_default for k in KNOBS}
-    # The validate step with one plate and one knob setting: at large S every call of the
-    # .pt is a whole forward, and the knob sweep's cost is that times its number of calls.
-    plate = PlateSpec("bench-1080p-ish", max(64, img_size // 2), max(64, img_size // 2 + img_size // 4), seed=1)
-    result = export_torchscript(model, output, device=device, validate=True, random_init_seed=0,
-                                validate_kwargs={"plates": (plate,), "settings": [default_knobs], "fp16": False,
-                                                 "progress": False})
-    for name, seconds in result.timings.items():
-        steps[name] = {"s": seconds, "peak_rss_mb": result.peak_rss_mb.get(name)}
-    return {"img_size": img_size, "steps": steps, "pt": str(output), "pt_mb": output.stat().st_size / 2**20,
-            "validate_max_abs": result.validation.max_abs_fp32 if result.validation else None,
-            "peak_rss_mb": peak_rss_mb()}
+    cmd = [sys.executable, "-W", "ignore::FutureWarning", "-c",
+           "import sys; from corridorkey_export.cli import main; sys.exit(main())",
+           "--random-init", "--img-size", str(img_size), "--validate", "--device", device, "-o", str(output)]
+    run = run_measured(cmd)
+    if run["returncode"] != 0:
+        sys.stderr.write(run["stderr"][-4000:])
+        raise SystemExit(f"export at S={img_size} failed with exit code {run['returncode']}")
+    manifest = json.loads(output.with_suffix(".manifest.json").read_text())
+    validation = manifest["validation"]
+    return {"img_size": img_size, "wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"],
+            "steps": _cli_steps(run["stderr"]), "pt": str(output), "pt_mb": output.stat().st_size / 2**20,
+            "validate_max_abs": validation["max_abs_fp32"], "validate_passed": validation["passed"],
+            "validate_pt_forwards": validation["calls"], "validate_eager_forwards": validation["reference_forwards"],
+            "validate_stage_checks": validation["stage_calls"]}
 
 
-def worker_overhead(img_size: int, pt: str, runs: int, device: str) -> Dict[str, Any]:
-    """Section 2: .pt vs eager GreenFormer on the same [1, 4, S, S] input, interleaved runs."""
+def _sync(dev) -> None:
     import torch
 
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def worker_network(img_size: int, pt: str, runs: int, device: str) -> Dict[str, Any]:
+    """Section 2: upstream's eager network vs ours (eager, traced, .pt) on the same input, interleaved."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from upstream_twin import twin_of
+
+    from corridorkey_export.export import trace_network
     from corridorkey_model.frame import preprocess
     from corridorkey_model.synthetic import green_screen_plate, make_random_model, plate_tensor
 
     torch.set_grad_enabled(False)
     dev = torch.device(device)
     model = make_random_model(img_size, seed=0).to(dev)
-    module = torch.jit.load(pt, map_location=dev)
+    twin = twin_of(model).to(dev)
     plate = plate_tensor(green_screen_plate(img_size, img_size, seed=1)).to(dev)
     x = preprocess(plate, img_size, 0)
+    traced = trace_network(model, img_size, dev, example=x)
+    module = torch.jit.load(pt, map_location=dev)
+    ref = twin(x)
+    alpha = module(plate)[:, 3:4]
+    parity = float((alpha - ref["alpha"]).abs().max())  # .pt (refiner 1, no despill) vs upstream's alpha
+    calls = {"upstream": lambda: twin(x), "eager": lambda: model(x), "traced": lambda: traced(x),
+             "pt": lambda: module(plate)}
+    for fn in calls.values():  # warm-up; TorchScript profiles its first calls
+        fn()
+        fn()
+    _sync(dev)
+    times: Dict[str, List[float]] = {k: [] for k in calls}
+    for _ in range(runs):  # interleaved, so drift hits all alike
+        for name, fn in calls.items():
+            t = time.perf_counter()
+            fn()
+            _sync(dev)
+            times[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"img_size": img_size, "times": {k: summary(v) for k, v in times.items()},
+            "ratio_to_upstream": {k: med[k] / med["upstream"] for k in calls}, "pt_vs_upstream_alpha": parity}
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
 
-    def eager():
-        model(x)
-        sync()
-
-    def scripted():
-        module(plate)
-        sync()
-
-    eager()
-    scripted()  # warm-up (TorchScript profiles its first calls)
-    scripted()
-    t_eager, t_pt = [], []
-    for _ in range(runs):  # interleaved, so drift hits both alike
-        t_eager += timed_runs(eager, 1, warmup=0)
-        t_pt += timed_runs(scripted, 1, warmup=0)
-    return {"img_size": img_size, "eager": summary(t_eager), "pt": summary(t_pt),
-            "ratio": statistics.median(t_pt) / statistics.median(t_eager), "peak_rss_mb": peak_rss_mb()}
-
-
-def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[List[int]]) -> Dict[str, Any]:
-    """Sections 3 and 5: ms/frame of the .pt on plates of several sizes; peak RSS / CUDA memory."""
+def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[List[int]],
+                  half: bool = False) -> Dict[str, Any]:
+    """Section 3: ms/frame of the .pt on plates of several sizes; peak CUDA memory."""
     import torch
 
     from corridorkey_model.synthetic import green_screen_plate, plate_tensor
@@ -168,22 +182,57 @@ def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[L
     torch.set_grad_enabled(False)
     dev = torch.device(device)
     module = torch.jit.load(pt, map_location=dev)
-    rss_loaded = peak_rss_mb()
+    if half:
+        module = module.half()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rows = []
     for h, w in plates:
         plate = plate_tensor(green_screen_plate(h, w, seed=1)).to(dev)
+        plate = plate.half() if half else plate
 
         def call():
             module(plate)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            _sync(dev)
 
         rows.append({"plate": f"{w}x{h}", "time": summary(timed_runs(call, runs, warmup=1 if runs > 1 else 0))})
     cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
-    return {"img_size": img_size, "rows": rows, "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb(),
-            "cuda_peak_mb": cuda_peak}
+    return {"img_size": img_size, "rows": rows, "peak_rss_mb": peak_rss_mb(), "cuda_peak_mb": cuda_peak,
+            "precision": "fp16" if half else "fp32"}
+
+
+def worker_memory(img_size: int, kind: str, pt: str, device: str) -> Dict[str, Any]:
+    """Section 4: peak RSS (and CUDA memory) of one inference call at S: ``kind`` "upstream" or "pt"."""
+    import torch
+
+    from corridorkey_model.frame import preprocess
+    from corridorkey_model.synthetic import green_screen_plate, plate_tensor
+
+    torch.set_grad_enabled(False)
+    dev = torch.device(device)
+    plate = plate_tensor(green_screen_plate(img_size, img_size, seed=1)).to(dev)
+    if kind == "upstream":
+        sys.path.insert(0, str(HERE))
+        from upstream_twin import UpstreamTwin
+
+        from corridorkey_model.synthetic import randomize_
+
+        torch.manual_seed(0)  # its own random weights: building ours too would count 400 MB more
+        net = randomize_(UpstreamTwin(img_size), seed=0).eval().to(dev)
+        x = preprocess(plate, img_size, 0)
+        call = lambda: net(x)  # noqa: E731
+    else:
+        module = torch.jit.load(pt, map_location=dev)
+        call = lambda: module(plate)  # noqa: E731
+    before = peak_rss_mb()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    call()
+    _sync(dev)
+    return {"img_size": img_size, "kind": kind, "s": time.perf_counter() - t, "rss_before_mb": before,
+            "peak_rss_mb": peak_rss_mb(),
+            "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None}
 
 
 def worker_pipeline(frames: int, img_size: int, real_frames: int) -> Dict[str, Any]:
@@ -194,20 +243,35 @@ def worker_pipeline(frames: int, img_size: int, real_frames: int) -> Dict[str, A
     return bench_pipeline.measure(frames=frames, img_size=img_size, real_frames=real_frames)
 
 
-WORKERS = {"export": worker_export, "overhead": worker_overhead, "frames": worker_frames,
+WORKERS = {"network": worker_network, "frames": worker_frames, "memory": worker_memory,
            "pipeline": worker_pipeline}
+
+
+def run_measured(cmd: List[str]) -> Dict[str, Any]:
+    """Run ``cmd``; its stdout, stderr, exit code, wall time and peak RSS (of that child alone, via wait4)."""
+    t = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"stdout": out.read(), "stderr": err.read(), "returncode": proc.returncode, "wall_s": wall,
+                "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
 def run_worker(name: str, **kwargs) -> Dict[str, Any]:
     """Run ``WORKERS[name](**kwargs)`` in a fresh Python process; returns its JSON result."""
     cmd = [sys.executable, "-W", "ignore::FutureWarning", str(Path(__file__).resolve()), "--worker", name,
            "--kwargs", json.dumps(kwargs)]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark worker {name} {kwargs} failed with exit code {proc.returncode}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall_s"] = time.perf_counter() - t
+    run = run_measured(cmd)
+    if run["returncode"] != 0:
+        sys.stderr.write(run["stderr"][-4000:])
+        raise SystemExit(f"benchmark worker {name} {kwargs} failed with exit code {run['returncode']}")
+    result = json.loads(run["stdout"].strip().splitlines()[-1])
+    result["wall_s"] = run["wall_s"]
+    result["process_peak_rss_mb"] = run["peak_rss_mb"]
     return result
 
 
@@ -230,9 +294,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(result))
         return 0
 
-    sizes = [int(s) for s in (args.sizes or ("256,512" if args.quick else "512,1024,2048")).split(",")]
-    overhead_size = 512 if 512 in sizes else sizes[0]
+    sizes = [int(s) for s in (args.sizes or ("128,256" if args.quick else "512,1024,2048")).split(",")]
+    network_sizes = [s for s in sizes if s <= 1024] or sizes[:1]
     runs_small = 3 if args.quick else 7
+    cuda = args.device.startswith("cuda")
     started = time.perf_counter()
     report: Dict[str, Any] = {"machine": machine(), "quick": args.quick, "device": args.device}
     say = lambda text="": print(text, flush=True)  # noqa: E731 - the table goes to stdout
@@ -241,43 +306,70 @@ def main(argv: Optional[List[str]] = None) -> int:
     say(f"# CorridorKey benchmarks ({'quick' if args.quick else 'full'} run, device {args.device})")
     say(f"machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {m['memory']} RAM, "
         f"GPU {m['gpu']}; Python {m['python']}, torch {m['torch']}, timm {m['timm']}")
+    say(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     say("random-init weights; times are median [min-max] over n runs; RSS = peak resident set of the process")
 
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
-        say("\n## 1. Export (random init), per step: wall time / peak RSS of the process at the end of the step")
+        say("\n## 1. export-torchscript --random-init --img-size S --validate: whole command, then per step "
+            "(wall / peak RSS of the process at the end of the step)")
         exports = {}
         for s in sizes:
-            exports[s] = r = run_worker("export", img_size=s, out_dir=tmp, device=args.device)
-            parts = [f"{name} {v['s']:.1f} s / {v['peak_rss_mb'] / 1024:.2f} GiB" for name, v in r["steps"].items()
-                     if v.get("peak_rss_mb") is not None]
-            say(f"S={s:<5} total {r['wall_s']:.0f} s, peak {r['peak_rss_mb'] / 1024:.2f} GiB, "
-                f".pt {r['pt_mb']:.0f} MB, validate max abs err {r['validate_max_abs']:.1e}: " + "; ".join(parts))
+            exports[s] = r = measure_export_command(s, tmp, args.device)
+            parts = [f"{name} {v['s']:.1f} s" + (f" / {v['peak_rss_mb'] / 1024:.2f} GiB" if v["peak_rss_mb"] else "")
+                     for name, v in r["steps"].items()]
+            say(f"S={s:<5} whole command {r['wall_s']:.0f} s ({r['wall_s'] / 60:.1f} min), peak RSS "
+                f"{r['peak_rss_mb'] / 1024:.2f} GiB, .pt {r['pt_mb']:.0f} MB; validation "
+                f"{'passed' if r['validate_passed'] else 'FAILED'}, max abs err {r['validate_max_abs']:.1e}, "
+                f"{r['validate_pt_forwards']} .pt + {r['validate_eager_forwards']} eager forwards, "
+                f"{r['validate_stage_checks']} stage checks")
+            say(f"        " + "; ".join(parts))
         report["export"] = exports
 
-        say(f"\n## 2. Wrapper overhead at S={overhead_size}: loaded .pt vs eager GreenFormer, same [1,4,S,S] input")
-        r = run_worker("overhead", img_size=overhead_size, pt=exports[overhead_size]["pt"], runs=runs_small,
-                       device=args.device)
-        report["overhead"] = r
-        verdict = "meets" if r["ratio"] <= 1.03 else "MISSES"
-        say(f"eager {fmt(r['eager'])}; .pt {fmt(r['pt'])}; ratio of medians {r['ratio']:.3f} "
-            f"({verdict} the <= 1.03 target)")
+        say("\n## 2. Network speed, same [1,4,S,S] input, interleaved runs: upstream's eager network "
+            "(benchmarks/upstream_twin.py) vs ours")
+        report["network"] = {}
+        for s in network_sizes:
+            r = run_worker("network", img_size=s, pt=exports[s]["pt"], runs=runs_small, device=args.device)
+            report["network"][s] = r
+            ratio = r["ratio_to_upstream"]
+            for name, label in (("upstream", "upstream eager"), ("eager", "our eager"), ("traced", "our traced"),
+                                ("pt", ".pt (S x S plate)")):
+                target = ""
+                if name in ("traced", "pt"):
+                    target = " (meets <= 1.00)" if ratio[name] <= 1.0 else " (MISSES <= 1.00)"
+                say(f"S={s:<5} {label:<18} {fmt(r['times'][name])}; / upstream {ratio[name]:.3f}{target}")
+            say(f"S={s:<5} .pt alpha vs upstream's: max abs diff {r['pt_vs_upstream_alpha']:.1e}")
 
-        say("\n## 3. Full-frame cost of the .pt (ms/frame), and 5. memory of inference")
+        say("\n## 3. Full-frame cost of the .pt (ms/frame)" + (", peak CUDA memory" if cuda else ""))
         frame_sizes = [s for s in sizes if s >= 1024] or sizes
         report["frames"] = {}
         for s in frame_sizes:
-            runs = 1 if s >= 2048 and not args.quick else (2 if args.quick else 3)
+            runs = 1 if s >= 2048 and not args.quick and not cuda else (2 if args.quick else 3)
             plates = [[1080, 1920], [2160, 4096], [s, s]] if not args.quick else [[1080, 1920], [s, s]]
-            r = run_worker("frames", img_size=s, pt=exports[s]["pt"], runs=runs, device=args.device, plates=plates)
-            report["frames"][s] = r
-            for row in r["rows"]:
-                note = " (no resize: the network and knob math alone)" if row["plate"] == f"{s}x{s}" else ""
-                say(f"S={s:<5} {row['plate']:>10}: {fmt(row['time'])}{note}")
-            cuda = f", peak CUDA memory {r['cuda_peak_mb']:.0f} MiB" if r["cuda_peak_mb"] is not None else ""
-            say(f"S={s:<5} memory: peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB "
-                f"(after loading the .pt: {r['rss_after_load_mb'] / 1024:.2f} GiB){cuda}")
+            for half in ((False, True) if cuda else (False,)):
+                r = run_worker("frames", img_size=s, pt=exports[s]["pt"], runs=runs, device=args.device,
+                               plates=plates, half=half)
+                report["frames"][f"{s}-{r['precision']}"] = r
+                for row in r["rows"]:
+                    note = " (no resize: the network and knob math alone)" if row["plate"] == f"{s}x{s}" else ""
+                    say(f"S={s:<5} {r['precision']} {row['plate']:>10}: {fmt(row['time'])}{note}")
+                if r["cuda_peak_mb"] is not None:
+                    say(f"S={s:<5} {r['precision']} peak CUDA memory (torch.cuda.max_memory_allocated) "
+                        f"{r['cuda_peak_mb'] / 1024:.2f} GiB")
 
-    say("\n## 4. Reference pipeline throughput, synthetic 1080p PNG clip")
+        say("\n## 4. Memory of inference: one call at S x S, peak RSS of the process"
+            + (" and peak CUDA memory" if cuda else ""))
+        report["memory"] = {}
+        for s in frame_sizes:
+            for kind in ("upstream", "pt"):
+                r = run_worker("memory", img_size=s, kind=kind, pt=exports[s]["pt"], device=args.device)
+                report["memory"][f"{s}-{kind}"] = r
+                extra = f", CUDA {r['cuda_peak_mb'] / 1024:.2f} GiB" if r["cuda_peak_mb"] is not None else ""
+                label = "upstream eager" if kind == "upstream" else ".pt"
+                say(f"S={s:<5} {label:<15} peak RSS {r['process_peak_rss_mb'] / 1024:.2f} GiB "
+                    f"(before the call {r['rss_before_mb'] / 1024:.2f} GiB){extra}; call {r['s']:.1f} s")
+
+    say("\n## 5. Reference pipeline throughput, synthetic 1080p PNG clip")
     r = run_worker("pipeline", frames=12 if args.quick else 100, img_size=256 if args.quick else 512,
                    real_frames=4 if args.quick else 12)
     report["pipeline"] = r

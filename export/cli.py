@@ -26,7 +26,7 @@ from corridorkey_model.knobs import SCREENS, SCREENS_BY_NAME
 from corridorkey_model.synthetic import RANDOM_INIT_WARNING
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import (FP16_CPU_AUTO_MAX_SIZE, FP16_TOLERANCE, FP32_TOLERANCE, SWEEPS,
-                                         cat_file_settings, format_report, knob_settings)
+                                         cat_file_settings, format_report)
 
 log = logging.getLogger("corridorkey_export.cli")
 
@@ -76,10 +76,9 @@ def _validation_kwargs(sweep: str, fp16: str, tolerance: float, fp16_tolerance: 
 
 
 def _sweep_note(sweep: str, img_size: int) -> str:
-    from corridorkey_export.validate import default_plates
+    from corridorkey_export.validate import plan_validation
 
-    calls = len(default_plates(img_size)) * len(knob_settings(sweep))
-    return f"{calls} calls of the .pt ({sweep} sweep), each a full forward at S={img_size}"
+    return plan_validation(img_size, sweep=sweep).describe(img_size)
 
 
 _fp16_help = (f"Check fp16 (module and input .half(), Nuke's 'Optimize for Speed and Memory') against the fp32 "
@@ -97,7 +96,9 @@ def validation_options(f):
                      help=_fp16_help)(f)
     f = click.option("--sweep", type=click.Choice(SWEEPS), default="pairwise", show_default=True,
                      help="Knob sweep (gamma 0/1 x despill 0/5/10 x refiner 0/0.5/1 x despeckle 0/50). pairwise: "
-                          "every pair of knob values at least once, 9 settings per plate; full: all 36.")(f)
+                          "the file's pre/post-processing checked for every pair of knob values on cached network "
+                          "outputs, plus 2 end-to-end calls (minutes at S=2048 on a CPU); full: all 36 settings, "
+                          "each also end to end on every plate (108 full forwards: hours on a CPU at S=2048).")(f)
     return f
 
 
@@ -153,7 +154,8 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
       export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
 
     Exit status: 0 success, 1 export or validation failure, 2 usage error.
-    At S=2048 on a CPU each validation call takes minutes; prefer --device cuda.
+    At S=2048 on a 2-core CPU the default --validate adds a few minutes (2 full forwards of the
+    .pt, 1 eager); --sweep full takes hours there: prefer --device cuda for it.
     """
     if ctx.invoked_subcommand is not None:
         given = [p for p in ctx.params if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
@@ -227,7 +229,7 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
       export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
     """
     _setup_logging(verbose - quiet)
-    from corridorkey_export.export import ExportError, check_loaded, read_manifest
+    from corridorkey_export.export import ExportError, check_loaded, read_manifest, returning_freed_memory
     from corridorkey_export.validate import validate_torchscript
 
     dev = _device(device)
@@ -275,9 +277,9 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
     fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
-    log.info("validation will make %s", _sweep_note(sweep, img_size))
-    report = validate_torchscript(module, model, device=dev, fused_attn=fused,
-                                  **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    with returning_freed_memory():
+        report = validate_torchscript(module, model, device=dev, fused_attn=fused,
+                                      **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
     click.echo(format_report(report))
     if not report.passed:
         raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")

@@ -1,46 +1,65 @@
 """Parity of a saved ``CorridorKey.pt`` with the Python reference.
 
-:func:`validate_torchscript` runs the TorchScript module (loaded from a file
-with ``torch.jit.load``, or given) on synthetic green-screen plates for a knob
-sweep and compares every output with the reference: the eager GreenFormer plus
-the shared frame math of :mod:`corridorkey_model.frame`. The reference runs
-the network once per (plate, gamma) and applies ``combine`` / ``postprocess``
-to the cached logits for each despill / refiner setting (the same math
-:func:`corridorkey_model.frame.key_frame` does); every call of the .pt is a
-full forward.
+The reference is the eager GreenFormer plus the shared frame math of
+:mod:`corridorkey_model.frame` (:func:`~corridorkey_model.frame.key_frame`).
+At S = 2048 a network forward takes a minute or two on a CPU, so
+:func:`validate_torchscript` spends forwards only where they add proof. The
+file's ``forward`` is ``postprocess(run_network(preprocess(x)))``, each stage a
+TorchScript method taking its knob values as arguments named after the knobs
+(:mod:`corridorkey_export.wrapper`). The validation proves, on the saved file:
 
-Sweeps (knob values: gamma 0/1, despill 0/5/10, refiner 0/0.5/1, despeckle 0/50):
+1. **wiring** (no forward): in ``forward``'s graph, every knob attribute is
+   read and passed unchanged to the stage method's parameter of the same name,
+   and used nowhere else;
+2. **stages over the whole knob sweep** (no forward): on every plate,
+   ``preprocess`` for every value of its knobs against
+   :func:`corridorkey_model.frame.preprocess`, and ``postprocess`` for every
+   setting of its knobs on *cached network outputs* against ``key_frame`` run
+   on those outputs;
+3. **end to end** (one .pt forward and one eager forward each): ``forward`` on
+   the plates marked ``end_to_end`` against ``key_frame`` with the eager
+   network, each call with its own knob setting (every knob off its default in
+   the first call, and at two values over the calls). This proves the traced
+   network, the composition and that the knobs flow through ``forward``.
 
-* ``"full"``: the cartesian product, 36 calls per plate;
-* ``"pairwise"`` (default): a covering set in which every pair of values of
-  any two knobs appears at least once, 9 calls per plate. Each call checks
-  all four output channels, so every knob path and every interaction of two
-  knobs is exercised at half the cost (at S = 2048 a call takes ~2 min on
-  a 2-core CPU).
+Together: every knob path and every pair of knob values reaches the saved
+file's output as the reference computes it, for about 2 + 2 forwards instead of
+one per setting. The eager outputs of the export's trace run (the same eager
+forward) can be passed in as ``reference_outputs``: the export traces on the
+first end-to-end call's network input, which saves one more forward.
+
+Sweeps (values per knob in :data:`SWEEP_VALUES`, one entry per knob):
+
+* ``"pairwise"`` (default): stage checks over a covering set in which every pair
+  of values of any two knobs appears at least once; end-to-end calls as above;
+* ``"full"``: stage checks over the cartesian product, and ``forward`` end to end
+  for every plate and every setting (36 calls per plate: the old exhaustive
+  check, hours at S = 2048 on a CPU).
 
 fp16 ("Optimize for Speed and Memory" in Nuke: module and input ``.half()``)
-is checked separately against the fp32 reference with its own tolerance.
+is checked end to end on the first end-to-end call against the fp32 reference,
+with its own tolerance.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from corridorkey_model.frame import combine, postprocess, preprocess
+from corridorkey_model import frame
 from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPECKLE_SIZE, DESPILL_STRENGTH, GAMMA_INPUT, GREEN,
-                                     KNOBS, MODEL_ID,
-                                     ScreenSpec,
-                                     OUTPUT_SCALE, REFINER_STRENGTH, knob_table_markdown)
+                                     KNOBS, KNOBS_BY_NAME, OUTPUT_SCALE, REFINER_STRENGTH, ScreenSpec,
+                                     knob_table_markdown)
 from corridorkey_model.synthetic import green_screen_plate, plate_tensor
 from corridorkey_export.attention import fused_attention
 from corridorkey_export.wrapper import set_knobs
@@ -55,27 +74,28 @@ FP16_TOLERANCE = 0.01
 #: with ``fp16="auto"`` it is checked on CPU only up to this model resolution.
 FP16_CPU_AUTO_MAX_SIZE = 128
 
-#: The despeckle size the sweep checks besides 0 (islands below it are removed).
+#: Knob values of the sweep, per knob name. Every knob of the spec needs an entry; nothing else
+#: in the validation names a knob.
+#: The despeckle size the sweep checks besides 0 (solid islands below it are removed).
 VALIDATION_DESPECKLE_SIZE = 50
 
-#: Knob values of the sweep, per knob (names from the knob spec).
 SWEEP_VALUES: Dict[str, Tuple] = {
     GAMMA_INPUT.name: (0, 1),
     DESPILL_STRENGTH.name: (0.0, 5.0, 10.0),
     REFINER_STRENGTH.name: (0.0, 0.5, 1.0),
-    # 0 = off, and a size that removes the small islands of the validation plates' mattes
+    # 0 = off, and a size that removes small islands of the validation plates' mattes
     DESPECKLE_SIZE.name: (0, VALIDATION_DESPECKLE_SIZE),
 }
-#: The knob setting of the fp16 check: every knob away from its identity.
-#: Despeckle is off here: in half precision an alpha within rounding of the 0.5 threshold can fall on
-#: the other side and move a whole island's edge (0.016 seen), which is not an error of the file.
-FP16_SETTING: Dict[str, object] = {GAMMA_INPUT.name: 0, DESPILL_STRENGTH.name: 5.0, REFINER_STRENGTH.name: 0.5,
-                                   DESPECKLE_SIZE.name: 0}
+
+#: The file's stage methods that take knobs (``run_network`` takes none).
+PRE_STAGE = "preprocess"
+POST_STAGE = "postprocess"
 
 CHANNEL_NAMES = ("R", "G", "B", "A")
 SWEEPS = ("pairwise", "full")
 
 ModuleOrPath = Union[str, os.PathLike, torch.jit.ScriptModule, nn.Module]
+Logits = Tuple[Tensor, Tensor, Tensor]
 
 
 # --------------------------------------------------------------------------- plates and sweeps
@@ -83,13 +103,19 @@ ModuleOrPath = Union[str, os.PathLike, torch.jit.ScriptModule, nn.Module]
 
 @dataclass(frozen=True)
 class PlateSpec:
-    """A synthetic green-screen plate (:func:`corridorkey_model.synthetic.green_screen_plate`)."""
+    """A synthetic green-screen plate (:func:`corridorkey_model.synthetic.green_screen_plate`).
+
+    ``end_to_end``: the file's ``forward`` runs on this plate (a full network
+    forward, plus one eager forward for the reference); otherwise the plate is
+    checked through the stage methods only.
+    """
 
     name: str
     height: int
     width: int
     seed: int = 0
     extremes: bool = False
+    end_to_end: bool = True
     screen_channel: int = 1  # 1: green screen, 2: blue screen
 
     def tensor(self, linear: bool) -> Tensor:
@@ -97,43 +123,95 @@ class PlateSpec:
         return plate_tensor(green_screen_plate(self.height, self.width, seed=self.seed, linear=linear,
                                                extremes=self.extremes, screen_channel=self.screen_channel))
 
+    def for_setting(self, knobs: Dict[str, object]) -> Tensor:
+        """The plate as a setting feeds it: linear when the setting says the plate is linear."""
+        return self.tensor(linear=knobs.get(GAMMA_INPUT.name, GAMMA_INPUT.typed_default) == 1)
+
 
 def default_plates(img_size: int, screen_channel: int = 1) -> Tuple[PlateSpec, ...]:
-    """Three plates on the file's screen colour: larger than S (non-square), smaller than S (odd, portrait),
-    superwhite/negative values."""
+    """Three plates on the file's screen colour: larger than S (non-square), smaller than S (odd,
+    portrait), superwhite/negative values.
+
+    The first and the last run end to end; the odd portrait one differs from them only in the
+    resizes around the network, which the stage checks prove exactly.
+    """
     s = int(img_size)
     c = int(screen_channel)
     return (
         PlateSpec("wide-larger-than-S", s + s // 8 + 1, s + s // 2, seed=1, screen_channel=c),
-        PlateSpec("odd-portrait", s // 2 + 1, s // 3 + 1, seed=2, screen_channel=c),
+        PlateSpec("odd-portrait", s // 2 + 1, s // 3 + 1, seed=2, end_to_end=False, screen_channel=c),
         PlateSpec("superwhite-negative", s // 4 + 3, s // 3, seed=3, extremes=True, screen_channel=c),
     )
 
 
+def _sweep_values(values: Optional[Dict[str, Sequence]] = None) -> Dict[str, Tuple]:
+    """``values`` (default :data:`SWEEP_VALUES`), checked against the knob spec: one entry per knob."""
+    values = {k: tuple(v) for k, v in (SWEEP_VALUES if values is None else values).items()}
+    unknown = sorted(set(values) - set(KNOBS_BY_NAME))
+    missing = [k.name for k in KNOBS if k.name not in values]
+    if unknown or missing:
+        raise ValueError(f"the validation's knob sweep does not match the knob spec: "
+                         f"{'no values for ' + ', '.join(missing) if missing else ''}"
+                         f"{'; ' if unknown and missing else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}; "
+                         f"give every knob of corridorkey_model.knobs.KNOBS its values in "
+                         f"corridorkey_export.validate.SWEEP_VALUES")
+    for name, vals in values.items():
+        for v in vals:
+            KNOBS_BY_NAME[name].check(v)
+    return {k.name: values[k.name] for k in KNOBS}  # spec order
+
+
 def knob_settings(sweep: str = "pairwise", values: Optional[Dict[str, Sequence]] = None) -> List[Dict[str, object]]:
-    """Knob settings of a sweep, sorted by ``gamma_input`` (the reference caches logits per gamma).
+    """Knob settings of a sweep.
 
     ``"full"``: the cartesian product. ``"pairwise"``: a greedy covering array in
     which every pair of values of any two knobs occurs in at least one setting.
     """
-    values = dict(SWEEP_VALUES if values is None else values)
+    values = _sweep_values(values)
     names = list(values)
     product = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
     if sweep == "full":
-        chosen = product
-    elif sweep == "pairwise":
-        def pairs(setting: Dict[str, object]) -> set:
-            return {(a, setting[a], b, setting[b]) for a, b in itertools.combinations(names, 2)}
-
-        uncovered = set().union(*(pairs(s) for s in product))
-        chosen = []
-        while uncovered:
-            best = max(product, key=lambda s: len(pairs(s) & uncovered))
-            chosen.append(best)
-            uncovered -= pairs(best)
-    else:
+        return product
+    if sweep != "pairwise":
         raise ValueError(f"unknown sweep {sweep!r}; choose from {', '.join(SWEEPS)}")
-    return sorted(chosen, key=lambda s: tuple(s[n] for n in names if n == GAMMA_INPUT.name))
+
+    def pairs(setting: Dict[str, object]) -> set:
+        return {(a, setting[a], b, setting[b]) for a, b in itertools.combinations(names, 2)}
+
+    uncovered = set().union(*(pairs(s) for s in product))
+    chosen = []
+    while uncovered:
+        best = max(product, key=lambda s: len(pairs(s) & uncovered))
+        chosen.append(best)
+        uncovered -= pairs(best)
+    return chosen
+
+
+def end_to_end_settings(count: int, values: Optional[Dict[str, Sequence]] = None) -> List[Dict[str, object]]:
+    """Knob settings of ``count`` end-to-end calls of ``forward``.
+
+    Per knob, its sweep values off the default (last first), then the default,
+    taken in turn: every knob is off its default in the first call, and with two or
+    more calls every knob takes two different values, so a ``forward`` that
+    ignored a knob attribute or hard-wired a value would fail at least one call.
+    """
+    values = _sweep_values(values)
+    order = {}
+    for name, vals in values.items():
+        default = KNOBS_BY_NAME[name].typed_default
+        order[name] = [v for v in reversed(vals) if v != default] + [default]
+    return [{name: seq[i % len(seq)] for name, seq in order.items()} for i in range(count)]
+
+
+def trace_example(img_size: int) -> Tensor:
+    """The network input of the default validation's first end-to-end call.
+
+    The export traces on it, so the eager outputs of the trace run serve as that
+    call's reference (``reference_outputs``) and validation needs one forward less.
+    """
+    plate = default_plates(img_size)[0]
+    knobs = end_to_end_settings(1)[0]
+    return frame.preprocess(plate.for_setting(knobs), int(img_size), **_stage_kwargs(frame.preprocess, knobs))
 
 
 # --------------------------------------------------------------------------- report
@@ -141,7 +219,11 @@ def knob_settings(sweep: str = "pairwise", values: Optional[Dict[str, Sequence]]
 
 @dataclass(frozen=True)
 class ValidationRow:
-    """One call of the .pt: plate, knob setting, max abs error per output channel (R, G, B, A)."""
+    """One comparison: plate, stage, knob setting, max abs error per output channel (R, G, B, A).
+
+    ``stage``: ``"forward"`` (the whole file, a full network forward), ``"preprocess"``
+    (the network input; channel A is the hint) or ``"postprocess"`` (on cached network outputs).
+    """
 
     plate: str
     height: int
@@ -151,6 +233,7 @@ class ValidationRow:
     finite: bool
     alpha_in_range: bool
     precision: str = "fp32"
+    stage: str = "forward"
 
     @property
     def max_error(self) -> float:
@@ -169,10 +252,13 @@ class ValidationReport:
     rows: Tuple[ValidationRow, ...]
     fp16_rows: Tuple[ValidationRow, ...]
     fp16_skipped: Optional[str]  # why fp16 was not checked, or None
-    calls: int  # .pt forward calls
+    calls: int  # full forwards of the .pt (end-to-end calls, fp16 included)
     seconds: float
     knob_roundtrip_ok: bool = True
     problems: Tuple[str, ...] = field(default_factory=tuple)
+    wiring_ok: bool = True  # forward() passes each knob attribute to the stage parameter of its name
+    reference_forwards: int = 0  # eager network forwards the reference ran (reused outputs not counted)
+    stage_calls: int = 0  # calls of the file's preprocess / postprocess methods
 
     @property
     def max_abs_fp32(self) -> float:
@@ -197,7 +283,7 @@ class ValidationReport:
 def _judge(rows: Sequence[ValidationRow], tolerance: float, label: str) -> List[str]:
     problems = []
     for r in rows:
-        where = f"{label} plate {r.plate} ({r.height}x{r.width}) knobs {_knob_text(r.knobs)}"
+        where = f"{label} {r.stage} plate {r.plate} ({r.height}x{r.width}) knobs {_knob_text(r.knobs)}"
         if not r.finite:
             problems.append(f"{where}: output holds NaN or Inf")
         elif not r.alpha_in_range:
@@ -205,6 +291,121 @@ def _judge(rows: Sequence[ValidationRow], tolerance: float, label: str) -> List[
         elif not r.max_error <= tolerance:
             worst = CHANNEL_NAMES[max(range(4), key=lambda i: r.max_abs[i])]
             problems.append(f"{where}: max abs error {r.max_error:.3g} in {worst} exceeds the tolerance {tolerance:g}")
+    return problems
+
+
+# --------------------------------------------------------------------------- wiring of forward()
+
+
+def _method_params(ts: nn.Module, method: str) -> List[str]:
+    """Parameter names of a TorchScript method (without ``self``); empty if the module lacks it."""
+    fn = getattr(ts, method, None)
+    schema = getattr(fn, "schema", None)
+    return [] if schema is None else [a.name for a in schema.arguments][1:]
+
+
+def forward_wiring_problems(ts: nn.Module) -> List[str]:
+    """What is wrong with how ``ts.forward`` hands the knobs to the stage methods (empty: nothing).
+
+    In the saved graph every knob attribute must be read, and each read passed
+    unchanged to a method of the module itself, as the parameter that bears the
+    knob's name, and used nowhere else. Then a check of the stage methods over the
+    knob sweep is a check of ``forward`` over that sweep.
+    """
+    graph = getattr(getattr(ts, "forward", None), "graph", None)
+    if graph is None:
+        return ["the module is not TorchScript: its forward() wiring cannot be checked"]
+    self_value = next(graph.inputs())
+    reads: Dict[str, list] = {k.name: [] for k in KNOBS}
+    for node in graph.findAllNodes("prim::GetAttr"):
+        if node.s("name") in reads and node.inputsAt(0).unique() == self_value.unique():
+            reads[node.s("name")].append(node)
+    problems = []
+    for name, nodes in reads.items():
+        if not nodes:
+            problems.append(f"forward() never reads the knob attribute {name}")
+        for node in nodes:
+            for use in node.output().uses():
+                user = use.user
+                if user.kind() != "prim::CallMethod" or user.inputsAt(0).unique() != self_value.unique():
+                    problems.append(f"forward() uses the knob {name} in {user.kind()} instead of passing it to a "
+                                    f"stage method (move that math into the method, with {name} as a parameter)")
+                    continue
+                method = user.s("name")
+                params = _method_params(ts, method)
+                param = params[use.offset - 1] if 0 < use.offset <= len(params) else None
+                if param != name:
+                    problems.append(f"forward() passes the knob {name} to {method}() as its parameter {param!r}; "
+                                    f"name the parameter {name}")
+    return problems
+
+
+# --------------------------------------------------------------------------- the reference
+
+
+class _MemoNetwork:
+    """The eager network for :func:`corridorkey_model.frame.key_frame`, its outputs kept per input.
+
+    A call with an input equal to an earlier one (or to one of ``known``: pairs of
+    input and eager outputs computed elsewhere, e.g. by the export's trace run)
+    returns the kept outputs instead of running the network again.
+    """
+
+    def __init__(self, model: nn.Module, known: Sequence[Tuple[Tensor, Logits]] = ()) -> None:
+        self.model = model
+        self.img_size = int(model.img_size)
+        self.entries: List[Tuple[Tensor, Logits]] = [(x, tuple(out)) for x, out in known]
+        self.forwards = 0
+        self.on_forward: Callable[[], None] = lambda: None
+
+    def __call__(self, x: Tensor) -> Logits:
+        for key, out in self.entries:
+            if key.shape == x.shape and key.device == x.device and torch.equal(key, x):
+                return out
+        out = tuple(self.model(x))
+        self.entries.append((x, out))
+        self.forwards += 1
+        self.on_forward()
+        return out
+
+    def outputs_for(self, x: Tensor) -> Optional[Logits]:
+        for key, out in self.entries:
+            if key.shape == x.shape and key.device == x.device and torch.equal(key, x):
+                return out
+        return None
+
+
+class _FixedOutputs:
+    """A stand-in network for ``key_frame`` that returns given outputs: the reference of the post stage."""
+
+    def __init__(self, img_size: int, outputs: Logits) -> None:
+        self.img_size = img_size
+        self.outputs = outputs
+
+    def __call__(self, x: Tensor) -> Logits:
+        return self.outputs
+
+
+def _stage_kwargs(fn: Callable, knobs: Dict[str, object]) -> Dict[str, object]:
+    """The knobs of ``knobs`` that the Python function ``fn`` takes, by parameter name."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in knobs.items() if k in params}
+
+
+def _reference_problems(pre: Sequence[str], post: Sequence[str]) -> List[str]:
+    """The reference and the file must split the knobs between the stages alike."""
+    problems = []
+    everything = inspect.signature(frame.key_frame).parameters
+    for k in KNOBS:
+        if k.name not in everything:
+            problems.append(f"the reference corridorkey_model.frame.key_frame takes no parameter {k.name}")
+        if k.name not in pre and k.name not in post:
+            problems.append(f"the file's {PRE_STAGE}() and {POST_STAGE}() take no parameter {k.name}: "
+                            f"the knob cannot reach the output")
+    ref_pre = set(_stage_kwargs(frame.preprocess, {k.name: 0 for k in KNOBS}))
+    if ref_pre != set(pre):
+        problems.append(f"the file's {PRE_STAGE}() takes the knobs {sorted(pre)} but the reference "
+                        f"corridorkey_model.frame.preprocess takes {sorted(ref_pre)}")
     return problems
 
 
@@ -217,14 +418,18 @@ def _load(module: ModuleOrPath, device: torch.device) -> nn.Module:
     return torch.jit.load(str(module), map_location=device)
 
 
-def _compare(out: Tensor, ref: Tensor, spec: PlateSpec, knobs: Dict[str, object], precision: str) -> ValidationRow:
+def _compare(out: Tensor, ref: Tensor, spec: PlateSpec, knobs: Dict[str, object], precision: str,
+             stage: str = "forward") -> ValidationRow:
     out = out.float()
     finite = bool(torch.isfinite(out).all())
     err = (out - ref).abs().amax(dim=(0, 2, 3)) if finite else torch.full((4,), float("inf"))
-    alpha = out[:, 3]
-    alpha_ok = finite and bool((alpha >= 0).all()) and bool((alpha <= 1).all())
+    if stage == "preprocess":  # channel 3 is the hint, not an output alpha
+        alpha_ok = finite
+    else:
+        alpha = out[:, 3]
+        alpha_ok = finite and bool((alpha >= 0).all()) and bool((alpha <= 1).all())
     return ValidationRow(spec.name, spec.height, spec.width, dict(knobs),
-                         tuple(float(e) for e in err.cpu()), finite, alpha_ok, precision)
+                         tuple(float(e) for e in err.cpu()), finite, alpha_ok, precision, stage)
 
 
 def _fp16_plan(fp16: Union[bool, str], device: torch.device, img_size: int) -> Optional[str]:
@@ -237,23 +442,76 @@ def _fp16_plan(fp16: Union[bool, str], device: torch.device, img_size: int) -> O
     return None
 
 
+def _distinct(settings: Sequence[Dict[str, object]], names: Sequence[str]) -> List[Dict[str, object]]:
+    """``settings`` restricted to the knobs ``names``, without repeats, in first-seen order."""
+    seen, out = set(), []
+    for s in settings:
+        part = {n: s[n] for n in names if n in s}
+        key = tuple(part.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(part)
+    return out
+
+
+@dataclass(frozen=True)
+class ValidationPlan:
+    """What a validation will run: end-to-end cases and stage settings (see :func:`plan_validation`)."""
+
+    plates: Tuple[PlateSpec, ...]
+    end_to_end: Tuple[Tuple[PlateSpec, Dict[str, object]], ...]
+    settings: Tuple[Dict[str, object], ...]
+    sweep: str
+
+    @property
+    def forward_calls(self) -> int:
+        return len(self.end_to_end)
+
+    def describe(self, img_size: int) -> str:
+        return (f"{self.forward_calls} end-to-end call(s) of the .pt (each a full forward at S={img_size}, plus an "
+                f"eager forward for its reference) and stage checks of {len(self.settings)} knob setting(s) on "
+                f"{len(self.plates)} plate(s) on cached network outputs ({self.sweep} sweep)")
+
+
+def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
+                    settings: Optional[Sequence[Dict[str, object]]] = None,
+                    screen_channel: int = 1) -> ValidationPlan:
+    """The cases of a validation. ``"full"`` runs every plate and setting end to end."""
+    plates = tuple(default_plates(img_size, screen_channel) if plates is None else plates)
+    if not plates:
+        raise ValueError("validation needs at least one plate")
+    sweep_name = sweep if settings is None else "custom"
+    # A given setting may name only some knobs: the others take the spec's default.
+    defaults = {k.name: k.typed_default for k in KNOBS}
+    settings = tuple(knob_settings(sweep) if settings is None else (dict(defaults, **s) for s in settings))
+    if sweep == "full" and sweep_name == "full":
+        cases = tuple((p, dict(s)) for p in plates for s in settings)
+    else:
+        e2e = [p for p in plates if p.end_to_end] or [plates[0]]
+        cases = tuple(zip(e2e, end_to_end_settings(len(e2e))))
+    return ValidationPlan(plates, cases, settings, sweep_name)
+
+
 def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Union[str, torch.device] = "cpu",
                          plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
                          settings: Optional[Sequence[Dict[str, object]]] = None,
                          tolerance: float = FP32_TOLERANCE, fp16: Union[bool, str] = "auto",
                          fp16_tolerance: float = FP16_TOLERANCE, fused_attn: Optional[bool] = None,
-                         progress: bool = True) -> ValidationReport:
+                         progress: bool = True,
+                         reference_outputs: Sequence[Tuple[Tensor, Logits]] = ()) -> ValidationReport:
     """Compare a CorridorKey TorchScript module with the eager reference; returns a :class:`ValidationReport`.
 
     ``module``: path of a saved .pt (loaded with ``torch.jit.load`` onto ``device``)
-    or a module. ``model``: the eager GreenFormer the file was exported from (same
-    weights, same S), moved to ``device``. ``plates``: default
-    :func:`default_plates`. ``sweep``: ``"pairwise"`` or ``"full"`` (or give
-    ``settings`` explicitly). ``fp16``: ``True`` / ``"on"``, ``False`` / ``"off"`` or
-    ``"auto"`` (CUDA always, CPU only up to S = :data:`FP16_CPU_AUTO_MAX_SIZE`).
-    ``fused_attn``: the attention kernel the file was traced with (from the
-    manifest), applied to the eager model so both run the same kernel.
-    The module's knob attributes are restored afterwards.
+    or a TorchScript module. ``model``: the eager GreenFormer the file was exported
+    from (same weights, same S), moved to ``device``. ``plates``: default
+    :func:`default_plates`. ``sweep``: ``"pairwise"`` or ``"full"`` (or give the
+    stage ``settings`` explicitly). ``fp16``: ``True`` / ``"on"``, ``False`` /
+    ``"off"`` or ``"auto"`` (CUDA always, CPU only up to S =
+    :data:`FP16_CPU_AUTO_MAX_SIZE`). ``fused_attn``: the attention kernel the file
+    was traced with (from the manifest), applied to the eager model so both run
+    the same kernel. ``reference_outputs``: ``(network input, eager outputs)``
+    pairs computed already (the export's trace run), used instead of an eager
+    forward on an equal input. The module's knob attributes are restored afterwards.
     """
     from tqdm import tqdm
 
@@ -266,75 +524,90 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
         raise ValueError(f"the .pt runs at S={img_size} but the reference model at S={model_size}; "
                          f"build the reference with --img-size {img_size}")
     model = model.to(device).eval()
-    screen_channel = int(getattr(ts, "screen_channel", 1))
-    plates = tuple(default_plates(img_size, screen_channel) if plates is None else plates)
-    sweep_name = sweep if settings is None else "custom"
-    settings = list(knob_settings(sweep) if settings is None else settings)
+    screen_channel = int(getattr(ts, "screen_channel", 1))  # a constant of the file (green 1, blue 2)
+    plan = plan_validation(img_size, plates, sweep, settings, screen_channel)
     fp16_skip = _fp16_plan(fp16, device, img_size)
-    fp16_cases = [] if fp16_skip else [(plates[0], dict(FP16_SETTING))]
-    gammas = sorted({s[GAMMA_INPUT.name] for s in settings} | {s[GAMMA_INPUT.name] for _, s in fp16_cases})
-    calls = len(plates) * len(settings) + len(fp16_cases)
-    log.info("validating: %d plate(s) x %d knob setting(s) (%s sweep) = %d .pt call(s)%s, plus %d eager reference "
-             "forward(s), at S=%d on %s", len(plates), len(settings), sweep_name,
-             len(plates) * len(settings), f" + {len(fp16_cases)} fp16" if fp16_cases else "",
-             len(plates) * len(gammas), img_size, device)
+    pre_knobs = [n for n in _method_params(ts, PRE_STAGE) if n in KNOBS_BY_NAME]
+    post_knobs = [n for n in _method_params(ts, POST_STAGE) if n in KNOBS_BY_NAME]
+    wiring = forward_wiring_problems(ts)
+    problems: List[str] = wiring + _reference_problems(pre_knobs, post_knobs)
+    if problems:  # the stage checks would not stand for forward(): report without running anything
+        return ValidationReport(str(device), img_size, plan.sweep, tolerance, fp16_tolerance, (), (),
+                                fp16_skip, 0, time.perf_counter() - started, True, tuple(problems), not wiring)
 
+    pre_settings = _distinct(plan.settings, pre_knobs)
+    post_settings = _distinct(plan.settings, post_knobs)
+    stage_calls = len(plan.plates) * (len(pre_settings) + len(post_settings))
+    memo = _MemoNetwork(model, [(x.to(device), tuple(t.to(device) for t in out)) for x, out in reference_outputs])
+    log.info("validating at S=%d on %s: %s; forward() wiring checked in the graph%s", img_size, device,
+             plan.describe(img_size), "" if fp16_skip else "; + 1 fp16 end-to-end call")
     saved_knobs = {k.name: getattr(ts, k.name) for k in KNOBS}
     rows: List[ValidationRow] = []
-    fp16_refs: List[Tuple[PlateSpec, Dict[str, object], Tensor, Tensor]] = []
-    bar = tqdm(total=calls + len(plates) * len(gammas), desc="validate", unit="run", disable=not progress,
-               leave=False)
+    fp16_rows: List[ValidationRow] = []
+    bar = tqdm(total=plan.forward_calls + stage_calls + (0 if fp16_skip else 1), desc="validate", unit="check",
+               disable=not progress, leave=False)
     try:
         with torch.no_grad(), fused_attention(model, fused_attn):
-            for spec in plates:
-                for gamma in gammas:
-                    plate = spec.tensor(linear=gamma == 1).to(device)
-                    h, w = plate.shape[-2], plate.shape[-1]
-                    logits = model(preprocess(plate, img_size, gamma))
+            outputs: Dict[str, Logits] = {}
+            for spec, knobs in plan.end_to_end:  # the whole file, each call a full network forward
+                plate = spec.for_setting(knobs).to(device)
+                ref = frame.key_frame(memo, plate, screen_channel=screen_channel, **knobs)
+                set_knobs(ts, **knobs)
+                rows.append(_compare(ts(plate), ref, spec, knobs, "fp32"))
+                outputs.setdefault(spec.name, memo.outputs_for(
+                    frame.preprocess(plate, img_size, **_stage_kwargs(frame.preprocess, knobs))))
+                bar.update(1)
+            any_outputs = next(iter(outputs.values()))
+            for spec in plan.plates:  # the stages over the sweep, on cached network outputs
+                for knobs in pre_settings:
+                    plate = spec.for_setting(knobs).to(device)
+                    ref = frame.preprocess(plate, img_size, **_stage_kwargs(frame.preprocess, knobs))
+                    rows.append(_compare(getattr(ts, PRE_STAGE)(plate, **knobs), ref, spec, knobs, "fp32",
+                                         PRE_STAGE))
                     bar.update(1)
-
-                    def reference(knobs: Dict[str, object]) -> Tensor:
-                        alpha, fg = combine(*logits, float(knobs[REFINER_STRENGTH.name]))
-                        return postprocess(alpha, fg, h, w, float(knobs[DESPILL_STRENGTH.name]),
-                                           int(knobs.get(DESPECKLE_SIZE.name, 0)), screen_channel)
-
-                    for knobs in (s for s in settings if s[GAMMA_INPUT.name] == gamma):
-                        set_knobs(ts, **knobs)
-                        rows.append(_compare(ts(plate), reference(knobs), spec, knobs, "fp32"))
-                        bar.update(1)
-                    for fspec, knobs in fp16_cases:
-                        if fspec == spec and knobs[GAMMA_INPUT.name] == gamma:
-                            fp16_refs.append((spec, knobs, plate, reference(knobs)))
-                    del logits
-            fp16_rows = _run_fp16(module, ts, fp16_refs, device, bar)
+                cached = outputs.get(spec.name, any_outputs)
+                plate = spec.tensor(linear=False).to(device)
+                h, w = int(plate.shape[-2]), int(plate.shape[-1])
+                for knobs in post_settings:
+                    ref = frame.key_frame(_FixedOutputs(img_size, cached), plate, screen_channel=screen_channel,
+                                          **knobs)
+                    out = getattr(ts, POST_STAGE)(cached[0], cached[1], cached[2], h, w, **knobs)
+                    rows.append(_compare(out, ref, spec, knobs, "fp32", POST_STAGE))
+                    bar.update(1)
+            if not fp16_skip:
+                spec, knobs = plan.end_to_end[0]
+                # Despeckle off in half precision: an alpha within rounding of its 0.5 threshold can fall
+                # on the other side and move a whole island's edge (0.016 seen), not an error of the file.
+                knobs = dict(knobs, **{DESPECKLE_SIZE.name: 0})
+                plate = spec.for_setting(knobs).to(device)
+                fp16_rows.append(_run_fp16(module, ts, spec, knobs, plate,
+                                           frame.key_frame(memo, plate, screen_channel=screen_channel, **knobs)))
+                bar.update(1)
     finally:
         bar.close()
         set_knobs(ts, **saved_knobs)
 
     roundtrip = all(getattr(ts, k) == v for k, v in saved_knobs.items())
-    problems = _judge(rows, tolerance, "fp32") + _judge(fp16_rows, fp16_tolerance, "fp16")
+    problems += _judge(rows, tolerance, "fp32") + _judge(fp16_rows, fp16_tolerance, "fp16")
     if not roundtrip:
         problems.append("knob attributes did not keep the values written to them")
-    report = ValidationReport(str(device), img_size, sweep_name, tolerance,
-                              fp16_tolerance, tuple(rows), tuple(fp16_rows), fp16_skip, calls,
-                              time.perf_counter() - started, roundtrip, tuple(problems))
-    log.info("validation %s in %.1f s: max abs error fp32 %.3g%s", "passed" if report.passed else "FAILED",
-             report.seconds, report.max_abs_fp32,
+    report = ValidationReport(str(device), img_size, plan.sweep, tolerance, fp16_tolerance, tuple(rows),
+                              tuple(fp16_rows), fp16_skip, plan.forward_calls + len(fp16_rows),
+                              time.perf_counter() - started, roundtrip, tuple(problems), True, memo.forwards,
+                              stage_calls)
+    log.info("validation %s in %.1f s (%d .pt forward(s), %d eager forward(s), %d stage check(s)): max abs error "
+             "fp32 %.3g%s", "passed" if report.passed else "FAILED", report.seconds, report.calls,
+             report.reference_forwards, report.stage_calls, report.max_abs_fp32,
              "" if report.max_abs_fp16 is None else f", fp16 {report.max_abs_fp16:.3g}")
     return report
 
 
-def _run_fp16(module: ModuleOrPath, ts: nn.Module, cases, device: torch.device, bar) -> List[ValidationRow]:
-    if not cases:
-        return []
+def _run_fp16(module: ModuleOrPath, ts: nn.Module, spec: PlateSpec, knobs: Dict[str, object], plate: Tensor,
+              ref: Tensor) -> ValidationRow:
     # A fresh copy: .half() would otherwise round the fp32 weights of the caller's module.
-    half = (copy.deepcopy(ts) if isinstance(module, nn.Module) else _load(module, device)).half()
-    rows = []
-    for spec, knobs, plate, ref in cases:
-        set_knobs(half, **knobs)
-        rows.append(_compare(half(plate.half()), ref, spec, knobs, "fp16"))
-        bar.update(1)
-    return rows
+    half = (copy.deepcopy(ts) if isinstance(module, nn.Module) else _load(module, plate.device)).half()
+    set_knobs(half, **knobs)
+    return _compare(half(plate.half()), ref, spec, knobs, "fp16")
 
 
 # --------------------------------------------------------------------------- printing
@@ -344,29 +617,40 @@ def _knob_text(knobs: Dict[str, object]) -> str:
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
 
 
+_SHORT = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner"}
+
+
 def format_report(report: ValidationReport) -> str:
-    """The error table: one line per .pt call, max abs error per output channel, then the verdict."""
-    names = list(SWEEP_VALUES)
-    short = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner",
-             DESPECKLE_SIZE.name: "despeck"}
-    head = (f"{'plate':<22} {'size':>11} {'prec':<4} " + " ".join(f"{short.get(n, n):>7}" for n in names)
+    """The error table: one line per comparison, max abs error per channel, then the verdict."""
+    names = [k.name for k in KNOBS]
+    width = max([7] + [len(_SHORT.get(n, n)) for n in names])
+    head = (f"{'plate':<22} {'size':>11} {'stage':<11} {'prec':<4} "
+            + " ".join(f"{_SHORT.get(n, n):>{width}}" for n in names)
             + " " + " ".join(f"{'max|err| ' + c:>13}" for c in CHANNEL_NAMES) + "  ok")
     lines = [f"Parity of the TorchScript file with the Python reference (S={report.img_size}, device "
-             f"{report.device}, {report.sweep} knob sweep, {report.calls} .pt calls, {report.seconds:.1f} s)",
+             f"{report.device}, {report.sweep} knob sweep, {report.calls} full forward(s) of the .pt, "
+             f"{report.reference_forwards} eager forward(s), {report.stage_calls} stage check(s), "
+             f"{report.seconds:.1f} s)",
+             "stage: forward = the whole file end to end; preprocess = its network input (A = hint); "
+             "postprocess = its output from cached network outputs",
              head, "-" * len(head)]
 
+    def cell(r: ValidationRow, n: str) -> str:
+        v = r.knobs.get(n, "")
+        return f"{v:>{width}g}" if isinstance(v, float) else f"{v:>{width}}"
+
     def line(r: ValidationRow, tol: float) -> str:
-        knobs = " ".join(f"{r.knobs.get(n, ''):>7g}" if isinstance(r.knobs.get(n), float)
-                         else f"{r.knobs.get(n, ''):>7}" for n in names)
         ok = r.finite and r.alpha_in_range and r.max_error <= tol
-        return (f"{r.plate:<22} {f'{r.height}x{r.width}':>11} {r.precision:<4} {knobs} "
+        return (f"{r.plate:<22} {f'{r.height}x{r.width}':>11} {r.stage:<11} {r.precision:<4} "
+                + " ".join(cell(r, n) for n in names) + " "
                 + " ".join(f"{e:>13.3e}" for e in r.max_abs) + ("  ok" if ok else "  FAIL"))
 
     lines += [line(r, report.tolerance) for r in report.rows]
     lines.append("-" * len(head))
     if report.rows:
         per_channel = [max(r.max_abs[i] for r in report.rows) for i in range(4)]
-        lines.append(f"{'max over fp32 rows':<22} {'':>11} {'fp32':<4} {'':>{8 * len(names) - 1}} "
+        lines.append(f"{'max over fp32 rows':<22} {'':>11} {'':<11} {'fp32':<4} "
+                     f"{'':>{(width + 1) * len(names) - 1}} "
                      + " ".join(f"{e:>13.3e}" for e in per_channel) + f"  (tolerance {report.tolerance:g})")
     if report.fp16_rows:
         lines += [line(r, report.fp16_tolerance) for r in report.fp16_rows]
@@ -374,6 +658,8 @@ def format_report(report: ValidationReport) -> str:
                      f"{report.max_abs_fp16:.3e} (tolerance {report.fp16_tolerance:g})")
     else:
         lines.append(f"fp16: {report.fp16_skipped}")
+    lines.append("forward() wiring: " + ("each knob attribute goes unchanged to the stage parameter of its name "
+                                         "(checked in the saved graph)" if report.wiring_ok else "FAILED"))
     if report.passed:
         lines.append("PASSED: the file computes what the Python reference computes.")
     else:
@@ -412,6 +698,7 @@ def cat_file_settings(screen: ScreenSpec = GREEN) -> str:
 
 __all__ = [
     "FP32_TOLERANCE", "FP16_TOLERANCE", "FP16_CPU_AUTO_MAX_SIZE", "SWEEP_VALUES", "SWEEPS", "PlateSpec",
-    "default_plates", "knob_settings", "ValidationRow", "ValidationReport", "validate_torchscript",
-    "format_report", "cat_file_settings",
+    "default_plates", "knob_settings", "end_to_end_settings", "trace_example", "ValidationPlan", "plan_validation",
+    "forward_wiring_problems", "ValidationRow", "ValidationReport", "validate_torchscript", "format_report",
+    "cat_file_settings",
 ]

@@ -6,8 +6,17 @@ knob in scripted code, by calling the shared reference math of
 :mod:`corridorkey_model.frame` (TorchScript compiles those very functions):
 
     plate [1,4,H,W] -> preprocess (resize to S, sRGB encode if linear, normalise)
-                    -> traced network -> combine (refiner strength)
-                    -> postprocess (resize back, despill) -> [1,4,H,W]
+                    -> run_network (the traced GreenFormer)
+                    -> postprocess (combine with refiner strength, resize back, despill)
+                    -> [1,4,H,W]
+
+Each stage is also a TorchScript method of the saved file (``@torch.jit.export``),
+taking its knob values as arguments named exactly as the knobs, and ``forward``
+only reads each knob attribute and passes it to the stage of the same parameter
+name. ``--validate`` relies on that: it checks the wiring of ``forward`` in the
+saved graph, checks the stage methods against the reference over the whole knob
+sweep on cached network outputs (cheap), and calls ``forward`` end to end only a
+few times (each such call is a full network forward).
 
 The knobs are plain ``float`` / ``int`` attributes named exactly as in
 :data:`corridorkey_model.knobs.KNOBS`; Nuke writes them before each render and
@@ -19,11 +28,16 @@ the saved file.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 from torch import Tensor, nn
 
-from corridorkey_model.frame import combine, postprocess, preprocess
+from corridorkey_model import frame
 from corridorkey_model.knobs import KNOBS, KNOBS_BY_NAME
+
+#: The file's stage methods, in the order ``forward`` runs them.
+STAGE_METHODS = ("preprocess", "run_network", "postprocess")
 
 
 class CorridorKeyNuke(nn.Module):
@@ -57,11 +71,32 @@ class CorridorKeyNuke(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         height = x.shape[-2]
         width = x.shape[-1]
-        net_in = preprocess(x, self.img_size, self.gamma_input)
-        alpha_logits, fg_logits, delta_logits = self.network(net_in)
-        alpha, fg = combine(alpha_logits, fg_logits, delta_logits, self.refiner_strength)
-        return postprocess(alpha, fg, height, width, self.despill_strength, self.despeckle_size,
-                           self.screen_channel)
+        net_in = self.preprocess(x, self.gamma_input)
+        alpha_logits, fg_logits, delta_logits = self.run_network(net_in)
+        return self.postprocess(alpha_logits, fg_logits, delta_logits, height, width,
+                                self.refiner_strength, self.despill_strength, self.despeckle_size)
+
+    @torch.jit.export
+    def preprocess(self, x: Tensor, gamma_input: int) -> Tensor:
+        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.frame.preprocess`)."""
+        return frame.preprocess(x, self.img_size, gamma_input)
+
+    @torch.jit.export
+    def run_network(self, net_in: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The traced GreenFormer: ``[1, 4, S, S]`` -> ``(alpha_logits, fg_logits, delta_logits)`` at S."""
+        return self.network(net_in)
+
+    @torch.jit.export
+    def postprocess(self, alpha_logits: Tensor, fg_logits: Tensor, delta_logits: Tensor, height: int, width: int,
+                    refiner_strength: float, despill_strength: float, despeckle_size: int) -> Tensor:
+        """Network outputs at S -> ``[1, 4, height, width]``, with every knob that acts after the network.
+
+        :func:`corridorkey_model.frame.combine` (refiner strength), then
+        :func:`corridorkey_model.frame.postprocess` (resize back, despill on the file's screen channel,
+        despeckle).
+        """
+        alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, refiner_strength)
+        return frame.postprocess(alpha, fg, height, width, despill_strength, despeckle_size, self.screen_channel)
 
 
 def knob_values(module: nn.Module) -> dict:
@@ -81,4 +116,4 @@ def set_knobs(module: nn.Module, **values) -> None:
         setattr(module, name, spec.check(value))
 
 
-__all__ = ["CorridorKeyNuke", "knob_values", "set_knobs"]
+__all__ = ["CorridorKeyNuke", "STAGE_METHODS", "knob_values", "set_knobs"]

@@ -1,9 +1,11 @@
 """GreenFormer against the released checkpoint's key list, and its forward contract."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from corridorkey_model.frame import combine
 from corridorkey_model.greenformer import GreenFormer, check_img_size
@@ -99,3 +101,54 @@ def test_refiner_sees_normalised_rgb_and_coarse_probabilities(synthetic_model, o
     final_in = synthetic_model.refiner.res4(synthetic_model.refiner.res3(synthetic_model.refiner.res2(
         synthetic_model.refiner.res1(synthetic_model.refiner.stem(refiner_in)))))
     torch.testing.assert_close(expect, synthetic_model.refiner.final(final_in) * 10.0)
+
+
+# --------------------------------------------------------------------------- the fast forms compute the literal ones
+
+
+def test_decoder_head_equals_the_literal_concat_form(synthetic_model):
+    """The head merges each projection into its block of linear_fuse; the released form concatenates."""
+    head = synthetic_model.alpha_decoder
+    g = torch.Generator().manual_seed(4)
+    n = SYNTH_SIZE // 4
+    # Hiera hands over channels-last views; check both layouts
+    for channels_last in (False, True):
+        feats = []
+        for i, c in enumerate((112, 224, 448, 896)):
+            f = torch.randn(1, c, n >> i, n >> i, generator=g)
+            feats.append(f.contiguous(memory_format=torch.channels_last) if channels_last else f)
+
+        def level(proj, f, size):
+            t = proj.proj(f.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(1, -1, f.shape[2], f.shape[3])
+            return t if t.shape[2:] == size else F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+        size = feats[0].shape[2:]
+        cat = torch.cat([level(head.linear_c4, feats[3], size), level(head.linear_c3, feats[2], size),
+                         level(head.linear_c2, feats[1], size), level(head.linear_c1, feats[0], size)], dim=1)
+        literal = head.classifier(torch.relu(head.bn(head.linear_fuse(cat))))
+        fast = head(feats)
+        assert fast.is_contiguous()
+        torch.testing.assert_close(fast, literal, rtol=1e-5, atol=1e-5)
+
+
+def test_refiner_blocks_work_in_place_without_touching_their_input(synthetic_model):
+    block = synthetic_model.refiner.res2
+    x = torch.randn(1, 64, 48, 40, generator=torch.Generator().manual_seed(5))
+    before = x.clone()
+    literal = torch.relu(block.gn2(block.conv2(torch.relu(block.gn1(block.conv1(x))))) + x)
+    assert torch.equal(block(x), literal)
+    assert torch.equal(x, before)
+
+
+def test_network_matches_upstreams_eager_form(synthetic_model, outputs):
+    """The benchmark's yardstick (upstream's code style, in place) loads our state dict and agrees."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from upstream_twin import twin_of
+
+    x, full, _ = outputs
+    twin = twin_of(synthetic_model)
+    out = twin(x)
+    assert (out["alpha"] - full["alpha"]).abs().max() <= 1e-5
+    assert (out["fg"] - full["fg"]).abs().max() <= 1e-5
