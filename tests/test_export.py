@@ -201,9 +201,9 @@ def test_manifest(exported, model_and_info, synthetic_checkpoint):
 def test_stage_methods_compose_to_forward(knobs_reset):
     m = knobs_reset
     x = plate(37, 52, seed=11, linear=True)
-    set_knobs(m, gamma_input=1, despill_strength=7.0, refiner_strength=0.3)
+    set_knobs(m, gamma_input=1, despill_strength=7.0, refiner_strength=0.3, despeckle_size=20)
     logits = m.run_network(m.preprocess(x, 1))
-    composed = m.postprocess(logits[0], logits[1], logits[2], 37, 52, 0.3, 7.0)
+    composed = m.postprocess(logits[0], logits[1], logits[2], 37, 52, 0.3, 7.0, 20)
     assert torch.equal(m(x), composed)
 
 
