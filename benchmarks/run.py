@@ -1,7 +1,7 @@
 """CorridorKey benchmarks: one command, one table.
 
-    python benchmarks/run.py            # the full run (S = 512, 1024, 2048; ~40 min on 2 CPU cores)
-    python benchmarks/run.py --quick    # small sizes, few repeats (~5 min): a smoke run of every section
+    python benchmarks/run.py            # the full run (S = 512, 1024, 2048; ~45 min on 2 CPU cores)
+    python benchmarks/run.py --quick    # small sizes, few repeats (~3 min): a smoke run of every section
     python benchmarks/run.py --device cuda --json figures.json   # on a GPU (adds fp16 rows)
 
 Sections (each measured in a fresh subprocess, so peak RSS belongs to that work alone):
@@ -14,9 +14,13 @@ Sections (each measured in a fresh subprocess, so peak RSS belongs to that work 
    ratio of medians to upstream's (target <= 1.00 for the traced network and the ``.pt``);
 3. full-frame cost: the ``.pt`` on 1920x1080 and 4096x2160 plates and on an S x S plate
    (no resize), fp32, and fp16 on CUDA; peak CUDA memory per S and precision;
-4. memory of inference: peak RSS of one call at S, upstream's eager network vs the ``.pt``;
+4. memory of inference: peak RSS of one call at S in a fresh process: upstream's eager
+   network, ours (what ``corridorkey run`` runs), the ``.pt``'s first call (TorchScript's
+   profiling run) with glibc's default malloc and with buffers >= 1 MiB mmapped;
 5. reference pipeline throughput on a synthetic 1080p clip: threaded runner vs sequential
-   loop, with the real network and with a fast stand-in model (the I/O ceiling).
+   loop, with the real network and with a fast stand-in model (the I/O ceiling);
+6. despeckle (the ``despeckle_size`` knob) on 1080p and 4K mattes, sizes 0 (off) and 400:
+   eager, TorchScript and upstream's OpenCV despeckle (``bench_despeckle.py``).
 
 Random-init weights are used throughout (the speed of a network does not depend on its
 weights). Figures are medians with min/max over the runs; the machine is described first.
@@ -25,6 +29,7 @@ weights). Figures are medians with min/max over the runs; the machine is describ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -201,35 +206,61 @@ def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[L
             "precision": "fp16" if half else "fp32"}
 
 
+MEMORY_KINDS = {
+    "upstream": "upstream eager",
+    "eager": "our eager (pipeline)",
+    "pt": ".pt, first call",
+    "pt-mmap": ".pt, first call, mmap",
+}
+
+
 def worker_memory(img_size: int, kind: str, pt: str, device: str) -> Dict[str, Any]:
-    """Section 4: peak RSS (and CUDA memory) of one inference call at S: ``kind`` "upstream" or "pt"."""
+    """Section 4: peak RSS (and CUDA memory) of one inference call at S in a fresh process.
+
+    ``kind``: ``"upstream"`` (upstream's eager network, ``upstream_twin.py``), ``"eager"``
+    (our GreenFormer, what ``corridorkey run`` runs), ``"pt"`` (the loaded ``.pt``: its first
+    call is TorchScript's profiling run) or ``"pt-mmap"`` (the same call with glibc serving
+    buffers of 1 MiB and more with mmap, ``returning_freed_memory``: close to the live tensors).
+    """
     import torch
 
     from corridorkey_model.frame import preprocess
-    from corridorkey_model.synthetic import green_screen_plate, plate_tensor
+    from corridorkey_model.synthetic import green_screen_plate, plate_tensor, randomize_
 
     torch.set_grad_enabled(False)
     dev = torch.device(device)
     plate = plate_tensor(green_screen_plate(img_size, img_size, seed=1)).to(dev)
+    block = contextlib.nullcontext()
     if kind == "upstream":
         sys.path.insert(0, str(HERE))
         from upstream_twin import UpstreamTwin
-
-        from corridorkey_model.synthetic import randomize_
 
         torch.manual_seed(0)  # its own random weights: building ours too would count 400 MB more
         net = randomize_(UpstreamTwin(img_size), seed=0).eval().to(dev)
         x = preprocess(plate, img_size, 0)
         call = lambda: net(x)  # noqa: E731
-    else:
+    elif kind == "eager":
+        from corridorkey_model.synthetic import make_random_model
+
+        model = make_random_model(img_size, seed=0).to(dev)
+        x = preprocess(plate, img_size, 0)
+        call = lambda: model.predict(x)  # noqa: E731
+    elif kind in ("pt", "pt-mmap"):
+        from corridorkey_export.export import returning_freed_memory
+
         module = torch.jit.load(pt, map_location=dev)
         call = lambda: module(plate)  # noqa: E731
+        if kind == "pt-mmap":
+            block = returning_freed_memory()
+    else:
+        raise ValueError(f"unknown memory kind {kind!r}; one of {', '.join(MEMORY_KINDS)}")
     before = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    call()
-    _sync(dev)
+    with block:
+        call()
+        _sync(dev)
     return {"img_size": img_size, "kind": kind, "s": time.perf_counter() - t, "rss_before_mb": before,
             "peak_rss_mb": peak_rss_mb(),
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None}
@@ -243,8 +274,17 @@ def worker_pipeline(frames: int, img_size: int, real_frames: int) -> Dict[str, A
     return bench_pipeline.measure(frames=frames, img_size=img_size, real_frames=real_frames)
 
 
+def worker_despeckle(runs: int, device: str) -> Dict[str, Any]:
+    """Section 6: the despeckle knob's cost at plate sizes (see bench_despeckle.py)."""
+    sys.path.insert(0, str(HERE))
+    import bench_despeckle
+
+    rows = bench_despeckle.measure(list(bench_despeckle.FRAMES), list(bench_despeckle.SIZES), runs, device)
+    return {"rows": rows, "table": bench_despeckle.table(rows)}
+
+
 WORKERS = {"network": worker_network, "frames": worker_frames, "memory": worker_memory,
-           "pipeline": worker_pipeline}
+           "pipeline": worker_pipeline, "despeckle": worker_despeckle}
 
 
 def run_measured(cmd: List[str]) -> Dict[str, Any]:
@@ -273,6 +313,37 @@ def run_worker(name: str, **kwargs) -> Dict[str, Any]:
     result["wall_s"] = run["wall_s"]
     result["process_peak_rss_mb"] = run["peak_rss_mb"]
     return result
+
+
+def target_rows(report: Dict[str, Any], device: str) -> List[str]:
+    """A markdown table of the measured figures against their targets (from ``report``)."""
+    rows = ["| figure | target | measured | met |", "| --- | --- | --- | --- |"]
+
+    def row(what: str, target: str, measured: str, ok: bool) -> None:
+        rows.append(f"| {what} | {target} | {measured} | {'yes' if ok else 'NO'} |")
+
+    for s, r in sorted(report.get("network", {}).items()):
+        for name, label in (("traced", "traced network"), ("pt", "`.pt`")):
+            ratio = r["ratio_to_upstream"][name]
+            row(f"{label} / upstream eager, S={s} ({device})", "<= 1.00", f"{ratio:.3f}", ratio <= 1.0)
+    exports = report.get("export", {})
+    if 2048 in exports:
+        e = exports[2048]
+        row("`export-torchscript --validate`, S=2048: wall", "<= 10 min", f"{e['wall_s'] / 60:.1f} min",
+            e["wall_s"] <= 600)
+        row("`export-torchscript --validate`, S=2048: peak RSS", "<= 7 GiB", f"{e['peak_rss_mb'] / 1024:.2f} GiB",
+            e["peak_rss_mb"] <= 7 * 1024)
+    memory = report.get("memory", {})
+    sizes = sorted({int(k.split("-", 1)[0]) for k in memory})
+    if sizes:
+        s = sizes[-1]
+        up = memory[f"{s}-upstream"]["process_peak_rss_mb"]
+        for kind in ("eager", "pt", "pt-mmap"):
+            if f"{s}-{kind}" in memory:
+                mine = memory[f"{s}-{kind}"]["process_peak_rss_mb"]
+                row(f"inference peak RSS, S={s}: {MEMORY_KINDS[kind]}", f"<= upstream's {up / 1024:.2f} GiB",
+                    f"{mine / 1024:.2f} GiB", mine <= up)
+    return rows
 
 
 # --------------------------------------------------------------------------- the table
@@ -361,19 +432,31 @@ def main(argv: Optional[List[str]] = None) -> int:
             + (" and peak CUDA memory" if cuda else ""))
         report["memory"] = {}
         for s in frame_sizes:
-            for kind in ("upstream", "pt"):
+            for kind, label in MEMORY_KINDS.items():
                 r = run_worker("memory", img_size=s, kind=kind, pt=exports[s]["pt"], device=args.device)
                 report["memory"][f"{s}-{kind}"] = r
                 extra = f", CUDA {r['cuda_peak_mb'] / 1024:.2f} GiB" if r["cuda_peak_mb"] is not None else ""
-                label = "upstream eager" if kind == "upstream" else ".pt"
-                say(f"S={s:<5} {label:<15} peak RSS {r['process_peak_rss_mb'] / 1024:.2f} GiB "
-                    f"(before the call {r['rss_before_mb'] / 1024:.2f} GiB){extra}; call {r['s']:.1f} s")
+                if kind != "upstream":
+                    up = report["memory"][f"{s}-upstream"]["process_peak_rss_mb"]
+                    ratio = r["process_peak_rss_mb"] / up
+                    extra += f"; / upstream {ratio:.2f}" + (" (meets <= 1.00)" if ratio <= 1.0 else " (MISSES <= 1.00)")
+                say(f"S={s:<5} {label:<22} peak RSS {r['process_peak_rss_mb'] / 1024:.2f} GiB "
+                    f"(before the call {r['rss_before_mb'] / 1024:.2f} GiB), call {r['s']:.1f} s{extra}")
 
     say("\n## 5. Reference pipeline throughput, synthetic 1080p PNG clip")
     r = run_worker("pipeline", frames=12 if args.quick else 100, img_size=256 if args.quick else 512,
                    real_frames=4 if args.quick else 12)
     report["pipeline"] = r
     for line in r.get("lines", []):
+        say(line)
+
+    say("\n## 6. Despeckle (despeckle_size knob) on a speckled matte, ms per frame: median [min-max]")
+    r = run_worker("despeckle", runs=2 if args.quick else 5, device=args.device)
+    report["despeckle"] = r
+    say(r["table"])
+
+    say("\n## Summary against the speed and memory targets")
+    for line in target_rows(report, args.device):
         say(line)
 
     report["total_s"] = time.perf_counter() - started

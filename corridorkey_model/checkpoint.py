@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 RELEASED_FILENAME = "CorridorKey_v1.0.pth"
 HF_REPO_ID = "nikopueringer/CorridorKey_v1.0"
 HF_URL = f"https://huggingface.co/{HF_REPO_ID}"
-#: Published SHA-256 of ``CorridorKey_v1.0.pth`` (DESIGN.md; not verified here: no internet).
+#: Published SHA-256 of ``CorridorKey_v1.0.pth`` (docs/DESIGN.md §3.3; not verified here: no internet).
 RELEASED_SHA256 = "a03827f58e8c79b2ca26031bf67c77db5390dc1718c1ffc5b7aed8b57315788f"
 
 

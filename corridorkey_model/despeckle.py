@@ -1,4 +1,4 @@
-"""Despeckle: remove small solid islands from an alpha matte (DESIGN.md, postprocess step 3).
+"""Despeckle: remove small solid islands from an alpha matte (docs/DESIGN.md §3.4, step 3).
 
 One TorchScript-compatible implementation, called by the exported ``.pt`` (knob
 ``despeckle_size``) and by the reference pipeline (``corridorkey run --despeckle``).

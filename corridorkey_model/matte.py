@@ -1,7 +1,7 @@
 """The reference pipeline's despeckle default, and the despeckle on NumPy arrays.
 
 The despeckle itself is :func:`corridorkey_model.despeckle.despeckle`, the function
-the exported ``.pt`` runs (DESIGN.md, postprocess step 3); this module only adapts
+the exported ``.pt`` runs (docs/DESIGN.md §3.4, step 3); this module only adapts
 it to ``H x W`` arrays. Its OpenCV original is the tests' oracle
 (``tests/despeckle_oracle.py``).
 """

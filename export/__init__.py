@@ -1,5 +1,5 @@
 """Export of CorridorKey to TorchScript for Nuke's Inference node (Cattery).
 
 Imported as ``corridorkey_export`` (the folder is ``export/``). Builds on
-:mod:`corridorkey_model`; knows the Nuke contract (DESIGN.md).
+:mod:`corridorkey_model`; knows the Nuke contract (docs/DESIGN.md §4).
 """

@@ -1,7 +1,7 @@
 """OpenCV despeckle: the tests' oracle for :mod:`corridorkey_model.despeckle` (upstream's ``clean_matte_opencv``).
 
 Not library code: the pipeline and the ``.pt`` both run the torch function; this is
-what it must match (DESIGN.md, postprocess step 3).
+what it must match (docs/DESIGN.md §3.4, step 3).
 """
 
 from __future__ import annotations

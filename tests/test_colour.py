@@ -1,4 +1,4 @@
-"""Colour math against the formulas of DESIGN.md, written out independently here."""
+"""Colour math against the formulas of docs/DESIGN.md §3, written out independently here."""
 
 import math
 

@@ -1,6 +1,6 @@
 """The torch despeckle (corridorkey_model/despeckle.py) against OpenCV (tests/despeckle_oracle.py).
 
-DESIGN.md, postprocess step 3: threshold > 0.5, keep 8-connected islands of >= min_area
+docs/DESIGN.md §3.4, step 3: threshold > 0.5, keep 8-connected islands of >= min_area
 pixels, dilate by OpenCV's 51 x 51 ellipse, Gaussian blur 11 x 11 (sigma 2.0,
 reflect-101), multiply. Each helper is checked exactly against its OpenCV call, the
 whole against the oracle within 5e-3 (measured: ~4e-7) on mattes with islands of many

@@ -1,4 +1,4 @@
-"""The knob spec against DESIGN.md's Nuke contract, and its checks."""
+"""The knob spec against docs/DESIGN.md §4 (the Nuke contract), and its checks."""
 
 import json
 
@@ -8,7 +8,7 @@ from corridorkey_model.knobs import KNOBS, KNOBS_BY_NAME, KnobSpec, knob_table_m
 
 
 def test_spec_is_the_nuke_contract():
-    # DESIGN.md: despill_strength float 0-10 default 0; gamma_input int enum 0 sRGB / 1 Linear, default 0;
+    # docs/DESIGN.md §4: despill_strength float 0-10 default 0; gamma_input int enum 0 sRGB / 1 Linear, default 0;
     # refiner_strength float 0-1 default 1; issue 12: despeckle_size int pixels, 0 = off, default 0, label
     # "Despeckle", a maximum in the thousands.
     got = {k.name: (k.kind, k.minimum, k.maximum, k.default, k.choices) for k in KNOBS}

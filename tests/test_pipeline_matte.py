@@ -1,4 +1,4 @@
-"""Postprocess extras against DESIGN.md's formulas: despeckle (vs OpenCV), premultiplied linear RGBA, checker comp."""
+"""Postprocess extras against docs/DESIGN.md §3.4's formulas: despeckle (vs OpenCV), premultiplied linear RGBA, checker comp."""
 
 from __future__ import annotations
 

@@ -46,3 +46,13 @@ def test_code_licence_and_weights_licence_are_stated():
     section = readme.split("\n## Licence\n", 1)[1].split("\n## ", 1)[0]
     for needle in ("MIT", "CC BY-NC-SA 4.0", "paid API", "commercial"):
         assert needle in section, needle
+
+
+def test_every_mention_of_the_design_document_gives_its_path():
+    """A bare "DESIGN.md" sends a reader looking in the wrong folder: it lives at docs/DESIGN.md."""
+    offenders = []
+    for path in _tracked_text_files():
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if re.search(r"(?<![\w/])DESIGN\.md", line):
+                offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not offenders, "write docs/DESIGN.md:\n" + "\n".join(offenders)
