@@ -72,6 +72,11 @@ def summary(times: List[float], scale: float = 1000.0) -> Dict[str, float]:
             "max": max(times) * scale, "runs": len(times)}
 
 
+def verdict(ratio: float) -> str:
+    """`` (meets <= 1.00)`` or `` (MISSES <= 1.00)``: every ratio target here is "no worse than upstream"."""
+    return " (meets <= 1.00)" if ratio <= 1.0 else " (MISSES <= 1.00)"
+
+
 def fmt(s: Dict[str, float], unit: str = "ms") -> str:
     return f"{s['median']:.0f} {unit} [{s['min']:.0f}-{s['max']:.0f}] (n={s['runs']})"
 
@@ -407,7 +412,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 ("pt", ".pt (S x S plate)")):
                 target = ""
                 if name in ("traced", "pt"):
-                    target = " (meets <= 1.00)" if ratio[name] <= 1.0 else " (MISSES <= 1.00)"
+                    target = verdict(ratio[name])
                 say(f"S={s:<5} {label:<18} {fmt(r['times'][name])}; / upstream {ratio[name]:.3f}{target}")
             say(f"S={s:<5} .pt alpha vs upstream's: max abs diff {r['pt_vs_upstream_alpha']:.1e}")
 
@@ -439,7 +444,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if kind != "upstream":
                     up = report["memory"][f"{s}-upstream"]["process_peak_rss_mb"]
                     ratio = r["process_peak_rss_mb"] / up
-                    extra += f"; / upstream {ratio:.2f}" + (" (meets <= 1.00)" if ratio <= 1.0 else " (MISSES <= 1.00)")
+                    extra += f"; / upstream {ratio:.2f}{verdict(ratio)}"
                 say(f"S={s:<5} {label:<22} peak RSS {r['process_peak_rss_mb'] / 1024:.2f} GiB "
                     f"(before the call {r['rss_before_mb'] / 1024:.2f} GiB), call {r['s']:.1f} s{extra}")
 

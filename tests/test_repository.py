@@ -24,16 +24,20 @@ def _tracked_text_files():
     return [p for p in files if p.is_file() and p.suffix in TEXT_SUFFIXES and p != Path(__file__).resolve()]
 
 
+
+def _lines_matching(pattern: re.Pattern) -> list:
+    """``path:line: text`` of every line of the repository's text files that ``pattern`` finds."""
+    return [f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+            for path in _tracked_text_files()
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+            if pattern.search(line)]
+
 def test_the_design_document_is_in_the_repository_and_nothing_points_to_a_shared_folder():
     design = REPO / "docs" / "DESIGN.md"
     text = design.read_text()
     for heading in ("Numerics contract", "The Nuke contract", "Architecture"):
         assert heading in text, heading
-    offenders = []
-    for path in _tracked_text_files():
-        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if OUTSIDE_POINTERS.search(line):
-                offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    offenders = _lines_matching(OUTSIDE_POINTERS)
     assert not offenders, "references to files outside the repository:\n" + "\n".join(offenders)
     assert "docs/DESIGN.md" in (REPO / "README.md").read_text()
 
@@ -50,9 +54,5 @@ def test_code_licence_and_weights_licence_are_stated():
 
 def test_every_mention_of_the_design_document_gives_its_path():
     """A bare "DESIGN.md" sends a reader looking in the wrong folder: it lives at docs/DESIGN.md."""
-    offenders = []
-    for path in _tracked_text_files():
-        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if re.search(r"(?<![\w/])DESIGN\.md", line):
-                offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    offenders = _lines_matching(re.compile(r"(?<![\w/])DESIGN\.md"))
     assert not offenders, "write docs/DESIGN.md:\n" + "\n".join(offenders)
