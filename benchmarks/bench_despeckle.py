@@ -1,4 +1,4 @@
-"""Cost of the despeckle (``corridorkey_model/despeckle.py``) at plate sizes, as a markdown table.
+"""Cost of the despeckle (``corridorkey_model/keying/despeckle.py``) at plate sizes, as a markdown table.
 
     python benchmarks/bench_despeckle.py                 # 1080p and 4K, despeckle_size 0 and 400, CPU
     python benchmarks/bench_despeckle.py --quick         # fewer runs
@@ -9,7 +9,7 @@ The matte is a keyed-looking one: a soft-edged subject with wisps, plus ~1 speck
 1000 pixels (islands of 1 to ~600 pixels, most below 400) on a low haze. Columns: the
 eager function, the same function compiled with ``torch.jit.script`` (what the ``.pt``
 runs; timed after three warm-up calls, as the TorchScript profiling executor
-optimises on the first calls) and upstream's OpenCV despeckle (``tests/despeckle_oracle.py``)
+optimises on the first calls) and upstream's OpenCV despeckle (``tests/support/despeckle_oracle.py``)
 for reference. ``despeckle_size`` 0 is off (the knob's default): the function returns
 its input. Timings are median [min-max] over the runs; on a shared machine they are noisy.
 """
@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from corridorkey_model.despeckle import despeckle
+from corridorkey_model.keying.despeckle import despeckle
 
 FRAMES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 SIZES = (0, 400)
@@ -99,10 +99,10 @@ def measure(frames: List[str], sizes: List[int], runs: int, device: str = "cpu")
         alpha = torch.from_numpy(matte)[None, None].to(dev)
         for size in sizes:
             row = {"frame": f"{name} ({w}x{h})", "despeckle_size": size,
-                   "eager": timed(lambda: despeckle(alpha, size), runs, sync),
-                   "scripted": timed(lambda: scripted(alpha, size), runs, sync, warmup=3)}
+                   "eager": timed(lambda a=alpha, s=size: despeckle(a, s), runs, sync),
+                   "scripted": timed(lambda a=alpha, s=size: scripted(a, s), runs, sync, warmup=3)}
             if oracle is not None and size > 0:
-                row["opencv"] = timed(lambda: oracle(matte, size), runs, sync)
+                row["opencv"] = timed(lambda m=matte, s=size: oracle(m, s), runs, sync)
                 out = despeckle(alpha, size)[0, 0].cpu().numpy()
                 row["max_abs_err_vs_opencv"] = float(np.abs(out - oracle(matte, size)).max())
             rows.append(row)

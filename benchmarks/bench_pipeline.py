@@ -3,7 +3,7 @@
 The network is swapped for a fast stand-in (a few tensor ops with GreenFormer's
 interface), so the figure measures what the runner is for: overlapping frame
 reading, pre/postprocessing and writing with inference. Both paths run the
-very same stage functions of :mod:`corridorkey_model.pipeline` and write the
+very same stage functions of :mod:`corridorkey_model.pipeline.stages` and write the
 same four outputs per frame.
 
     python benchmarks/bench_pipeline.py            # 100 frames, 1920x1080
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corridorkey_model import frames_io, pipeline
-from corridorkey_model.frames_io import cv2
-from corridorkey_model.synthetic import green_screen_plate
+from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline.frame_io import cv2
+from corridorkey_model.testing import green_screen_plate
 
 
 class FastStandIn(torch.nn.Module):
@@ -52,8 +52,8 @@ def make_clip(root: Path, frames: int, height: int, width: int, unique: int = 4)
     (root / "AlphaHint").mkdir()
     for u in range(min(unique, frames)):
         p = green_screen_plate(height, width, seed=u)
-        cv2.imwrite(str(root / "Input" / f"plate.{1001 + u}.png"), frames_io.to_uint8(p[..., 2::-1]))
-        cv2.imwrite(str(root / "AlphaHint" / f"hint.{1001 + u}.png"), frames_io.to_uint8(p[..., 3]))
+        cv2.imwrite(str(root / "Input" / f"plate.{1001 + u}.png"), frame_io.to_uint8(p[..., 2::-1]))
+        cv2.imwrite(str(root / "AlphaHint" / f"hint.{1001 + u}.png"), frame_io.to_uint8(p[..., 3]))
     for i in range(unique, frames):
         shutil.copy(root / "Input" / f"plate.{1001 + i % unique}.png", root / "Input" / f"plate.{1001 + i}.png")
         shutil.copy(root / "AlphaHint" / f"hint.{1001 + i % unique}.png", root / "AlphaHint" / f"hint.{1001 + i}.png")
@@ -63,23 +63,23 @@ def make_clip(root: Path, frames: int, height: int, width: int, unique: int = 4)
 def run_both(root: Path, work: Path, model: torch.nn.Module, img_size: int, io_threads: int,
              say=print) -> dict:
     """Key the clip at ``root`` with the sequential loop and with the threaded runner; frames/s of each."""
-    worker = pipeline.Worker(model.eval(), torch.device("cpu"))
-    s = pipeline.KeySettings(despill_strength=5.0)
-    out = pipeline.OutputSettings(overwrite=True)
+    worker = stages.Worker(model.eval(), torch.device("cpu"))
+    s = stages.KeySettings(despill_strength=5.0)
+    out = stages.OutputSettings(overwrite=True)
     results = {}
     for name in ("sequential", "runner"):
-        clip = pipeline.load_clip(pipeline.scan(root, output=work / f"Output_{name}")[0])
-        pipeline.prepare_output(clip, out)
+        clip = stages.load_clip(stages.scan(root, output=work / f"Output_{name}")[0])
+        stages.prepare_output(clip, out)
         t = time.perf_counter()
         if name == "sequential":
-            count = pipeline.key_clip_sequential(clip, clip.frames, worker, img_size, s, out)
+            count = stages.key_clip_sequential(clip, clip.frames, worker, img_size, s, out)
         else:
-            count = pipeline.key_clip(clip, clip.frames, [worker], img_size, s, out, io_threads)
+            count = stages.key_clip(clip, clip.frames, [worker], img_size, s, out, io_threads)
         dt = time.perf_counter() - t
         results[name] = count / dt
         say(f"{name:>10}: {count} frames in {dt:6.1f} s = {count / dt:6.2f} fps")
-    a = frames_io.read_image(work / "Output_sequential" / "Processed" / "plate.1001.exr")
-    b = frames_io.read_image(work / "Output_runner" / "Processed" / "plate.1001.exr")
+    a = frame_io.read_image(work / "Output_sequential" / "Processed" / "plate.1001.exr")
+    b = frame_io.read_image(work / "Output_runner" / "Processed" / "plate.1001.exr")
     assert np.array_equal(a, b), "runner and sequential outputs differ"
     results["ratio"] = results["runner"] / results["sequential"]
     say(f"runner / sequential throughput: {results['ratio']:.2f}x")
@@ -90,7 +90,7 @@ def measure(frames: int = 100, img_size: int = 256, real_frames: int = 0, height
             io_threads: int = 2) -> dict:
     """For benchmarks/run.py: the fast stand-in on ``frames`` frames and, if ``real_frames``, the real
     (random-init) GreenFormer at ``img_size`` on that many frames. Returns figures and printable lines."""
-    from corridorkey_model.synthetic import make_random_model
+    from corridorkey_model.testing import make_random_model
 
     lines = []
     say = lines.append

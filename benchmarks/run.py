@@ -150,8 +150,8 @@ def worker_network(img_size: int, pt: str, runs: int, device: str) -> Dict[str, 
     from upstream_twin import twin_of
 
     from corridorkey_export.export import trace_network
-    from corridorkey_model.frame import preprocess
-    from corridorkey_model.synthetic import green_screen_plate, make_random_model, plate_tensor
+    from corridorkey_model.keying.frame import preprocess
+    from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor
 
     torch.set_grad_enabled(False)
     dev = torch.device(device)
@@ -187,7 +187,7 @@ def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[L
     """Section 3: ms/frame of the .pt on plates of several sizes; peak CUDA memory."""
     import torch
 
-    from corridorkey_model.synthetic import green_screen_plate, plate_tensor
+    from corridorkey_model.testing import green_screen_plate, plate_tensor
 
     torch.set_grad_enabled(False)
     dev = torch.device(device)
@@ -201,7 +201,7 @@ def worker_frames(img_size: int, pt: str, runs: int, device: str, plates: List[L
         plate = plate_tensor(green_screen_plate(h, w, seed=1)).to(dev)
         plate = plate.half() if half else plate
 
-        def call():
+        def call(plate=plate):
             module(plate)
             _sync(dev)
 
@@ -229,8 +229,8 @@ def worker_memory(img_size: int, kind: str, pt: str, device: str) -> Dict[str, A
     """
     import torch
 
-    from corridorkey_model.frame import preprocess
-    from corridorkey_model.synthetic import green_screen_plate, plate_tensor, randomize_
+    from corridorkey_model.keying.frame import preprocess
+    from corridorkey_model.testing import green_screen_plate, plate_tensor, randomize_
 
     torch.set_grad_enabled(False)
     dev = torch.device(device)
@@ -245,7 +245,7 @@ def worker_memory(img_size: int, kind: str, pt: str, device: str) -> Dict[str, A
         x = preprocess(plate, img_size, 0)
         call = lambda: net(x)  # noqa: E731
     elif kind == "eager":
-        from corridorkey_model.synthetic import make_random_model
+        from corridorkey_model.testing import make_random_model
 
         model = make_random_model(img_size, seed=0).to(dev)
         x = preprocess(plate, img_size, 0)
@@ -398,7 +398,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 f"{'passed' if r['validate_passed'] else 'FAILED'}, max abs err {r['validate_max_abs']:.1e}, "
                 f"{r['validate_pt_forwards']} .pt + {r['validate_eager_forwards']} eager forwards, "
                 f"{r['validate_stage_checks']} stage checks")
-            say(f"        " + "; ".join(parts))
+            say("        " + "; ".join(parts))
         report["export"] = exports
 
         say("\n## 2. Network speed, same [1,4,S,S] input, interleaved runs: upstream's eager network "

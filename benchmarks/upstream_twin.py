@@ -5,7 +5,7 @@ runs its decoder heads and refiner with in-place ReLUs and an in-place residual
 add, and its forward returns the final ``sigmoid`` alpha and fg. This module is
 an independent eager twin of that network in that style, with the same
 parameter names, so ``UpstreamTwin.load_state_dict(greenformer.state_dict())``
-loads the very weights our :class:`~corridorkey_model.greenformer.GreenFormer`
+loads the very weights our :class:`~corridorkey_model.network.greenformer.GreenFormer`
 runs. It is not product code: ``benchmarks/run.py`` times our traced network and
 the exported ``.pt`` against it ("at least upstream's speed"), and checks that
 the outputs agree.

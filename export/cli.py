@@ -12,6 +12,7 @@ second checks a .pt someone else exported against the eager reference.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,13 +21,22 @@ from typing import Optional
 import click
 import torch
 
-from corridorkey_model.devices import parse_device
-from corridorkey_model.greenformer import DEFAULT_IMG_SIZE
-from corridorkey_model.knobs import SCREENS, SCREENS_BY_NAME
-from corridorkey_model.synthetic import RANDOM_INIT_WARNING
+from corridorkey_export.nuke_contract import SCREENS, SCREENS_BY_NAME
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
-from corridorkey_export.validate import (FP16_CPU_AUTO_MAX_SIZE, FP16_TOLERANCE, FP32_TOLERANCE, SWEEPS,
-                                         cat_file_settings, format_report)
+from corridorkey_export.validate import (
+    FP16_CPU_AUTO_MAX_SIZE,
+    FP16_TOLERANCE,
+    FP32_TOLERANCE,
+    SWEEP_VALUES,
+    SWEEPS,
+    cat_file_settings,
+    default_plates,
+    format_report,
+)
+from corridorkey_model.devices import parse_device
+from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE
+from corridorkey_model.testing import RANDOM_INIT_WARNING
 
 log = logging.getLogger("corridorkey_export.cli")
 
@@ -49,8 +59,8 @@ def _device(value: str) -> torch.device:
 def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int, device: torch.device,
           screen: str = "green"):
     """(model, CheckpointInfo or None); ClickException with the loader's message on failure."""
-    from corridorkey_model.checkpoint import CheckpointError, load_model
-    from corridorkey_model.synthetic import make_random_model
+    from corridorkey_model.network.checkpoint import CheckpointError, load_model
+    from corridorkey_model.testing import make_random_model
 
     t = time.perf_counter()
     try:
@@ -86,6 +96,39 @@ _fp16_help = (f"Check fp16 (module and input .half(), Nuke's 'Optimize for Speed
               f"convolutions are ~100x slower).")
 
 
+def _sweep_help() -> str:
+    """The --sweep help, from the sweep's values (one entry per knob of the spec)."""
+    settings = math.prod(len(v) for v in SWEEP_VALUES.values())
+    forwards = settings * len(default_plates(DEFAULT_IMG_SIZE))
+    values = " x ".join(f"{name} {'/'.join(f'{x:g}' for x in v)}" for name, v in SWEEP_VALUES.items())
+    return (f"Knob sweep ({values}). pairwise: the file's pre/post-processing checked for every pair of knob "
+            "values on cached network outputs, plus 2 end-to-end calls (minutes at S=2048 on a CPU); full: all "
+            f"{settings} settings, each also end to end on every plate ({forwards} full forwards: "
+            "hours on a CPU at S=2048).")
+
+
+def _main_help() -> str:
+    """The command's help; the knob list comes from the knob spec."""
+    names = [k.name for k in KNOBS]
+    return f"""Export CorridorKey to a TorchScript file for Nuke's Inference node.
+
+    Writes OUTPUT (default CorridorKey.pt) with the {len(names)} knobs {', '.join(names[:-1])} and {names[-1]}
+    live at render time, and OUTPUT's manifest (checkpoint SHA-256, S, versions, knob spec,
+    validation figures). Steps: load, trace, script, save, check, [validate]. The file appears
+    only when every step succeeded.
+
+    \b
+    Examples:
+      export-torchscript --checkpoint CorridorKey_v1.0.pth --validate
+      export-torchscript --random-init --img-size 256 --validate -o /tmp/ck/CorridorKey.pt
+      export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
+
+    Exit status: 0 success, 1 export or validation failure, 2 usage error.
+    At S=2048 on a 2-core CPU the default --validate adds a few minutes (2 full forwards of the
+    .pt, 1 eager); --sweep full takes hours there: prefer --device cuda for it.
+    """
+
+
 def validation_options(f):
     """Options shared by the export's --validate and the validate command."""
     f = click.option("--fp16-tolerance", type=float, default=FP16_TOLERANCE, show_default=True,
@@ -95,10 +138,7 @@ def validation_options(f):
     f = click.option("--fp16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                      help=_fp16_help)(f)
     f = click.option("--sweep", type=click.Choice(SWEEPS), default="pairwise", show_default=True,
-                     help="Knob sweep (gamma 0/1 x despill 0/5/10 x refiner 0/0.5/1 x despeckle 0/50). pairwise: "
-                          "the file's pre/post-processing checked for every pair of knob values on cached network "
-                          "outputs, plus 2 end-to-end calls (minutes at S=2048 on a CPU); full: all 36 settings, "
-                          "each also end to end on every plate (108 full forwards: hours on a CPU at S=2048).")(f)
+                     help=_sweep_help())(f)
     return f
 
 
@@ -108,7 +148,7 @@ def _verbosity(f):
     return f
 
 
-@click.group(context_settings=CONTEXT, invoke_without_command=True, no_args_is_help=False)
+@click.group(context_settings=CONTEXT, invoke_without_command=True, no_args_is_help=False, help=_main_help())
 @click.option("--checkpoint", type=click.Path(dir_okay=True, path_type=str), default=None,
               help="CorridorKey checkpoint (.pth / .pt / .safetensors). Default: the released "
                    "CorridorKey_v1.0.pth from the Hugging Face cache, fetched if absent.")
@@ -140,23 +180,7 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
          output: Optional[Path], img_size: int,
          device: str, target_nuke: str, validate: bool, sweep: str, fp16: str, tolerance: float,
          fp16_tolerance: float, verbose: int, quiet: int) -> None:
-    """Export CorridorKey to a TorchScript file for Nuke's Inference node.
-
-    Writes OUTPUT (default CorridorKey.pt) with the knobs despill_strength, gamma_input and
-    refiner_strength live at render time, and OUTPUT's manifest (checkpoint SHA-256, S, versions,
-    knob spec, validation figures). Steps: load, trace, script, save, check, [validate]. The file
-    appears only when every step succeeded.
-
-    \b
-    Examples:
-      export-torchscript --checkpoint CorridorKey_v1.0.pth --validate
-      export-torchscript --random-init --img-size 256 --validate -o /tmp/ck/CorridorKey.pt
-      export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
-
-    Exit status: 0 success, 1 export or validation failure, 2 usage error.
-    At S=2048 on a 2-core CPU the default --validate adds a few minutes (2 full forwards of the
-    .pt, 1 eager); --sweep full takes hours there: prefer --device cuda for it.
-    """
+    """The export (help text: :func:`_main_help`, generated from the knob spec)."""
     if ctx.invoked_subcommand is not None:
         given = [p for p in ctx.params if ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT]
         if given:

@@ -8,7 +8,7 @@ every knob branch. The file and its manifest are written atomically
 
 Python API (used by the CLI, the benchmarks and the compatibility tests)::
 
-    from corridorkey_model.checkpoint import load_model
+    from corridorkey_model.network.checkpoint import load_model
     from corridorkey_export.export import export_torchscript
 
     model, info = load_model("CorridorKey_v1.0.pth", img_size=2048)
@@ -36,14 +36,15 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from corridorkey_model import atomic
-from corridorkey_model.checkpoint import CheckpointInfo, sha256_of
-from corridorkey_model.knobs import CHANNELS_IN, CHANNELS_OUT, GREEN, KNOBS, OUTPUT_SCALE, ScreenSpec
 from corridorkey_export.attention import fused_attention
 from corridorkey_export.graphcheck import find_constant_devices
+from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, GREEN, OUTPUT_SCALE, NukeModel
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import ValidationReport, trace_example, validate_torchscript
 from corridorkey_export.wrapper import CorridorKeyNuke
+from corridorkey_model import atomic
+from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.network.checkpoint import CheckpointInfo, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1) ->
     return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel))
 
 
-def check_loaded(module: nn.Module, img_size: int, screen: ScreenSpec = GREEN) -> None:
+def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN) -> None:
     """Structural checks of a loaded file: S, screen channel, knob attributes with their types, no constant device."""
     if int(getattr(module, "img_size", -1)) != img_size:
         raise ExportError(f"the saved file runs at S={getattr(module, 'img_size', None)}, expected {img_size}")
@@ -233,13 +234,13 @@ def _versions() -> Dict[str, str]:
 def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bool, file_sha256: str,
                    checkpoint_info: Optional[CheckpointInfo], random_init_seed: Optional[int],
                    timings: Dict[str, float], validation: Optional[ValidationReport],
-                   screen: ScreenSpec = GREEN) -> Dict[str, Any]:
+                   screen: NukeModel = GREEN) -> Dict[str, Any]:
     """The JSON manifest written beside the .pt."""
     if checkpoint_info is not None:
         checkpoint: Dict[str, Any] = {"random_init": False, **dataclasses.asdict(checkpoint_info)}
     else:
         checkpoint = {"random_init": True, "seed": random_init_seed,
-                      "note": "random weights (corridorkey_model.synthetic.make_random_model): NOT a keyer"}
+                      "note": "random weights (corridorkey_model.testing.make_random_model): NOT a keyer"}
     target = TARGETS[target_nuke]
     return {
         "format": MANIFEST_FORMAT,
@@ -265,7 +266,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
                        validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None,
-                       screen: ScreenSpec = GREEN) -> ExportResult:
+                       screen: NukeModel = GREEN) -> ExportResult:
     """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
 
     Steps, each logged with its wall time (``ExportResult.timings``): trace the

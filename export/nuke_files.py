@@ -2,7 +2,7 @@
 
 Writes (relative to the repository root):
 
-* ``nuke/Cattery/CorridorKey/``: the Cattery package, the folder layout Nuke's own
+* ``gizmos/Cattery/CorridorKey/``: the Cattery package, the folder layout Nuke's own
   Cattery menu looks for (``nukescripts/cattery.py`` scans every plugin-path folder
   named ``Cattery`` for ``<package>/cat.json``):
 
@@ -13,9 +13,12 @@ Writes (relative to the repository root):
     built by the user in NukeX and put here.
 
 * ``nuke/corridorkey_cat_spec.json``: what ``nuke/corridorkey_create_cat.py`` sets on
-  CatFileCreator.
+  CatFileCreator. ``nuke/`` holds what runs inside Nuke to build or register things
+  (that script, and the ``init.py`` of the NUKE_PATH route).
 
-The committed files must equal this module's output (``--check``, and a test).
+The committed files must equal this module's output (``--check``, and a test). The
+wheel carries ``gizmos/`` and ``nuke/`` as package data (``corridorkey_export/nuke_package/``,
+see pyproject.toml), so ``--install-to`` works from an installed copy as from a checkout.
 
 Usage::
 
@@ -55,8 +58,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, GAMMA_INPUT, KNOBS, OUTPUT_SCALE, SCREENS,
-                                     KnobSpec, ScreenSpec)
+from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, OUTPUT_SCALE, SCREENS, NukeModel
+from corridorkey_model.keying.knobs import GAMMA_INPUT, KNOBS, KnobSpec
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +101,8 @@ GAMMA_INPUT_GIZMO_NOTE = (
     "linear Rec.709 working space such as nuke-default's."
 ).replace("\\n", "\n")
 
-#: The Cattery package folder in the repository (the NUKE_PATH route points at nuke/).
-PACKAGE_DIR = "nuke/Cattery/" + GIZMO_CLASS
+#: The Cattery package folder in the repository (nuke/init.py puts gizmos/ and it on the plugin path).
+PACKAGE_DIR = "gizmos/Cattery/" + GIZMO_CLASS
 GIZMO_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}.gizmo"
 TEMPLATE_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}_template.nk"
 CAT_JSON_PATH = f"{PACKAGE_DIR}/cat.json"
@@ -107,6 +110,7 @@ ICON_PATH = f"{PACKAGE_DIR}/{GIZMO_CLASS}.png"
 MENU_PATH = f"{PACKAGE_DIR}/menu.py"
 CAT_SPEC_PATH = "nuke/corridorkey_cat_spec.json"
 CREATE_CAT_PATH = "nuke/corridorkey_create_cat.py"
+NUKE_INIT_PATH = "nuke/init.py"
 
 #: What ``--install-to`` copies into ``<nuke home>/Cattery/CorridorKey/``.
 PACKAGE_FILES = (GIZMO_PATH, TEMPLATE_PATH, CAT_JSON_PATH, ICON_PATH, MENU_PATH, CREATE_CAT_PATH, CAT_SPEC_PATH)
@@ -311,7 +315,7 @@ def _gizmo_knobs() -> List[str]:
     return lines
 
 
-def _inference_node(screen: ScreenSpec, index: int) -> List[str]:
+def _inference_node(screen: NukeModel, index: int) -> List[str]:
     """One Inference node: its .cat found on the plugin path, its .cat knobs linked through serialiseKnob.
 
     Only the chosen screen's node is enabled: a disabled Inference node does not load
@@ -573,7 +577,9 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
     """
     stale = check(root)
     if stale:
-        raise click.ClickException(f"generated files are out of date: {', '.join(stale)}; run --write first")
+        fix = ("run: python -m corridorkey_export.nuke_files --write" if checkout_root() == Path(root).resolve()
+               else "reinstall corridorkey-nuke, or give --root CHECKOUT")
+        raise click.ClickException(f"generated files in {root} are out of date or missing: {', '.join(stale)}; {fix}")
     cats = {}
     for given, screen in ((cat, SCREENS[0]), (blue_cat, SCREENS[1])):
         if given is None:
@@ -588,7 +594,8 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
     for rel in PACKAGE_FILES:
         src = Path(root) / rel
         if not src.is_file():
-            raise click.ClickException(f"missing {src}: run this from a full checkout of the repository")
+            raise click.ClickException(f"missing {src}: the installation of corridorkey-nuke is incomplete; "
+                                       "reinstall it (pip install --force-reinstall corridorkey-nuke)")
         _atomic_write(target / src.name, src.read_bytes())
     for name, src in cats.items():
         _atomic_write(target / name, src.read_bytes())
@@ -603,9 +610,30 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
     return target
 
 
+#: Where an installed wheel keeps ``gizmos/`` and ``nuke/`` (package data; pyproject.toml maps them here).
+INSTALLED_DATA_DIR = Path(__file__).resolve().parent / "nuke_package"
+
+
+def checkout_root() -> Optional[Path]:
+    """The repository root when this module runs from a checkout (``export/`` is its child), else None."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "export" / Path(__file__).name).is_file():
+        return root
+    return None
+
+
 def default_root() -> Path:
-    """The repository root when running from a checkout (export/ is its child)."""
-    return Path(__file__).resolve().parent.parent
+    """Where the Nuke files are read from: the checkout, or the installed wheel's package data."""
+    return checkout_root() or INSTALLED_DATA_DIR
+
+
+def _refuse_outside_checkout(root: Path) -> None:
+    """``--write`` regenerates a checkout's files; an installed package (site-packages) is never written."""
+    resolved = Path(root).resolve()
+    if resolved == INSTALLED_DATA_DIR or INSTALLED_DATA_DIR in resolved.parents:
+        raise click.ClickException(
+            f"--write regenerates the files of a source checkout; {root} is the installed package's copy. "
+            "Run it in a checkout (or give --root CHECKOUT); --check and --install-to work from here.")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -618,14 +646,14 @@ def default_root() -> Path:
               help=f"With --install-to: the built green-screen .cat, installed as {SCREENS[0].cat_filename}.")
 @click.option("--blue-cat", "blue_cat", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"With --install-to: the built blue-screen .cat, installed as {SCREENS[1].cat_filename}.")
-@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=default_root,
-              show_default=True, help="Repository root holding nuke/.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder holding gizmos/ and nuke/. Default: this checkout, or the installed package's copy.")
 def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Optional[Path], blue_cat: Optional[Path],
-         root: Path) -> None:
+         root: Optional[Path]) -> None:
     """Generate, check or install CorridorKey's Nuke files.
 
     Every knob name, type, range and default in the gizmo, the template comp and the
-    .cat creation script comes from corridorkey_model.knobs. --check exits 1 and names
+    .cat creation script comes from corridorkey_model.keying.knobs. --check exits 1 and names
     the stale files; --write rewrites them. --install-to copies the Cattery package into
     a Nuke home folder and registers it in that folder's init.py.
     """
@@ -633,7 +661,9 @@ def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Option
         raise click.UsageError("give exactly one of --write, --check, --install-to")
     if (cat is not None or blue_cat is not None) and install_to is None:
         raise click.UsageError("--cat and --blue-cat only go with --install-to")
+    root = root if root is not None else default_root()
     if do_write:
+        _refuse_outside_checkout(root)
         changed = write(root)
         click.echo(f"{len(changed)} file(s) updated" + "".join(f"\n  {p}" for p in changed))
     elif do_check:
@@ -645,7 +675,7 @@ def main(do_write: bool, do_check: bool, install_to: Optional[Path], cat: Option
         click.echo(f"{len(generated_files())} generated Nuke files are up to date")
     else:
         target = install(root, install_to, cat, blue_cat)
-        click.echo(f"installed into {target}; restart Nuke and find CorridorKey under Cattery > Keying "
+        click.echo(f"installed into {target.absolute()}; restart Nuke and find CorridorKey under Cattery > Keying "
                    "(and Nodes > CorridorKey)")
         if cat is None and not (target / CAT_FILENAME).is_file():
             click.echo(f"note: no {CAT_FILENAME} there yet: build it with corridorkey_create_cat.py in NukeX and "

@@ -3,7 +3,7 @@
 Nuke does not run our torch: each Nuke release embeds its own libtorch. A
 target names the export choices that make the saved file load and match on
 that runtime. The choices below were measured, not assumed
-(tests/test_compat_torch21.py runs in CI; README.md, "Compatibility with Nuke's libtorch" has the table
+(tests/export/test_compat_torch21.py runs in CI; docs/compatibility.md has the table
 of what was verified, on which torch, and how):
 
 * ``fused_attn``: timm's fused attention puts ``aten::scaled_dot_product_attention``
@@ -32,12 +32,13 @@ class NukeTarget:
     libtorch: str  # PyTorch version of the libtorch that Nuke ships
     fused_attn: bool  # timm's fused attention (F.scaled_dot_product_attention) in the traced graph
     note: str
-    verified: str = ""  # what this project verified for the target, with which torch (see README.md, "Compatibility with Nuke's libtorch")
+    # What this project verified for the target, with which torch (docs/compatibility.md).
+    verified: str = ""
     cpu_fp16: bool = False  # whether that libtorch runs the file in fp16 on CPU (measured)
 
 
 _VERIFIED_21 = ("loads and matches (fp32 CPU, max abs err <= 1e-5) in torch 2.1.2, in CI "
-                "(tests/test_compat_torch21.py); fp16 on CPU unsupported by that libtorch; CUDA not verified here")
+                "(tests/export/test_compat_torch21.py); fp16 on CPU unsupported by that libtorch; CUDA not verified here")
 
 TARGETS: Dict[str, NukeTarget] = {
     "17": NukeTarget("17", "2.1", fused_attn=True, note="PyTorch 2.1-era libtorch (third-party reports)",

@@ -1,7 +1,7 @@
 """Parity of a saved ``CorridorKey.pt`` with the Python reference.
 
 The reference is the eager GreenFormer plus the shared frame math of
-:mod:`corridorkey_model.frame` (:func:`~corridorkey_model.frame.key_frame`).
+:mod:`corridorkey_model.keying.frame` (:func:`~corridorkey_model.keying.frame.key_frame`).
 At S = 2048 a network forward takes a minute or two on a CPU, so
 :func:`validate_torchscript` spends forwards only where they add proof. The
 file's ``forward`` is ``postprocess(run_network(preprocess(x)))``, each stage a
@@ -13,7 +13,7 @@ TorchScript method taking its knob values as arguments named after the knobs
    and used nowhere else;
 2. **stages over the whole knob sweep** (no forward): on every plate,
    ``preprocess`` for every value of its knobs against
-   :func:`corridorkey_model.frame.preprocess`, and ``postprocess`` for every
+   :func:`corridorkey_model.keying.frame.preprocess`, and ``postprocess`` for every
    setting of its knobs on *cached network outputs* against ``key_frame`` run
    on those outputs;
 3. **end to end** (one .pt forward and one eager forward each): ``forward`` on
@@ -55,19 +55,26 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from corridorkey_model import frame
-from corridorkey_model.knobs import (CHANNELS_IN, CHANNELS_OUT, DESPECKLE_SIZE, DESPILL_STRENGTH, GAMMA_INPUT, GREEN,
-                                     KNOBS, KNOBS_BY_NAME, OUTPUT_SCALE, REFINER_STRENGTH, ScreenSpec,
-                                     knob_table_markdown)
-from corridorkey_model.synthetic import green_screen_plate, plate_tensor
 from corridorkey_export.attention import fused_attention
+from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, GREEN, OUTPUT_SCALE, NukeModel
 from corridorkey_export.wrapper import set_knobs
+from corridorkey_model.keying import frame
+from corridorkey_model.keying.knobs import (
+    DESPECKLE_SIZE,
+    DESPILL_STRENGTH,
+    GAMMA_INPUT,
+    KNOBS,
+    KNOBS_BY_NAME,
+    REFINER_STRENGTH,
+    knob_table_markdown,
+)
+from corridorkey_model.testing import green_screen_plate, plate_tensor
 
 log = logging.getLogger(__name__)
 
 #: fp32 tolerance on the same device (max abs error per output channel).
 FP32_TOLERANCE = 1e-5
-#: fp16 tolerance against the fp32 reference (measured, see README.md, "Validation").
+#: fp16 tolerance against the fp32 reference (measured, see docs/export.md, "Validation").
 FP16_TOLERANCE = 0.01
 #: fp16 on a CPU runs the convolutions through slow fallback kernels (~100x slower than fp32);
 #: with ``fp16="auto"`` it is checked on CPU only up to this model resolution.
@@ -102,7 +109,7 @@ Logits = Tuple[Tensor, Tensor, Tensor]
 
 @dataclass(frozen=True)
 class PlateSpec:
-    """A synthetic green-screen plate (:func:`corridorkey_model.synthetic.green_screen_plate`).
+    """A synthetic green-screen plate (:func:`corridorkey_model.testing.green_screen_plate`).
 
     ``end_to_end``: the file's ``forward`` runs on this plate (a full network
     forward, plus one eager forward for the reference); otherwise the plate is
@@ -152,7 +159,7 @@ def _sweep_values(values: Optional[Dict[str, Sequence]] = None) -> Dict[str, Tup
         raise ValueError(f"the validation's knob sweep does not match the knob spec: "
                          f"{'no values for ' + ', '.join(missing) if missing else ''}"
                          f"{'; ' if unknown and missing else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}; "
-                         f"give every knob of corridorkey_model.knobs.KNOBS its values in "
+                         f"give every knob of corridorkey_model.keying.knobs.KNOBS its values in "
                          f"corridorkey_export.validate.SWEEP_VALUES")
     for name, vals in values.items():
         for v in vals:
@@ -343,7 +350,7 @@ def forward_wiring_problems(ts: nn.Module) -> List[str]:
 
 
 class _MemoNetwork:
-    """The eager network for :func:`corridorkey_model.frame.key_frame`, its outputs kept per input.
+    """The eager network for :func:`corridorkey_model.keying.frame.key_frame`, its outputs kept per input.
 
     A call with an input equal to an earlier one (or to one of ``known``: pairs of
     input and eager outputs computed elsewhere, e.g. by the export's trace run)
@@ -355,7 +362,6 @@ class _MemoNetwork:
         self.img_size = int(model.img_size)
         self.entries: List[Tuple[Tensor, Logits]] = [(x, tuple(out)) for x, out in known]
         self.forwards = 0
-        self.on_forward: Callable[[], None] = lambda: None
 
     def __call__(self, x: Tensor) -> Logits:
         for key, out in self.entries:
@@ -364,7 +370,6 @@ class _MemoNetwork:
         out = tuple(self.model(x))
         self.entries.append((x, out))
         self.forwards += 1
-        self.on_forward()
         return out
 
     def outputs_for(self, x: Tensor) -> Optional[Logits]:
@@ -397,14 +402,14 @@ def _reference_problems(pre: Sequence[str], post: Sequence[str]) -> List[str]:
     everything = inspect.signature(frame.key_frame).parameters
     for k in KNOBS:
         if k.name not in everything:
-            problems.append(f"the reference corridorkey_model.frame.key_frame takes no parameter {k.name}")
+            problems.append(f"the reference corridorkey_model.keying.frame.key_frame takes no parameter {k.name}")
         if k.name not in pre and k.name not in post:
             problems.append(f"the file's {PRE_STAGE}() and {POST_STAGE}() take no parameter {k.name}: "
                             f"the knob cannot reach the output")
     ref_pre = set(_stage_kwargs(frame.preprocess, {k.name: 0 for k in KNOBS}))
     if ref_pre != set(pre):
         problems.append(f"the file's {PRE_STAGE}() takes the knobs {sorted(pre)} but the reference "
-                        f"corridorkey_model.frame.preprocess takes {sorted(ref_pre)}")
+                        f"corridorkey_model.keying.frame.preprocess takes {sorted(ref_pre)}")
     return problems
 
 
@@ -517,7 +522,7 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     device = torch.device(device)
     started = time.perf_counter()
     ts = _load(module, device)
-    img_size = int(getattr(ts, "img_size"))
+    img_size = int(ts.img_size)
     model_size = int(getattr(model, "img_size", img_size))
     if model_size != img_size:
         raise ValueError(f"the .pt runs at S={img_size} but the reference model at S={model_size}; "
@@ -667,12 +672,12 @@ def format_report(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def cat_file_settings(screen: ScreenSpec = GREEN) -> str:
+def cat_file_settings(screen: NukeModel = GREEN) -> str:
     """CatFileCreator settings for the exported file, generated from the knob spec."""
     lines = [
         "CatFileCreator settings (NukeX: Other > CatFileCreator), or run nuke/corridorkey_create_cat.py"
         + ("" if screen is GREEN else f" --screen {screen.name}") + ":",
-        f"  Torchscript File : <path of the .pt>",
+        "  Torchscript File : <path of the .pt>",
         f"  Cat File         : <path>/{screen.cat_filename}",
         f"  Channels In      : {','.join(CHANNELS_IN)}",
         f"  Channels Out     : {','.join(CHANNELS_OUT)}",

@@ -3,7 +3,7 @@
 :class:`CorridorKeyNuke` holds the *traced* GreenFormer (``[1, 4, S, S]`` ->
 coarse alpha/fg logits and delta logits) and does everything that depends on a
 knob in scripted code, by calling the shared reference math of
-:mod:`corridorkey_model.frame` (TorchScript compiles those very functions):
+:mod:`corridorkey_model.keying.frame` (TorchScript compiles those very functions):
 
     plate [1,4,H,W] -> preprocess (resize to S, sRGB encode if linear, normalise)
                     -> run_network (the traced GreenFormer)
@@ -19,7 +19,7 @@ sweep on cached network outputs (cheap), and calls ``forward`` end to end only a
 few times (each such call is a full network forward).
 
 The knobs are plain ``float`` / ``int`` attributes named exactly as in
-:data:`corridorkey_model.knobs.KNOBS`; Nuke writes them before each render and
+:data:`corridorkey_model.keying.knobs.KNOBS`; Nuke writes them before each render and
 ``forward`` reads them on every call. Every tensor made in ``forward`` takes
 its device and dtype from the input (the frame functions are written that way),
 so "Use GPU if available" and "Optimize for Speed and Memory" (fp16) work on
@@ -33,8 +33,8 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from corridorkey_model import frame
-from corridorkey_model.knobs import KNOBS, KNOBS_BY_NAME
+from corridorkey_model.keying import frame
+from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
 
 #: The file's stage methods, in the order ``forward`` runs them.
 STAGE_METHODS = ("preprocess", "run_network", "postprocess")
@@ -78,7 +78,7 @@ class CorridorKeyNuke(nn.Module):
 
     @torch.jit.export
     def preprocess(self, x: Tensor, gamma_input: int) -> Tensor:
-        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.frame.preprocess`)."""
+        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.keying.frame.preprocess`)."""
         return frame.preprocess(x, self.img_size, gamma_input)
 
     @torch.jit.export
@@ -91,8 +91,8 @@ class CorridorKeyNuke(nn.Module):
                     refiner_strength: float, despill_strength: float, despeckle_size: int) -> Tensor:
         """Network outputs at S -> ``[1, 4, height, width]``, with every knob that acts after the network.
 
-        :func:`corridorkey_model.frame.combine` (refiner strength), then
-        :func:`corridorkey_model.frame.postprocess` (resize back, despill on the file's screen channel,
+        :func:`corridorkey_model.keying.frame.combine` (refiner strength), then
+        :func:`corridorkey_model.keying.frame.postprocess` (resize back, despill on the file's screen channel,
         despeckle).
         """
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, refiner_strength)

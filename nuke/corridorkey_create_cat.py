@@ -51,10 +51,10 @@ class CatError(Exception):
 def load_spec(path: str = SPEC_FILE) -> dict:
     """The CatFileCreator settings generated from the knob spec."""
     try:
-        with open(path, "r") as f:
+        with open(path) as f:
             spec = json.load(f)
     except (OSError, ValueError) as exc:
-        raise CatError(f"cannot read the knob spec {path}: {exc}. Keep corridorkey_cat_spec.json next to this script.")
+        raise CatError(f"cannot read the knob spec {path}: {exc}. Keep corridorkey_cat_spec.json next to this script.") from exc
     missing = {"screens", "channelsIn", "channelsOut", "outputScale", "knobs"} - set(spec)
     if missing:
         raise CatError(f"{path} lacks {sorted(missing)}; regenerate it: python -m corridorkey_export.nuke_files --write")
@@ -188,7 +188,7 @@ def build_cat(nuke, pt: str, cat: str, spec: dict, screen: str = "green") -> str
         try:
             node["createCatFile"].execute()
         except Exception as exc:  # Nuke raises RuntimeError with its own message
-            raise CatError(f"CatFileCreator failed: {exc}")
+            raise CatError(f"CatFileCreator failed: {exc}") from exc
         if not os.path.isfile(partial) or os.path.getsize(partial) == 0:
             raise CatError(f"CatFileCreator reported no error but wrote no .cat ({partial} missing or empty); "
                            "check Nuke's console output above")

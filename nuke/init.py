@@ -1,11 +1,14 @@
 """CorridorKey for Nuke, run from a checkout: put this folder (``<repository>/nuke``) on NUKE_PATH.
 
-This folder holds ``Cattery/CorridorKey/``, the Cattery package. In an interactive
-session Nuke's Cattery menu finds it by itself (nukescripts/cattery.py scans every
-plugin-path folder named ``Cattery`` for ``<package>/cat.json``). This file also puts
-the package folder on the plugin path in every session, terminal and render sessions
-included (Nuke runs init.py in each of them; it builds no menus there), so that the
-``CorridorKey`` node class and its .cat files are found wherever a script is opened.
+The Cattery package lives in ``<repository>/gizmos/Cattery/CorridorKey/``. This file puts
+two folders on the plugin path in every session, terminal and render sessions included
+(Nuke runs init.py in each of them; it builds no menus there):
+
+* ``<repository>/gizmos``: Nuke's Cattery menu finds the package there by itself in an
+  interactive session (nukescripts/cattery.py scans every plugin-path folder's children
+  named ``Cattery`` for ``<package>/cat.json``);
+* the package folder itself, so that the ``CorridorKey`` node class, its menu.py and its
+  .cat files are found wherever a script is opened.
 """
 
 import os
@@ -22,9 +25,11 @@ def _here():
         return os.path.dirname(os.path.abspath(inspect.getfile(inspect.currentframe())))
 
 
-_package = os.path.join(_here(), "Cattery", "CorridorKey")
+_gizmos = os.path.join(os.path.dirname(_here()), "gizmos")
+_package = os.path.join(_gizmos, "Cattery", "CorridorKey")
 if os.path.isfile(os.path.join(_package, "CorridorKey.gizmo")):
     # Forward slashes, as Nuke writes paths on every OS (and as the Cattery menu adds this folder).
+    nuke.pluginAddPath(_gizmos.replace("\\", "/"))
     nuke.pluginAddPath(_package.replace("\\", "/"))
 else:
     nuke.warning("CorridorKey: the Cattery package %s is missing CorridorKey.gizmo; "

@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_paths import SYNTH_SIZE
 
-from corridorkey_model.checkpoint import load_model
-from corridorkey_model.synthetic import make_random_model, save_checkpoint
-
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parent.parent
-
-#: Model resolution of the session's synthetic checkpoint.
-SYNTH_SIZE = 256
+from corridorkey_model.network.checkpoint import load_model
+from corridorkey_model.testing import make_random_model, save_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +42,16 @@ def loaded_model(synthetic_checkpoint):
 def _no_grad():
     with torch.no_grad():
         yield
+
+
+#: Fixtures that build a network (seconds each): a test that uses one is slow. The session's
+#: (above) and the module fixtures of that name in the test files (each builds its own network).
+MODEL_FIXTURES = frozenset({"synthetic_model", "synthetic_checkpoint", "loaded_model",
+                            "model", "ckpt", "checkpoints", "model64", "model_and_info"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that needs a model fixture, so that ``-m "not slow"`` is really quick."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

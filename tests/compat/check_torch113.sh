@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 import torch
 from corridorkey_export.export import export_torchscript
-from corridorkey_model.synthetic import make_random_model
+from corridorkey_model.testing import make_random_model
 import test_compat_torch21 as t  # make_cases and the runner, shared with the CI test
 folder, size, target = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 folder.mkdir(parents=True)

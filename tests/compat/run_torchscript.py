@@ -13,8 +13,8 @@ Usage::
                               [--expected EXPECTED.pt --atol-fp32 1e-5 --atol-fp16 2e-3]
 
 ``CASES.pt`` (``torch.save``) is a list of ``{"name": str, "input": Tensor[1,4,H,W] fp32,
-"knobs": {attribute: 0-d Tensor}}`` (a float64 tensor for a float knob, int64 for an int knob). For each dtype the module and the input are
-converted (``.half()`` is what Nuke's "Optimize for Speed and Memory" does), the case
+"knobs": {attribute: 0-d Tensor}}`` (a float64 tensor for a float knob, int64 for an int knob).
+For each dtype the module and the input are converted (``.half()`` is what Nuke's "Optimize for Speed and Memory" does), the case
 is run on CPU and its output is stored as float32 under the key ``"<dtype>/<name>"``.
 ``OUTPUTS.pt`` holds ``{"torch": version, "outputs": {key: Tensor}}``.
 

@@ -1,0 +1,420 @@
+"""``corridorkey``: key clip folders from the shell with the reference pipeline (same math as the .pt)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import click
+import torch
+
+from corridorkey_model.devices import parse_device
+from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
+from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
+from corridorkey_model.pipeline import farm, frame_io, stages
+from corridorkey_model.pipeline.runner import StageError
+from corridorkey_model.testing import RANDOM_INIT_WARNING
+
+log = logging.getLogger("corridorkey_model.pipeline.cli")
+
+_DESPILL = KNOBS_BY_NAME["despill_strength"]
+_GAMMA = KNOBS_BY_NAME["gamma_input"]
+_REFINER = KNOBS_BY_NAME["refiner_strength"]
+_DESPECKLE = KNOBS_BY_NAME["despeckle_size"]
+GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
+
+def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
+    if value is None:
+        return None
+    try:
+        return stages.parse_frame_range(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> List[torch.device]:
+    if value == "auto":
+        return [torch.device("cuda:0" if torch.cuda.is_available() else "cpu")]
+    try:
+        return [parse_device(part) for part in value.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def main(verbose: int, quiet: bool) -> None:
+    """CorridorKey reference pipeline: key clips with the same math as the exported CorridorKey.pt."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("timm").setLevel(logging.WARNING)
+
+
+def _farm_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--device`` for farm-job: checked as text only; the farm node's own ``run`` finds its devices."""
+    if value == "auto":
+        return value
+    for part in value.split(","):
+        try:
+            device = torch.device(part.strip())
+        except (RuntimeError, ValueError):
+            raise click.BadParameter(f"{part.strip()!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+        if device.type not in ("cpu", "cuda"):
+            raise click.BadParameter(f"{part.strip()!r}: only cpu and cuda devices are supported")
+    return value
+
+
+def _farm_img_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    """``--img-size`` for farm-job: refused here rather than in every task on the farm."""
+    try:
+        return check_img_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One option of ``corridorkey run``, declared once for ``run`` and ``farm-job``.
+
+    ``decls`` and ``kwargs`` are ``click.option``'s arguments. In ``farm-job`` the
+    option's value becomes a job parameter's default (see :mod:`corridorkey_model.pipeline.farm`),
+    and each task hands it back to ``corridorkey run``. There:
+
+    * ``farm_decls`` spell it differently where ``farm-job`` uses the name for itself
+      (``--output`` is the job file there); the Python name stays the same.
+    * ``farm_callback`` replaces the callback: checks that need the farm node (CUDA
+      devices) are left to the node's own ``run``, cheap ones are done before submitting.
+    * ``per_task``: set by each task (``--frames``), not a job parameter.
+    * ``data_flow``: for paths, ``IN`` (read) or ``OUT`` (written), for Deadline Cloud's
+      job attachments; ``per_clip``: for a folder of clips each clip's task gets ``VALUE/CLIP``.
+
+    A flag must be an on/off pair (``--x/--no-x``): a task passes one of the two
+    spellings, as a template cannot leave an argument out.
+    """
+
+    decls: Tuple[str, ...]
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    farm_decls: Optional[Tuple[str, ...]] = None
+    farm_callback: Optional[Callable[..., Any]] = None
+    per_task: bool = False
+    data_flow: str = "IN"
+    per_clip: bool = False
+
+    @property
+    def name(self) -> str:
+        """The Python name click gives the value (``--img-size`` -> ``img_size``)."""
+        return click.Option(list(self.decls), **self.kwargs).name
+
+    def decorator(self, farm: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        kwargs = dict(self.kwargs)
+        decls = self.decls
+        if farm:
+            decls = (self.farm_decls + (self.name,)) if self.farm_decls else decls
+            if self.farm_callback is not None:
+                kwargs["callback"] = self.farm_callback
+        return click.option(*decls, **kwargs)
+
+
+#: ``corridorkey run``'s options, in help order. Add an option here and both ``run`` and
+#: ``farm-job`` (as a job parameter, passed to every task) get it.
+RUN_OPTIONS: Tuple[RunOption, ...] = (
+    RunOption(("--checkpoint",), dict(
+        type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="CorridorKey checkpoint (.pth/.safetensors). Default: CorridorKey_v1.0.pth from the "
+             "Hugging Face cache, fetched if absent.")),
+    RunOption(("--random-init/--no-random-init",), dict(
+        default=False,
+        help="Use a random-weight network instead of a checkpoint (smoke tests only: NOT a keyer).")),
+    RunOption(("--img-size",), dict(
+        type=int, default=DEFAULT_IMG_SIZE,
+        help="Model resolution S (multiple of 32, >= 64); every frame is resized to S x S for the network."),
+        farm_callback=_farm_img_size),
+    RunOption(("--despill",), dict(
+        type=click.FloatRange(_DESPILL.minimum, _DESPILL.maximum), default=_DESPILL.typed_default,
+        help=_DESPILL.tooltip)),
+    RunOption(("--gamma",), dict(
+        type=click.Choice(GAMMA_CHOICES), default="auto",
+        help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else.")),
+    RunOption(("--refiner",), dict(
+        type=click.FloatRange(_REFINER.minimum, _REFINER.maximum), default=_REFINER.typed_default,
+        help=_REFINER.tooltip)),
+    RunOption(("--despeckle/--no-despeckle",), dict(
+        default=False,
+        help="Remove alpha islands smaller than --despeckle-size pixels (the Nuke node's Despeckle knob, "
+             "despeckle_size: the same function).")),
+    RunOption(("--despeckle-size",), dict(
+        type=click.IntRange(_DESPECKLE.minimum, _DESPECKLE.maximum), default=stages.RUN_DESPECKLE_SIZE,
+        help="Smallest solid alpha island (8-connected pixels) that --despeckle keeps (upstream's default).")),
+    RunOption(("--screen",), dict(
+        type=click.Choice(("green", "blue", "auto")), default="green",
+        help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
+             "despill channel. auto: per clip, from its first frame and hint (mean G vs mean B where the hint "
+             "is below 0.3; green, with a warning, when that cannot tell).")),
+    RunOption(("--blue-checkpoint",), dict(
+        type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Blue-screen checkpoint (.safetensors/.pth) for blue clips. Default: CorridorKeyBlue_1.0.safetensors "
+             "from the Hugging Face cache, fetched if absent.")),
+    RunOption(("--device", "devices"), dict(
+        default="auto", callback=_parse_devices,
+        help="Torch device(s), comma separated (e.g. cuda:0,cuda:1: one model per device). "
+             "auto: cuda:0 if available, else cpu."),
+        farm_callback=_farm_devices),
+    RunOption(("--frames", "frame_range"), dict(
+        default=None, callback=_parse_frames, metavar="FIRST-LAST",
+        help="Key only these frame numbers (from the file names; videos count from 1), e.g. 1001-1050 "
+             "for one render-farm task."),
+        per_task=True),
+    RunOption(("--overwrite/--no-overwrite",), dict(
+        default=False,
+        help="Re-key frames whose outputs exist (--no-overwrite skips them: a rerun resumes).")),
+    RunOption(("--output",), dict(
+        type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Output folder instead of CLIP/Output (VIDEO_Output for a video; OUTPUT/CLIP for a folder of clips)."),
+        farm_decls=("--output-dir",), data_flow="OUT", per_clip=True),
+    RunOption(("--hint",), dict(
+        type=click.Path(exists=True, path_type=Path), default=None,
+        help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/).")),
+    RunOption(("--format", "image_format"), dict(
+        type=click.Choice(stages.IMAGE_FORMATS), default="exr",
+        help="File type of Matte/ and FG/ (png: 16-bit). Processed/ is always EXR, Comp/ 8-bit PNG.")),
+    RunOption(("--exr-type",), dict(
+        type=click.Choice(tuple(frame_io.EXR_TYPES)), default="half", help="EXR pixel type.")),
+    RunOption(("--exr-compression",), dict(
+        type=click.Choice(tuple(frame_io.EXR_COMPRESSIONS)), default=frame_io.DEFAULT_EXR_COMPRESSION,
+        help="EXR compression (OpenCV's IMWRITE_EXR_COMPRESSION_*).")),
+    RunOption(("--io-threads",), dict(
+        type=click.IntRange(min=1), default=2,
+        help="Threads for reading/preprocessing and for postprocessing/writing (each).")),
+)
+
+
+def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: every option of :data:`RUN_OPTIONS` (``farm``: as ``farm-job`` declares them)."""
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for spec in reversed(RUN_OPTIONS):
+            f = spec.decorator(farm)(f)
+        return f
+    return apply
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM (SIGBREAK on Windows), what a farm sends to cancel a task, stops the run as Ctrl-C does:
+    frames not yet committed are discarded, so nothing is left half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signals = [getattr(signal, n) for n in ("SIGTERM", "SIGBREAK") if hasattr(signal, n)]
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@main.command("run")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@run_options()
+def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
+        refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
+        devices: List[torch.device],
+        frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Optional[Path],
+        image_format: str, exr_type: str, exr_compression: str, io_threads: int) -> None:
+    """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
+
+    Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
+    and Comp (checkerboard preview PNG), one file per input frame, named after it. Writes are atomic and
+    frames already written are skipped, so a killed or retried run resumes. Exit status: 0 on success,
+    1 on any error (the message names the frame), 130 on Ctrl-C or SIGTERM (a farm cancelling the task).
+    """
+    if random_init and (checkpoint is not None or blue_checkpoint is not None):
+        raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
+    base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
+                                despeckle_size=despeckle_size)
+    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite)
+    try:
+        clips = stages.load_clips(stages.scan(path, hint=hint, output=output))
+        plans = []
+        for clip in clips:
+            sel = stages.select_frames(clip, frame_range, out)
+            if sel.todo:
+                stages.prepare_output(clip, out)
+            plans.append((clip, sel))
+    except (stages.ClipError, frame_io.FrameReadError, frame_io.FrameWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    total = sum(len(sel.todo) for _clip, sel in plans)
+    skipped = sum(len(sel.done) for _clip, sel in plans)
+    if total == 0:
+        click.echo(f"nothing to do: all {skipped} frame(s) already written (use --overwrite to re-key)")
+        return
+    try:
+        screens = {clip.name: stages.decide_screen(clip, screen) for clip, sel in plans if sel.todo}
+    except frame_io.FrameReadError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, decision in screens.items():
+        (log.warning if decision.fallback else log.info)("clip %s: %s screen (%s)", name, decision.screen,
+                                                          decision.reason)
+    # Every model a clip needs is loaded before any frame is keyed: a missing checkpoint stops here.
+    workers = {name: _load_workers(checkpoint if name == "green" else blue_checkpoint, random_init, img_size,
+                                   devices, name)
+               for name in sorted({d.screen for d in screens.values()})}
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    lines = []
+    with _stop_signals_interrupt(), tqdm(total=total, unit="frame", dynamic_ncols=True, disable=None) as bar:
+        for clip, sel in plans:
+            if not sel.todo:
+                lines.append(f"{clip.name}: all {len(sel.done)} frame(s) already written")
+                continue
+            bar.set_description(clip.name)
+            decision = screens[clip.name]
+            s = dataclasses.replace(stages.settings_for(clip, gamma, base),
+                                    screen_channel=SCREENS_BY_NAME[decision.screen].channel)
+            t_clip = time.perf_counter()
+            try:
+                n = stages.key_clip(clip, sel.todo, workers[decision.screen], img_size, s, out, io_threads,
+                                      on_frame=lambda _w: bar.update(1))
+            except StageError as exc:
+                bar.close()
+                raise click.ClickException(f"clip {clip.name}: {exc}") from None
+            except KeyboardInterrupt:
+                bar.close()
+                click.echo("\ninterrupted: frames written so far are complete; run the same command again "
+                           "to resume", err=True)
+                raise click.exceptions.Exit(130) from None
+            dt = time.perf_counter() - t_clip
+            lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, gamma "
+                         f"{_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> {clip.output_dir}")
+    for line in lines:
+        click.echo(line)
+    click.echo(f"done: {total} frame(s) keyed, {skipped} skipped, {time.perf_counter() - t0:.1f} s")
+
+
+@main.command("farm-job")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "job_path", type=click.Path(path_type=Path), required=True,
+              help="Where to write the job: a .yaml/.yml/.json file is the job template alone; any other path is "
+                   "a Deadline Cloud job bundle folder (template.yaml + parameter_values.yaml).")
+@click.option("--chunk", type=click.IntRange(min=1), default=10,
+              help="Frames per task. Each task loads the model once, so small chunks waste that time and large "
+                   "ones spread badly over the farm's nodes (at S = 2048 a frame takes ~1 s on a GPU, ~1.5 min "
+                   "on a CPU node).")
+@click.option("--chunking", type=click.Choice(farm.CHUNKING_MODES), default="auto",
+              help="How tasks are split. extension: one CHUNK[INT] task parameter (OpenJD extension "
+                   "TASK_CHUNKING; the chunk size stays a job parameter); explicit: each task's FIRST-LAST listed "
+                   "in the template (for schedulers without the extension); auto: extension if the installed "
+                   "openjd-model knows it.")
+@click.option("--command", "program", default="corridorkey",
+              help="The program each task runs, as the farm node finds it (its PATH, or a full path).")
+@run_options(farm=True)
+@click.pass_context
+def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunking: str, program: str,
+             **values: Any) -> None:
+    """Write an Open Job Description job that keys PATH on a render farm, in chunks of frames.
+
+    PATH is what `corridorkey run` takes: a clip folder, a folder of clip folders (one step per clip)
+    or a video file. Each task runs `corridorkey run CLIP --frames FIRST-LAST` with the job's
+    parameters: every `run` option below, defaulting to the value given here (the run's output
+    folder is spelled --output-dir here; --frames limits the frames the job covers). Frame numbers
+    are read from the clip's files now, as --frames reads them; a retried or killed task resumes.
+
+    The template passes `openjd check`. Run it here with `openjd run` (the command is printed), or
+    submit a bundle folder to AWS Deadline Cloud with `deadline bundle submit FOLDER`. Exit status:
+    0 written, 1 a clip or the job is unusable (nothing written), 2 a bad option.
+    """
+    if values["random_init"] and values["checkpoint"] is not None:
+        raise click.UsageError("give --checkpoint or --random-init, not both")
+    chunked = _use_task_chunking(chunking)
+    path = Path(os.path.abspath(path))
+    try:
+        if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
+            values["output"] = stages.scan(path)[0].output_dir
+        folder, clips = farm.clip_frames(path, values["hint"], values["output"], values["frame_range"])
+        params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]
+        job = farm.build_job(path, folder, clips, params, chunk=chunk, chunked=chunked, program=program)
+        farm.check_job(job, farm.job_files(job_path)[0].parent.absolute())
+        template_path, values_path = farm.write_job(job, job_path)
+    except (stages.ClipError, frame_io.FrameReadError, farm.FarmJobError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    if values["random_init"]:
+        click.secho("warning: --random-init: the job keys with RANDOM WEIGHTS (a smoke test, not a keyer)",
+                    fg="red", err=True)
+    elif values["checkpoint"] is None:
+        click.secho("warning: no --checkpoint: every farm node takes CorridorKey_v1.0.pth from its own Hugging "
+                    "Face cache, fetching it (about 400 MB) if absent; give --checkpoint PATH to use one file",
+                    fg="yellow", err=True)
+    frames = sum(len(c.frames) for c in clips)
+    how = "CHUNK[INT], extension TASK_CHUNKING" if job.chunked else "explicit frame ranges"
+    click.echo(f"wrote {template_path}: {len(clips)} clip(s), {frames} frame(s), {job.tasks} task(s) of up to "
+               f"{chunk} frame(s) ({how})")
+    if values_path is not None:
+        click.echo(f"wrote {values_path} (the path parameters); submit: deadline bundle submit {job_path}")
+    click.echo(f"run here: {farm.local_command(job, template_path)}")
+
+
+def _use_task_chunking(chunking: str) -> bool:
+    """``--chunking`` -> whether the job uses CHUNK[INT] (extension TASK_CHUNKING)."""
+    if chunking == "auto":
+        return farm.supports_task_chunking()
+    if chunking == "extension" and not farm.supports_task_chunking():
+        raise click.UsageError("--chunking extension: the installed openjd-model does not know TASK_CHUNKING "
+                               "(pip install -U openjd-model), or use --chunking explicit")
+    return chunking == "extension"
+
+
+def _run_arguments(ctx: click.Context, values: Dict[str, Any]) -> List[farm.RunArgument]:
+    """farm-job's values of the run options, each with the option as ``run`` spells it."""
+    run_params = {p.name: p for p in run.params}
+    farm_params = {p.name: p for p in ctx.command.params}
+    return [farm.RunArgument(option=run_params[spec.name], value=values[spec.name],
+                             param_name=farm.param_name_for(farm_params[spec.name].opts[0]),
+                             data_flow=spec.data_flow, per_clip=spec.per_clip)
+            for spec in RUN_OPTIONS if not spec.per_task]
+
+
+def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
+                  devices: List[torch.device], screen: str = "green") -> List[stages.Worker]:
+    """The ``screen``'s model, one per device (loaded once, copied to the others)."""
+    from corridorkey_model.network.checkpoint import CheckpointError, load_model
+    from corridorkey_model.testing import make_random_model
+
+    try:
+        if random_init:
+            click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
+            log.warning("--random-init: random weights, not a keyer")
+            model = make_random_model(img_size)
+        else:
+            model, info = load_model(checkpoint, img_size=img_size, device="cpu", screen=screen)
+            log.info("%s-screen model: checkpoint %s, SHA-256 %s (%s)", screen, info.path, info.sha256,
+                     "released" if info.is_released_file else "not the released file")
+    except (CheckpointError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    workers = []
+    for i, dev in enumerate(devices):
+        m = model if i == len(devices) - 1 else copy.deepcopy(model)
+        workers.append(stages.Worker(m.to(dev).eval(), dev))
+    return workers
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

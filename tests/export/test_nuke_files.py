@@ -1,0 +1,409 @@
+"""The generated Nuke files (gizmo, template comp, cat.json, .cat spec) against the one knob spec.
+
+The .gizmo and .nk are parsed with tests/support/nukescript.py (Nuke's script syntax and
+node stack), not compared as text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from nukescript import parse, parse_serialise_knob, upstream
+from repo_paths import REPO
+from stand_in_nuke import GizmoRuntime, PluginRuntime
+
+from corridorkey_export import nuke_files
+from corridorkey_export.nuke_contract import CHANNELS_IN, MODEL_ID, SCREENS
+from corridorkey_model.keying.knobs import KNOBS, knob_table_markdown
+
+NUKE_TYPE = {"float": 7, "int": 3}
+
+
+@pytest.fixture(scope="module")
+def gizmo():
+    script = parse((REPO / nuke_files.GIZMO_PATH).read_text())
+    assert [n.cls for n in script.nodes] == ["Gizmo"]
+    return script.nodes[0]
+
+
+@pytest.fixture(scope="module")
+def template():
+    return parse((REPO / nuke_files.TEMPLATE_PATH).read_text())
+
+
+def expected_default(spec):
+    return spec.default
+
+
+def inference_nodes(gizmo):
+    nodes = gizmo.by_class("Inference")
+    assert [n.name for n in nodes] == [nuke_files.INFERENCE_NODES[s.name] for s in reversed(SCREENS)]
+    return {n.name: n for n in nodes}
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_committed_files_equal_the_generator_output():
+    assert nuke_files.check(REPO) == [], "run: python -m corridorkey_export.nuke_files --write"
+
+
+def test_check_mode_names_a_stale_file_and_write_repairs_it(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(nuke_files.main, ["--write", "--root", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(nuke_files.main, ["--check", "--root", str(tmp_path)]).exit_code == 0
+    gizmo = tmp_path / nuke_files.GIZMO_PATH
+    gizmo.write_text(gizmo.read_text().replace("R 0 10", "R 0 5"))
+    result = runner.invoke(nuke_files.main, ["--check", "--root", str(tmp_path)])
+    assert result.exit_code == 1 and nuke_files.GIZMO_PATH in result.output
+    assert runner.invoke(nuke_files.main, ["--write", "--root", str(tmp_path)]).exit_code == 0
+    assert nuke_files.check(tmp_path) == []
+
+
+def test_cli_refuses_no_action():
+    result = CliRunner().invoke(nuke_files.main, [])
+    assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+# --------------------------------------------------------------------------- where Nuke looks
+
+
+def cattery_packages(plugin_path):
+    """What Nuke's Cattery menu lists, by the rule of nukescripts/cattery.py (Foundry's code, as facts):
+    every plugin-path folder named 'cattery' in any case, walked for cat.json files, whose cats'
+    filepath and icon are relative to the cat.json's folder and whose minimum Nuke version is met."""
+    found = []
+    for folder in plugin_path:
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.lower() != "cattery":
+                continue
+            for root, _, files in os.walk(os.path.join(folder, name)):
+                if "cat.json" in files:
+                    data = json.loads(Path(root, "cat.json").read_text())
+                    found += [(Path(root), cat) for cat in data["cats"]
+                              if data.get("minimum_nuke_version_required", 13.1) <= 16.0]
+    return found
+
+
+def _nuke_path_route_plugin_path(monkeypatch):
+    """The plugin path of a session started with NUKE_PATH=<repository>/nuke: that folder plus what its init.py adds."""
+    nuke = PluginRuntime()
+    monkeypatch.setitem(sys.modules, "nuke", nuke)
+    runpy.run_path(str(REPO / nuke_files.NUKE_INIT_PATH))
+    return [str(REPO / "nuke")] + [path for kind, path in nuke.events if kind == "pluginAddPath"]
+
+
+def test_repository_package_is_found_by_the_cattery_menu_through_nuke_path(monkeypatch):
+    [(package, cat)] = cattery_packages(_nuke_path_route_plugin_path(monkeypatch))
+    assert package == REPO / nuke_files.PACKAGE_DIR
+    assert (package / cat["filepath"]).is_file() and cat["filepath"] == "CorridorKey.gizmo"
+    assert (package / cat["icon"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cat["name"] == nuke_files.GIZMO_CLASS
+
+
+def test_install_builds_a_cattery_package_in_the_nuke_home(tmp_path):
+    cat, blue = tmp_path / "green.cat", tmp_path / "blue.cat"
+    cat.write_bytes(b"green cat")
+    blue.write_bytes(b"blue cat")
+    home = tmp_path / ".nuke"
+    home.mkdir()
+    (home / "init.py").write_text("import nuke\nnuke.pluginAddPath('./other')")
+    for _ in range(2):  # idempotent
+        result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat),
+                                                      "--blue-cat", str(blue), "--root", str(REPO)])
+        assert result.exit_code == 0, result.output
+    package = home / "Cattery" / "CorridorKey"
+    names = {p.name for p in package.iterdir()}
+    assert names == {"CorridorKey.gizmo", "cat.json", "CorridorKey.png", "CorridorKey_template.nk", "menu.py",
+                     "corridorkey_create_cat.py", "corridorkey_cat_spec.json", "CorridorKey.cat",
+                     "CorridorKeyBlue.cat"}
+    assert (package / "CorridorKey.cat").read_bytes() == b"green cat"
+    assert (package / "CorridorKeyBlue.cat").read_bytes() == b"blue cat"
+    # ~/.nuke is on the plugin path by default (Foundry: "Installing Plug-ins"): the Cattery menu finds it.
+    [(found, entry)] = cattery_packages([str(home)])
+    assert found == package and (found / entry["filepath"]).is_file()
+    # One registration, forward slashes, the user's own lines kept.
+    init = (home / "init.py").read_text()
+    assert init.startswith("import nuke\nnuke.pluginAddPath('./other')\n")
+    assert init.count(f"nuke.pluginAddPath({package.absolute().as_posix()!r})") == 1
+    assert init.count(nuke_files.INIT_MARK) == 1
+    assert not (package / "__init__.py").exists()
+
+
+def test_install_replaces_the_registration_of_the_earlier_layout(tmp_path):
+    home = tmp_path / ".nuke"
+    home.mkdir()
+    old = ("# CorridorKey plugin path (added by corridorkey_export.nuke_files --install-to)\nimport nuke\n"
+           f"nuke.pluginAddPath({str(home / 'CorridorKey')!r})\n")
+    (home / "init.py").write_text("# mine\n" + old + "# also mine\n")
+    nuke_files.install(REPO, home)
+    init = (home / "init.py").read_text()
+    assert "CorridorKey plugin path" not in init and str(home / "CorridorKey") + "'" not in init
+    assert init.startswith("# mine\n# also mine\n") and init.count(nuke_files.INIT_MARK) == 1
+
+
+def test_install_refuses_a_missing_cat(tmp_path):
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(tmp_path), "--cat",
+                                                  str(tmp_path / "missing.cat"), "--root", str(REPO)])
+    assert result.exit_code == 1 and "missing.cat" in result.output
+    assert not (tmp_path / "Cattery").exists()
+
+
+def test_nuke_path_route_adds_the_package_folder(monkeypatch):
+    """NUKE_PATH=<repository>/nuke: init.py puts gizmos/ (for the Cattery menu) and the package folder
+    (for the node class in every session) on the plugin path."""
+    nuke = PluginRuntime()
+    monkeypatch.setitem(sys.modules, "nuke", nuke)
+    runpy.run_path(str(REPO / nuke_files.NUKE_INIT_PATH))
+    assert nuke.events == [("pluginAddPath", (REPO / "gizmos").as_posix()),
+                           ("pluginAddPath", (REPO / nuke_files.PACKAGE_DIR).as_posix())]
+
+
+def test_menu_pastes_the_template_and_never_opens_it(monkeypatch):
+    nuke = PluginRuntime()
+    monkeypatch.setitem(sys.modules, "nuke", nuke)
+    runpy.run_path(str(REPO / nuke_files.MENU_PATH))
+    command = nuke.commands["Nodes/CorridorKey/Insert template comp"]
+    command()
+    assert nuke.events[-1] == ("nodePaste", (REPO / nuke_files.TEMPLATE_PATH).as_posix())
+    assert not hasattr(nuke, "scriptOpen")  # the stand-in has no scriptOpen: calling it would have failed
+
+
+def test_nuke_folder_is_not_an_importable_package():
+    assert not (REPO / "nuke" / "__init__.py").exists()
+    assert not list((REPO / "nuke").rglob("nuke.py"))
+
+
+# --------------------------------------------------------------------------- gizmo knobs
+
+
+def test_every_model_knob_has_a_gizmo_knob_of_the_right_type_range_and_default(gizmo):
+    for spec in KNOBS:
+        knob = gizmo.user_knob(spec.name)
+        assert knob.label == spec.label
+        assert knob.tooltip.startswith(spec.tooltip)
+        if spec.choices:
+            assert knob.type_id == 4 and knob.menu == list(spec.choices)
+            assert gizmo.value(spec.name) == spec.choices[int(spec.default)]
+        else:
+            assert knob.type_id == NUKE_TYPE[spec.kind]
+            if spec.kind == "float":  # a slider: its range; an Int knob (3) takes no range in .nk syntax
+                assert knob.range == (spec.minimum, spec.maximum)
+            assert float(gizmo.value(spec.name)) == spec.default
+
+
+def test_input_gamma_explains_the_ocio_conversion(gizmo):
+    knob = gizmo.user_knob("gamma_input")
+    assert gizmo.value("gamma_input") == "sRGB"  # the OCIO node hands the network sRGB
+    assert "OCIO" in knob.tooltip and "bypass" in knob.tooltip
+
+
+def test_gizmo_has_gpu_half_precision_output_hint_screen_and_colour_knobs(gizmo):
+    assert gizmo.n_inputs == 2
+    assert gizmo.user_knob("useGPUIfAvailable").type_id == 6 and gizmo.value("useGPUIfAvailable") == "true"
+    half = gizmo.user_knob("halfPrecision")
+    assert half.type_id == 6 and half.label == "Optimize for Speed and Memory"
+    assert gizmo.value("halfPrecision", "false") == "false"
+    assert gizmo.user_knob("output_mode").menu == list(nuke_files.OUTPUT_MODES)
+    assert gizmo.value("output_mode") is None  # first item: comp-ready
+    assert gizmo.user_knob("hint_channel").menu == ["alpha", "red", "luminance"]
+    assert gizmo.user_knob("screen").menu == [s.label for s in SCREENS] == ["Green", "Blue"]
+    model_file = gizmo.user_knob("modelFile")
+    assert model_file.type_id == 41 and model_file.text == f"{nuke_files.INFERENCE_NODE}.modelFile"
+    assert gizmo.user_knob("working_colorspace").text == "ToNetwork.in_colorspace"
+    assert gizmo.user_knob("network_colorspace").text == "ToNetwork.out_colorspace"
+    assert gizmo.user_knob("status").type_id == 26
+
+
+def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
+    """Each Inference node links every .cat knob in serialiseKnob; no plain .cat-knob lines (they do not
+    exist before the .cat loads)."""
+    for screen in SCREENS:
+        inference = inference_nodes(gizmo)[nuke_files.INFERENCE_NODES[screen.name]]
+        assert inference.value("modelFile") == f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
+        assert inference.expression("useGPUIfAvailable") == "parent.useGPUIfAvailable"
+        assert inference.expression("halfPrecision") == "parent.halfPrecision"
+        for spec in KNOBS:
+            assert spec.name not in inference.knobs, f"plain .cat knob line {spec.name} in {inference.name}"
+        links = parse_serialise_knob(inference.value("serialiseKnob"))
+        assert list(links) == [k.name for k in KNOBS]
+        for spec in KNOBS:
+            assert links[spec.name] == f"{{parent.{spec.name}}}", f"{spec.name} is not linked to the gizmo knob"
+            gizmo.user_knob(spec.name)  # the link target exists
+        # Only the chosen screen's node is enabled, so a missing blue .cat is never loaded for Green.
+        assert inference.expression("disable") == f"parent.screen != {SCREENS.index(screen)}"
+
+
+def test_on_create_validates_before_reading_the_cat_and_names_a_missing_file(gizmo):
+    runtime = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.run(gizmo.value("onCreate"))
+    kinds = [e[0] for e in runtime.events]
+    assert ("forceValidate", "Inference") in runtime.events
+    assert ("forceValidate", "InferenceBlue") not in runtime.events  # disabled: never loaded
+    assert kinds.index("forceValidate") < kinds.index("evaluate")
+    [warning] = runtime.warnings
+    assert "CorridorKey.cat" in warning and "not found" in warning and "Traceback" not in warning
+    assert runtime.gizmo.knob("status").value() == warning
+    # FromNetwork is set to the inverse of ToNetwork.
+    from_net = runtime.gizmo.node("FromNetwork")
+    assert (from_net.knob("in_colorspace").value(), from_net.knob("out_colorspace").value()) == \
+        ("color_picking", "scene_linear")
+
+
+def test_on_create_is_quiet_when_the_cat_is_there(gizmo, tmp_path):
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.run(gizmo.value("onCreate"))
+    assert runtime.warnings == [] and runtime.gizmo.knob("status").value() == ""
+    assert runtime.gizmo.knob("gpuName").value() == "Stand-in GPU"
+
+
+def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, screen=1, disabled=["Inference"])
+    runtime.run(gizmo.value("knobChanged"), knob="screen")
+    [warning] = runtime.warnings
+    assert "CorridorKeyBlue.cat" in warning and "blue" in warning
+    runtime.run(gizmo.value("knobChanged"), knob="despill_strength")  # other knobs: nothing to do
+    assert len(runtime.warnings) == 1
+
+
+def test_on_create_turns_any_failure_into_a_message(gizmo):
+    runtime = GizmoRuntime({"Inference": ""})  # no InferenceBlue node at all: setup fails inside
+    runtime.gizmo.knob("screen").setValue(1.0)
+    runtime.run(gizmo.value("onCreate"))  # must not raise
+    [warning] = runtime.warnings
+    assert warning.startswith("CorridorKey:")
+
+
+# --------------------------------------------------------------------------- gizmo graph
+
+
+def test_graph_plate_through_ocio_and_hint_into_every_inference_node(gizmo):
+    plate, hint = gizmo.node("Plate"), gizmo.node("Hint")
+    assert plate.cls == hint.cls == "Input"
+    assert plate.value("number", "0") == "0" and hint.value("number") == "1"
+    for inference in inference_nodes(gizmo).values():
+        copy = upstream(inference.inputs[0])
+        assert copy.cls == "Copy" and copy.value("from0") == copy.value("to0") == "rgba.alpha"
+        to_net = upstream(copy.inputs[0])  # B: the plate, converted for the network
+        assert to_net.cls == "OCIOColorSpace" and to_net.name == "ToNetwork"
+        assert (to_net.value("in_colorspace"), to_net.value("out_colorspace")) == ("scene_linear", "color_picking")
+        assert to_net.expression("disable") == "parent.gamma_input == 1"  # Linear: the model encodes itself
+        assert upstream(to_net.inputs[0]) is plate
+        hint_expr = upstream(copy.inputs[1])  # A: the hint's chosen channel in alpha, untouched by OCIO
+        assert hint_expr.cls == "Expression" and upstream(hint_expr.inputs[0]) is hint
+        expr = hint_expr.value("expr3")
+        assert "parent.hint_channel == 0 ? a" in expr and "parent.hint_channel == 1 ? r" in expr
+        assert "0.2126*r + 0.7152*g + 0.0722*b" in expr
+
+
+def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo):
+    nodes = inference_nodes(gizmo)
+    [output] = gizmo.by_class("Output")
+    switch = upstream(output.inputs[0])
+    assert switch.cls == "Switch" and switch.expression("which") == "parent.output_mode"
+    comp, straight, raw, matte = (upstream(i) for i in switch.inputs)
+    screen_switch = raw
+    assert screen_switch.cls == "Switch" and screen_switch.expression("which") == "parent.screen"
+    assert [upstream(i).name for i in screen_switch.inputs] == [nuke_files.INFERENCE_NODES[s.name] for s in SCREENS]
+    assert all(upstream(i) is nodes[upstream(i).name] for i in screen_switch.inputs)
+    # 0 comp-ready: fg back to the working space (OCIO), network alpha kept, then Premult
+    assert comp.cls == "Premult"
+    keep_alpha = upstream(comp.inputs[0])
+    assert keep_alpha.cls == "Copy" and keep_alpha.value("from0") == keep_alpha.value("to0") == "rgba.alpha"
+    from_net = upstream(keep_alpha.inputs[0])
+    assert from_net.cls == "OCIOColorSpace" and from_net.name == "FromNetwork"
+    assert (from_net.value("in_colorspace"), from_net.value("out_colorspace")) == ("color_picking", "scene_linear")
+    assert upstream(from_net.inputs[0]) is screen_switch and upstream(keep_alpha.inputs[1]) is screen_switch
+    # ToNetwork keeps FromNetwork its inverse when the user changes a colour space.
+    assert "FromNetwork" in gizmo.node("ToNetwork").value("knobChanged")
+    # 1 straight: the same conversion, no premultiply; 3 matte only (alpha into every channel)
+    assert straight is keep_alpha
+    assert matte.cls == "Shuffle" and upstream(matte.inputs[0]) is screen_switch
+    assert [matte.value(c) for c in ("red", "green", "blue", "alpha")] == ["alpha"] * 4
+
+
+# --------------------------------------------------------------------------- template, cat.json, .cat spec
+
+
+def test_template_is_a_paste_snippet_with_matching_hint_channel(template):
+    assert template.by_class("Root") == []  # pasting must not change the user's project settings
+    [ck] = template.by_class(nuke_files.GIZMO_CLASS)
+    plate, hint = ck.inputs
+    assert plate.cls == hint.cls == "Read" and "plate" in plate.value("file") and "hint" in hint.value("file")
+    assert hint.value("raw") == "true" and plate.value("raw", "false") == "false"
+    # A matte file (PNG) has no alpha: the template takes the hint from red.
+    assert hint.value("file").endswith(".png") and ck.value("hint_channel") == "red"
+    [merge] = template.by_class("Merge2")
+    background, a_input = merge.inputs  # Merge2: input 0 = B, input 1 = A
+    assert a_input is ck and background.cls == "Read" and merge.value("operation", "over") == "over"
+    [write] = template.by_class("Write")
+    assert write.inputs == [merge]
+    [note] = template.by_class("StickyNote")
+    assert "raw data" in note.value("label") and "CorridorKey.cat" in note.value("label")
+
+
+def test_cat_json_describes_the_package():
+    data = json.loads((REPO / nuke_files.CAT_JSON_PATH).read_text())
+    [entry] = data["cats"]
+    folder = (REPO / nuke_files.CAT_JSON_PATH).parent
+    assert (folder / entry["filepath"]).is_file() and entry["name"] == nuke_files.GIZMO_CLASS
+    assert (folder / entry["icon"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["minimum_nuke_version_required"] >= 15.1
+
+
+def test_cat_spec_is_the_knob_spec():
+    data = json.loads((REPO / nuke_files.CAT_SPEC_PATH).read_text())
+    assert [(e["name"], e["modelId"], e["cat"]) for e in data["screens"]] == \
+        [(s.name, s.model_id, s.cat_filename) for s in SCREENS]
+    assert data["screens"][0]["modelId"] == MODEL_ID and data["channelsIn"].split(",") == list(CHANNELS_IN)
+    assert data["knobs"] == [json.loads(json.dumps(k.to_dict())) for k in KNOBS]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/nuke.md"])
+def test_nuke_docs_hold_the_knob_table_verbatim(page):
+    text = (REPO / page).read_text()
+    assert knob_table_markdown() in text
+    for needle in ("corridorkey_create_cat.py", "--install-to", "NUKE_PATH", "CorridorKey.cat", "Cattery/CorridorKey",
+                   "--nukex -i -t", "OCIO", "ACES", "color_picking", "scene_linear"):
+        assert needle in text
+
+
+# --------------------------------------------------------------------------- the real wrapper class
+
+
+def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
+    """The gizmo's Inference knobs are attributes of the scripted CorridorKeyNuke with the same types.
+
+    Scripts the real wrapper class around a tiny stand-in network (no checkpoint):
+    TorchScript types the attributes exactly as the exported file will.
+    """
+    torch = pytest.importorskip("torch")
+    wrapper = pytest.importorskip("corridorkey_export.wrapper")
+
+    class TinyNet(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 3:4], x[:, 0:3], x
+
+    scripted = torch.jit.script(wrapper.CorridorKeyNuke(torch.jit.script(TinyNet()), 64))
+    for inference in inference_nodes(gizmo).values():
+        assert set(parse_serialise_knob(inference.value("serialiseKnob"))) == {k.name for k in KNOBS}
+    for spec in KNOBS:
+        value = getattr(scripted, spec.name)
+        assert type(value) is spec.python_type and value == spec.default
+        knob = gizmo.user_knob(spec.name)
+        lo, hi = knob.range if knob.range else ((0, len(knob.menu) - 1) if knob.menu else (spec.minimum, spec.maximum))
+        for v in (lo, hi):  # every value the gizmo offers is accepted by the scripted attribute
+            setattr(scripted, spec.name, spec.python_type(v))
+            assert getattr(scripted, spec.name) == v
