@@ -486,7 +486,7 @@ class _SlowFirstFrameStandIn(torch.nn.Module):
 def test_key_clip_commits_in_order_when_inference_finishes_out_of_order(tmp_path):
     root = make_clip(tmp_path / "Shot_120", "png8", n=8)
     clip = stages.load_clip(stages.scan(root)[0])
-    out = stages.OutputSettings(exr=ExrOptions("half", "no"))
+    out = stages.OutputSettings(exr=ExrOptions("half", "none"))
     stages.prepare_output(clip, out)
     s = stages.KeySettings()
     hint_means = [float(stages.preprocess_frame(stages.read_frame(t), 64, s).x[:, 3].mean())
