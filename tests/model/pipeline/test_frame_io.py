@@ -13,13 +13,10 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+from media_files import EXR_CODES, exr_header, write_oiio
 
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.frame_io import Box, ExrOptions, FrameReadError, FrameWriteError
-
-#: OpenEXR's compression codes (OpenEXR file layout, "compression" attribute; ImfCompression.h).
-EXR_CODES = {"none": 0, "rle": 1, "zips": 2, "zip": 3, "piz": 4, "pxr24": 5, "b44": 6, "b44a": 7, "dwaa": 8,
-             "dwab": 9}
 
 
 def _image(h=20, w=30, c=3, seed=0):
@@ -27,57 +24,6 @@ def _image(h=20, w=30, c=3, seed=0):
     img[0, 0, :3] = [1.0, 0.0, 0.0]  # a pure red pixel proves the channel order
     return img
 
-
-def exr_header(path):
-    """The attributes of a single-part EXR header that the tests check, parsed from the bytes."""
-    data = path.read_bytes()
-    assert data[:4] == b"\x76\x2f\x31\x01", "not an OpenEXR file"
-    pos, attrs = 8, {}
-    while data[pos] != 0:
-        name_end = data.index(b"\x00", pos)
-        type_end = data.index(b"\x00", name_end + 1)
-        name, kind = data[pos:name_end].decode(), data[name_end + 1:type_end].decode()
-        (size,) = struct.unpack("<i", data[type_end + 1:type_end + 5])
-        value = data[type_end + 5:type_end + 5 + size]
-        if kind == "box2i":
-            attrs[name] = struct.unpack("<4i", value)  # xMin, yMin, xMax, yMax (inclusive)
-        elif kind == "float":
-            attrs[name] = struct.unpack("<f", value)[0]
-        elif kind == "compression":
-            attrs[name] = value[0]
-        elif kind == "chlist":
-            chans, i = [], 0
-            while value[i] != 0:
-                end = value.index(b"\x00", i)
-                (ptype,) = struct.unpack("<i", value[end + 1:end + 5])
-                chans.append((value[i:end].decode(), ptype))  # pixel type 1 half, 2 float
-                i = end + 17
-            attrs[name] = chans
-        elif kind == "string":
-            attrs[name] = value.decode()
-        else:
-            attrs[name] = value
-        pos = type_end + 5 + size
-    return attrs
-
-
-def write_oiio(path, pixels, *, x=0, y=0, full=None, pixel_type="float", names=None, tiles=0, attrs=()):
-    """Write ``pixels`` (H x W x C) with OpenImageIO, data window at (x, y), display window ``full`` (x, y, w, h)."""
-    h, w, c = pixels.shape
-    spec = oiio.ImageSpec(w, h, c, pixel_type)
-    spec.x, spec.y = x, y
-    if full is not None:
-        spec.full_x, spec.full_y, spec.full_width, spec.full_height = full
-    if names:
-        spec.channelnames = tuple(names)
-    if tiles:
-        spec.tile_width = spec.tile_height = tiles
-    for attr in attrs:
-        spec.attribute(*attr)
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), spec), out.geterror()
-    assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
-    out.close()
 
 
 # --------------------------------------------------------------------------- formats

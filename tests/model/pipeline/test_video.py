@@ -12,31 +12,12 @@ import av
 import numpy as np
 import pytest
 from av.video.reformatter import ColorRange, Colorspace
+from media_files import encode
 
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.frame_io import FrameReadError
 
 H, W = 48, 64
-
-
-def encode(path, frames, pix_fmt="yuv444p", matrix=Colorspace.ITU709, color_range=ColorRange.MPEG,
-           rate=Fraction(24000, 1001), options=None, container_options=None):
-    """Encode float RGB frames losslessly with libx264, tagging the matrix and range used."""
-    with av.open(str(path), "w", options=container_options or {}) as c:
-        s = c.add_stream("libx264", rate=rate)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
-        s.options = dict({"qp": "0"}, **(options or {}))
-        s.codec_context.colorspace = 1 if matrix == Colorspace.ITU709 else 6  # AVCOL_SPC_BT709 / SMPTE170M
-        s.codec_context.color_range = int(color_range)
-        for img in frames:
-            rgb = np.round(np.clip(img, 0, 1) * 65535).astype(np.uint16)
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le")
-            f = f.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=color_range)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 def flat(value, h=H, w=W):
