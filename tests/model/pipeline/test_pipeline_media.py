@@ -233,7 +233,7 @@ def test_ocio_nuke_default_equivalent_matches_project_maths_end_to_end(tmp_path,
     np.testing.assert_allclose(processed[..., 3], alpha, atol=1e-4)  # (the network saw OCIO's curve, ~1e-5 off)
     np.testing.assert_allclose(frame_io.read_image(out / "FG" / "shot.1001.exr"), fg_lin, atol=1e-4)
     label = oiio.ImageInput.open(str(out / "Processed" / "shot.1001.exr")).spec().get_string_attribute("oiio:ColorSpace")
-    assert label == "linear"  # the working space's name
+    assert label == "lin_rec709_scene"  # the working space "linear", as OpenImageIO names it
 
 
 def test_acescg_plate_with_the_builtin_aces_config_equals_the_hand_composed_route(tmp_path, ckpt, model):
