@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 
@@ -42,8 +43,10 @@ LOSSLESS_EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "htj2k256", "h
 DEFAULT_EXR_COMPRESSION = "zip"
 #: EXR pixel types: OpenImageIO's names of the two OpenEXR float types.
 EXR_TYPES: Dict[str, str] = {"half": "half", "float": "float"}
-#: zlib level of PNG writes: 1, as OpenCV's default (IMWRITE_PNG_COMPRESSION), so writes stay as fast.
-PNG_COMPRESSION_LEVEL = 1
+#: PNG files are encoded by OpenCV's libpng (zlib level 1, RLE strategy, its defaults): OpenImageIO
+#: cannot choose the zlib strategy and writes 16-bit PNG 2.2x slower (benchmarks/bench_frame_io.py).
+#: PNG holds no windows or EXR metadata anyway: a PNG output is the plate's display window.
+PNG_CHANNEL_ORDER = {1: [0], 3: [2, 1, 0], 4: [2, 1, 0, 3]}
 JPEG_QUALITY = 95
 
 #: Header attributes an output inherits from its plate because they still hold for it
@@ -348,10 +351,7 @@ def _spec_for(path: Path, shape: Tuple[int, int, int], exr: ExrOptions, eight_bi
         spec.attribute("compression", exr.compression)
     elif ext in (".png", ".tif", ".tiff"):
         spec = oiio.ImageSpec(w, h, c, "uint8" if eight_bit else "uint16")
-        if ext == ".png":
-            spec.attribute("png:compressionLevel", PNG_COMPRESSION_LEVEL)
-        else:
-            spec.attribute("compression", "zip")
+        spec.attribute("compression", "zip")
     elif ext in (".jpg", ".jpeg"):
         spec = oiio.ImageSpec(w, h, c, "uint8")
         spec.attribute("Compression", f"jpeg:{JPEG_QUALITY}")
@@ -408,6 +408,8 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
                 log.debug("%s: metadata %s not carried over", path, name)
     if colorspace:
         spec.attribute("oiio:ColorSpace", colorspace)
+    if path.suffix.lower() == ".png" and data.shape[2] in PNG_CHANNEL_ORDER:
+        return _write_png_temp(path, data, eight_bit)
     tmp = temp_path_for(path)
     try:
         out = oiio.ImageOutput.create(str(tmp))
@@ -423,6 +425,25 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
                                   f"(is its folder writable, is the disk full?)")
     except BaseException:
         discard(tmp)
+        raise
+    return tmp
+
+
+def _write_png_temp(path: Path, data: np.ndarray, eight_bit: bool) -> Path:
+    """A PNG through OpenCV's encoder (see PNG_CHANNEL_ORDER's note), to a temporary file beside ``path``."""
+    scale, dtype = (255.0, np.uint8) if eight_bit else (65535.0, np.uint16)
+    ints = np.round(np.clip(data[..., PNG_CHANNEL_ORDER[data.shape[2]]], 0.0, 1.0) * scale).astype(dtype)
+    ok, encoded = cv2.imencode(".png", ints)
+    if not ok:
+        raise FrameWriteError(f"cannot write {path}: the PNG encoder refused {data.shape[1]}x{data.shape[0]} pixels")
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(encoded.data)
+    except BaseException as exc:
+        discard(tmp)
+        if isinstance(exc, OSError):
+            raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     return tmp
 
