@@ -431,19 +431,22 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
 
 def _write_png_temp(path: Path, data: np.ndarray, eight_bit: bool) -> Path:
     """A PNG through OpenCV's encoder (see PNG_CHANNEL_ORDER's note), to a temporary file beside ``path``."""
-    scale, dtype = (255.0, np.uint8) if eight_bit else (65535.0, np.uint16)
-    ints = np.round(np.clip(data[..., PNG_CHANNEL_ORDER[data.shape[2]]], 0.0, 1.0) * scale).astype(dtype)
-    ok, encoded = cv2.imencode(".png", ints)
-    if not ok:
-        raise FrameWriteError(f"cannot write {path}: the PNG encoder refused {data.shape[1]}x{data.shape[0]} pixels")
+    c = data.shape[2]
+    bgr = data[..., ::-1] if c == 3 else (data[..., PNG_CHANNEL_ORDER[c]] if c == 4 else data)  # a view for RGB
+    scaled = np.clip(bgr, 0.0, 1.0)
+    scaled *= 255.0 if eight_bit else 65535.0
+    np.rint(scaled, out=scaled)
+    ints = scaled.astype(np.uint8 if eight_bit else np.uint16)
     tmp = temp_path_for(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(encoded.data)
-    except BaseException as exc:
+        ok = cv2.imwrite(str(tmp), ints)
+        if not ok or tmp.stat().st_size == 0:
+            raise FrameWriteError(f"cannot write {path}: the PNG encoder refused it (is the disk full?)")
+    except cv2.error as exc:
         discard(tmp)
-        if isinstance(exc, OSError):
-            raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise FrameWriteError(f"cannot write {path}: {exc}") from None
+    except BaseException:
+        discard(tmp)
         raise
     return tmp
 
