@@ -55,7 +55,7 @@ CARRIED_ATTRIBUTES = ("smpte:TimeCode", "smpte:KeyCode", "FramesPerSecond", "Art
                       "ImageDescription", "capDate", "owner", "comments", "utcOffset", "openexr:chromaticities",
                       "screenWindowCenter", "screenWindowWidth", "worldToCamera", "worldToNDC")
 
-# Channel suffixes by meaning (OpenEXR names R, G, B, A, Y; Nuke's long names too).
+# Channel suffixes by meaning (OpenEXR's names R, G, B, A, Y, and the long names red, green, blue, alpha).
 _SUFFIXES = {"R": ("R", "r", "red"), "G": ("G", "g", "green"), "B": ("B", "b", "blue"),
              "A": ("A", "a", "alpha"), "Y": ("Y", "y")}
 

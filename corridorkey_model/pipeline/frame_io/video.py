@@ -204,7 +204,7 @@ VIDEO_CODECS: Dict[str, VideoCodec] = {
                        "H.264 8-bit 4:2:0 in MP4: plays everywhere (browsers, review tools, phones)"),
     "prores": VideoCodec("prores", "prores_ks", "yuv444p10le", ".mov", (("profile", "4"),),
                          "Apple ProRes 4444 in QuickTime: 10-bit 4:4:4, so the matte's soft edges keep their "
-                         "levels; what editorial and Nuke read"),
+                         "levels; the usual editorial and review intermediate"),
 }
 
 
