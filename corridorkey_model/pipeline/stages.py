@@ -23,7 +23,7 @@ Clip layout (as upstream CorridorKey)::
     Shot_010/
         Input/      plate frames (PNG/TIFF/JPEG/EXR) or one video file
         AlphaHint/  one rough matte per plate frame, same count and order (or one video)
-        Output/     written here: Matte/ FG/ Processed/ Comp/
+        Output/     written here: Matte/ FG/ Processed/ Comp/ (--layered-exr: Layered/ Comp/)
 """
 
 from __future__ import annotations
@@ -344,13 +344,6 @@ def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
     hints = [hint.paths[0]] * hint.count if hint_video else list(hint.paths)
     return tuple(FrameRef(i, numbers[i], names[i], plates[i], hints[i], plate_video, hint_video)
                  for i in range(inp.count))
-
-
-def _first_frame(media: Media, layer: Optional[str] = None) -> np.ndarray:
-    if media.kind == "video":
-        for _i, img in frame_io.iter_video(media.paths[0], [0]):
-            return img
-    return frame_io.read_image(media.paths[0], layer)
 
 
 def _format_of(media: Media, layer: Optional[str] = None) -> frame_io.Box:
@@ -688,8 +681,8 @@ def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
     """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint."""
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
-    plate, hint = _first_frame(clip.input), _first_frame(clip.hint)
-    return detect_screen(frame_io.plate_rgb(plate), frame_io.hint_channel(hint))
+    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint read into the plate's frame
+    return detect_screen(first.plate[..., 0:3], first.plate[..., 3])
 
 
 def settings_for(clip: Clip, gamma: str, base: KeySettings) -> KeySettings:
