@@ -188,7 +188,7 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--layer",), dict(
         default=None, metavar="NAME",
         help="EXR part or layer of the plates to key (a part's name, or a channel prefix: beauty for beauty.R/G/B). "
-             "Default: the R, G, B (A) of the first part that has them; a file without names its layers.")),
+             "Default: the R, G, B (A) of the first part that has them; a file without them names its layers.")),
     RunOption(("--ocio-config",), dict(
         default=None, metavar="CONFIG",
         help="OpenColorIO config for the Nuke node's colour conversions: a .ocio file or a built-in such as "
@@ -282,7 +282,9 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     except colour_management.ColourError as exc:
         raise click.UsageError(str(exc)) from None
     if colour is not None:
-        log.info("colour: %r", colour)
+        log.info("colour: OCIO config %s (%s), working space %r, network space %r; FG/ and Processed/ are in the "
+                 "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
+                 "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
                                 despeckle_size=despeckle_size, colour=colour)
     out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
