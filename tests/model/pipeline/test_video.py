@@ -113,3 +113,7 @@ def test_write_video_rate_size_count_and_tags(tmp_path, codec):
         assert (int(cc.colorspace), int(cc.color_range), int(cc.color_trc)) == (1, 1, 13)  # BT.709, tv, sRGB
         decoded = [f.to_ndarray(format="rgb48le")[H // 2, W // 2, 1] / 65535.0 for f in c.decode(s)]
     np.testing.assert_allclose(decoded, [0.1, 0.5, 0.9], atol=0.01)
+    # and our own decoder: ProRes 4444 decodes as a 12-bit stream, read to 16-bit RGB
+    assert frame_io.probe_video(path).bit_depth == (12 if codec == "prores" else 8)
+    ours = [img[H // 2, W // 2, 1] for _i, img in frame_io.iter_video(path)]
+    np.testing.assert_allclose(ours, [0.1, 0.5, 0.9], atol=0.01)
