@@ -145,7 +145,8 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help=_DESPILL.tooltip)),
     RunOption(("--gamma",), dict(
         type=click.Choice(GAMMA_CHOICES), default="auto",
-        help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else.")),
+        help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else; with an OCIO config sRGB "
+             "(OCIO converts the plate, as the node does).")),
     RunOption(("--refiner",), dict(
         type=click.FloatRange(_REFINER.minimum, _REFINER.maximum), default=_REFINER.typed_default,
         help=_REFINER.tooltip)),
