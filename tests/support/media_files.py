@@ -72,13 +72,17 @@ def write_oiio(path, pixels, *, x=0, y=0, full=None, pixel_type="float", names=N
 
 
 def encode(path, frames, pix_fmt="yuv444p", matrix=Colorspace.ITU709, color_range=ColorRange.MPEG,
-           rate=Fraction(24000, 1001), options=None, container_options=None):
-    """Encode float RGB frames losslessly with libx264, tagging the matrix and range used."""
+           rate=Fraction(24000, 1001), options=None, container_options=None, tag_matrix=True, transfer=None):
+    """Encode float RGB frames losslessly with libx264, tagging the matrix (unless not ``tag_matrix``), the range
+    used and ``transfer`` (an AVColorTransferCharacteristic code)."""
     with av.open(str(path), "w", options=container_options or {}) as c:
         s = c.add_stream("libx264", rate=rate)
         s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
         s.options = dict({"qp": "0"}, **(options or {}))
-        s.codec_context.colorspace = 1 if matrix == Colorspace.ITU709 else 6  # AVCOL_SPC_BT709 / SMPTE170M
+        if tag_matrix:
+            s.codec_context.colorspace = 1 if matrix == Colorspace.ITU709 else 6  # AVCOL_SPC_BT709 / SMPTE170M
+        if transfer is not None:
+            s.codec_context.color_trc = transfer
         s.codec_context.color_range = int(color_range)
         for img in frames:
             rgb = np.round(np.clip(img, 0, 1) * 65535).astype(np.uint16)

@@ -310,3 +310,19 @@ def test_video_out_matches_the_source_and_records_its_metadata(tmp_path, ckpt):
             for i, f in enumerate(frames):
                 matte = frame_io.read_image(out / "Matte" / f"take.{i + 1:04d}.exr")[..., 0]
                 assert np.abs(f[..., 1] / 255.0 - matte).mean() < 0.02
+
+
+def test_image_sequence_video_rate_comes_from_the_plates_header(tmp_path):
+    from corridorkey_model.pipeline import stages, video_out
+
+    root = clip_folders(tmp_path / "Shot_fps")
+    for i in range(2):
+        p = green_screen_plate(16, 24, seed=i)
+        write_oiio(root / "Input" / f"plate.{1001 + i}.exr", p[..., :3],
+                   attrs=[("FramesPerSecond", oiio.TypeRational, (25, 1))])
+        frame_io.write_image(root / "AlphaHint" / f"h.{1001 + i}.png", p[..., 3])
+    clip = stages.load_clip(stages.scan(root)[0])
+    meta = video_out.source_metadata(clip)
+    assert (meta["kind"], meta["frame_rate"], meta["width"], meta["height"], meta["frames"]) == ("images", "25", 24, 16, 2)
+    assert video_out.write_clip_videos(clip, stages.OutputSettings(), "h264") == []  # nothing keyed yet: no video
+    assert not (root / "Output").exists() or not list((root / "Output").glob("*.mp4"))

@@ -55,6 +55,23 @@ def test_the_streams_matrix_and_range_are_honoured(tmp_path, matrix, color_range
     # (a reader that ignored the range would take the full-range stream as limited: its levels would be stretched)
 
 
+@pytest.mark.parametrize("height,matrix", [(720, Colorspace.ITU709), (480, Colorspace.ITU601)])
+def test_an_untagged_matrix_is_taken_as_players_take_it(tmp_path, height, matrix):
+    colour = [0.9, 0.2, 0.1]
+    path = encode(tmp_path / "untagged.mp4", [flat(colour, h=height, w=64)], matrix=matrix, tag_matrix=False)
+    assert frame_io.probe_video(path).colorspace == "unspecified"
+    (_, img), = frame_io.iter_video(path)
+    np.testing.assert_allclose(img[height // 2, 32], colour, atol=0.006)
+
+
+def test_a_transfer_that_is_not_a_display_encoding_is_warned_about(tmp_path, caplog):
+    path = encode(tmp_path / "pq.mp4", [flat(0.5)], transfer=16)  # AVCOL_TRC_SMPTE2084 (PQ)
+    assert frame_io.probe_video(path).transfer == "smpte2084"
+    with caplog.at_level("WARNING"):
+        list(frame_io.iter_video(path))
+    assert "smpte2084" in caplog.text and "pq.mp4" in caplog.text
+
+
 def test_10bit_streams_keep_their_levels(tmp_path):
     ramp = np.linspace(0.0, 1.0, 1024, dtype=np.float32)
     img = np.repeat(np.repeat(ramp[None, :, None], 8, axis=0), 3, axis=2)
