@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from corridorkey_model.pipeline import frame_io, stages
-from corridorkey_model.pipeline.frame_io import cv2
 from corridorkey_model.testing import green_screen_plate
 
 

@@ -20,7 +20,9 @@ Sections (each measured in a fresh subprocess, so peak RSS belongs to that work 
 5. reference pipeline throughput on a synthetic 1080p clip: threaded runner vs sequential
    loop, with the real network and with a fast stand-in model (the I/O ceiling);
 6. despeckle (the ``despeckle_size`` knob) on 1080p and 4K mattes, sizes 0 (off) and 400:
-   eager, TorchScript and upstream's OpenCV despeckle (``bench_despeckle.py``).
+   eager, TorchScript and upstream's OpenCV despeckle (``bench_despeckle.py``);
+7. frame I/O: read and write frames per second of 1080p and 4K 16-bit PNG and half EXR, the
+   OpenCV I/O of before issue #20 against OpenImageIO, same files (``bench_frame_io.py``).
 
 Random-init weights are used throughout (the speed of a network does not depend on its
 weights). Figures are medians with min/max over the runs; the machine is described first.
@@ -288,8 +290,17 @@ def worker_despeckle(runs: int, device: str) -> Dict[str, Any]:
     return {"rows": rows, "table": bench_despeckle.table(rows)}
 
 
+def worker_frame_io(sizes: List[str], runs: int) -> Dict[str, Any]:
+    """Section 7: frame read/write speed, the old OpenCV I/O against OpenImageIO (see bench_frame_io.py)."""
+    sys.path.insert(0, str(HERE))
+    import bench_frame_io
+
+    rows = bench_frame_io.measure(sizes, frames=4, runs=runs)
+    return {"rows": rows, "table": bench_frame_io.table(rows)}
+
+
 WORKERS = {"network": worker_network, "frames": worker_frames, "memory": worker_memory,
-           "pipeline": worker_pipeline, "despeckle": worker_despeckle}
+           "pipeline": worker_pipeline, "despeckle": worker_despeckle, "frame_io": worker_frame_io}
 
 
 def run_measured(cmd: List[str]) -> Dict[str, Any]:
@@ -348,6 +359,11 @@ def target_rows(report: Dict[str, Any], device: str) -> List[str]:
                 mine = memory[f"{s}-{kind}"]["process_peak_rss_mb"]
                 row(f"inference peak RSS, S={s}: {MEMORY_KINDS[kind]}", f"<= upstream's {up / 1024:.2f} GiB",
                     f"{mine / 1024:.2f} GiB", mine <= up)
+    for r in report.get("frame_io", {}).get("rows", []):
+        for op in ("read", "write"):
+            ratio = r[f"{op}_ratio"]
+            row(f"{op} fps, OpenImageIO / OpenCV, {r['size']} {r['format'].upper()}", ">= 1.00 (noise: 0.9)",
+                f"{ratio:.2f}", ratio >= 0.9)
     return rows
 
 
@@ -458,6 +474,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     say("\n## 6. Despeckle (despeckle_size knob) on a speckled matte, ms per frame: median [min-max]")
     r = run_worker("despeckle", runs=2 if args.quick else 5, device=args.device)
     report["despeckle"] = r
+    say(r["table"])
+
+    say("\n## 7. Frame I/O: read and write frames per second, OpenCV (before issue #20) vs OpenImageIO, same files")
+    r = run_worker("frame_io", sizes=["1080p"] if args.quick else ["1080p", "4K"], runs=2 if args.quick else 3)
+    report["frame_io"] = r
     say(r["table"])
 
     say("\n## Summary against the speed and memory targets")

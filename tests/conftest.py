@@ -7,6 +7,10 @@ so they are made once per session.
 from __future__ import annotations
 
 import logging
+import os
+
+# OpenCV is the tests' oracle for EXR too; its EXR codec is only on when this is set before cv2 loads.
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 from pathlib import Path
 
 import pytest

@@ -20,7 +20,7 @@ import torch
 from corridorkey_model.devices import parse_device
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
-from corridorkey_model.pipeline import farm, frame_io, stages
+from corridorkey_model.pipeline import colour_management, farm, frame_io, stages, video_out
 from corridorkey_model.pipeline.runner import StageError
 from corridorkey_model.testing import RANDOM_INIT_WARNING
 
@@ -145,7 +145,8 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help=_DESPILL.tooltip)),
     RunOption(("--gamma",), dict(
         type=click.Choice(GAMMA_CHOICES), default="auto",
-        help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else.")),
+        help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else; with an OCIO config sRGB "
+             "(OCIO converts the plate, as the node does).")),
     RunOption(("--refiner",), dict(
         type=click.FloatRange(_REFINER.minimum, _REFINER.maximum), default=_REFINER.typed_default,
         help=_REFINER.tooltip)),
@@ -185,6 +186,24 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--hint",), dict(
         type=click.Path(exists=True, path_type=Path), default=None,
         help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/).")),
+    RunOption(("--layer",), dict(
+        default=None, metavar="NAME",
+        help="EXR part or layer of the plates to key (a part's name, or a channel prefix: beauty for beauty.R/G/B). "
+             "Default: the R, G, B (A) of the first part that has them; a file without them names its layers.")),
+    RunOption(("--ocio-config",), dict(
+        default=None, metavar="CONFIG",
+        help="OpenColorIO config for the Nuke node's colour conversions: a .ocio file or a built-in such as "
+             "ocio://cg-config-latest. The plate goes from --working-space to --network-space before the network, "
+             "the foreground back (the alpha is never converted), and FG/ and Processed/ are in the working "
+             "space. Default: $OCIO; none (or no $OCIO): the project's own sRGB maths.")),
+    RunOption(("--working-space",), dict(
+        default=colour_management.DEFAULT_WORKING_SPACE, metavar="SPACE",
+        help="With an OCIO config: the plate's colour space and the outputs' (the node's Working Space); a "
+             "colour space or role.")),
+    RunOption(("--network-space",), dict(
+        default=colour_management.DEFAULT_NETWORK_SPACE, metavar="SPACE",
+        help="With an OCIO config: the sRGB-encoded Rec.709 space the network sees (the node's Network "
+             "Colorspace); a colour space or role.")),
     RunOption(("--format", "image_format"), dict(
         type=click.Choice(stages.IMAGE_FORMATS), default="exr",
         help="File type of Matte/ and FG/ (png: 16-bit). Processed/ is always EXR, Comp/ 8-bit PNG.")),
@@ -192,7 +211,17 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         type=click.Choice(tuple(frame_io.EXR_TYPES)), default="half", help="EXR pixel type.")),
     RunOption(("--exr-compression",), dict(
         type=click.Choice(tuple(frame_io.EXR_COMPRESSIONS)), default=frame_io.DEFAULT_EXR_COMPRESSION,
-        help="EXR compression (OpenCV's IMWRITE_EXR_COMPRESSION_*).")),
+        help="EXR compression (every OpenEXR 3.5 one; dwaa/dwab lossy at level 45, b44/b44a/pxr24 lossy; "
+             "htj2k*/zstd need an OpenEXR 3.4/3.5 reader).")),
+    RunOption(("--layered-exr/--no-layered-exr",), dict(
+        default=False,
+        help="Write one multi-layer EXR per frame to Layered/ (premultiplied RGBA, layers fg and matte) "
+             "instead of Matte/, FG/ and Processed/. Comp/ is written either way.")),
+    RunOption(("--video-out",), dict(
+        type=click.Choice(("none",) + tuple(frame_io.VIDEO_CODECS)), default="none",
+        help="Also encode the preview comp and the matte as videos beside the frames (CLIP.comp and "
+             "CLIP.matte, with CLIP.video.json holding the source's metadata), once every frame of the clip "
+             "is written. h264: MP4, plays everywhere; prores: ProRes 4444 10-bit MOV.")),
     RunOption(("--io-threads",), dict(
         type=click.IntRange(min=1), default=2,
         help="Threads for reading/preprocessing and for postprocessing/writing (each).")),
@@ -235,7 +264,9 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
         refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
         devices: List[torch.device],
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Optional[Path],
-        image_format: str, exr_type: str, exr_compression: str, io_threads: int) -> None:
+        layer: Optional[str], ocio_config: Optional[str], working_space: str, network_space: str,
+        image_format: str, exr_type: str, exr_compression: str, layered_exr: bool, video_out: str,
+        io_threads: int) -> None:
     """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
 
     Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
@@ -245,11 +276,22 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     """
     if random_init and (checkpoint is not None or blue_checkpoint is not None):
         raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
-    base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
-                                despeckle_size=despeckle_size)
-    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite)
     try:
-        clips = stages.load_clips(stages.scan(path, hint=hint, output=output))
+        colour = colour_management.load_conversion(
+            ocio_config if ocio_config is not None else colour_management.config_from_environment(),
+            working_space, network_space)
+    except colour_management.ColourError as exc:
+        raise click.UsageError(str(exc)) from None
+    if colour is not None:
+        log.info("colour: OCIO config %s (%s), working space %r, network space %r; FG/ and Processed/ are in the "
+                 "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
+                 "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
+    base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
+                                despeckle_size=despeckle_size, colour=colour)
+    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
+                                layered_exr)
+    try:
+        clips = stages.load_clips(stages.scan(path, hint=hint, output=output), layer)
         plans = []
         for clip in clips:
             sel = stages.select_frames(clip, frame_range, out)
@@ -263,6 +305,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     skipped = sum(len(sel.done) for _clip, sel in plans)
     if total == 0:
         click.echo(f"nothing to do: all {skipped} frame(s) already written (use --overwrite to re-key)")
+        _write_videos(clips, out, video_out)
         return
     try:
         screens = {clip.name: stages.decide_screen(clip, screen) for clip, sel in plans if sel.todo}
@@ -307,6 +350,20 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     for line in lines:
         click.echo(line)
     click.echo(f"done: {total} frame(s) keyed, {skipped} skipped, {time.perf_counter() - t0:.1f} s")
+    _write_videos(clips, out, video_out)
+
+
+def _write_videos(clips: List[stages.Clip], out: stages.OutputSettings, codec: str) -> None:
+    """``--video-out``: each clip's review videos, once all its frames are written."""
+    if codec == "none":
+        return
+    for clip in clips:
+        try:
+            written = video_out.write_clip_videos(clip, out, codec)
+        except (frame_io.FrameReadError, frame_io.FrameWriteError) as exc:
+            raise click.ClickException(f"clip {clip.name}: --video-out: {exc}") from None
+        for p in written:
+            click.echo(f"{clip.name}: wrote {p}")
 
 
 @main.command("farm-job")

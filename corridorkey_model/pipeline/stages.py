@@ -23,7 +23,7 @@ Clip layout (as upstream CorridorKey)::
     Shot_010/
         Input/      plate frames (PNG/TIFF/JPEG/EXR) or one video file
         AlphaHint/  one rough matte per plate frame, same count and order (or one video)
-        Output/     written here: Matte/ FG/ Processed/ Comp/
+        Output/     written here: Matte/ FG/ Processed/ Comp/ (--layered-exr: Layered/ Comp/)
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from corridorkey_model.keying import frame
 from corridorkey_model.keying.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.pipeline import frame_io
-from corridorkey_model.pipeline.frame_io import ExrOptions, FrameReadError
+from corridorkey_model.pipeline.colour_management import OcioConversion
+from corridorkey_model.pipeline.frame_io import ExrOptions, FrameReadError, ImageInfo
 from corridorkey_model.pipeline.runner import Stage, run_ordered
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ OUTPUTS = {
     "Processed": "linear premultiplied RGBA EXR: srgb_to_linear(fg) * alpha, alpha in the 4th channel",
     "Comp": "preview: fg over a checkerboard, mixed in linear, 8-bit sRGB PNG",
 }
+#: With ``--layered-exr``: one EXR per frame instead of Matte/, FG/ and Processed/ (Comp/ stays).
+LAYERED_DIR = "Layered"
+#: Its channels: the premultiplied RGBA (Processed), the straight foreground (FG) and the matte as layers.
+LAYERED_CHANNELS = ("R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "matte.A")
+#: ``oiio:ColorSpace`` labels of the outputs without an OCIO config (OpenImageIO's colour interop names).
+LINEAR_LABEL = "lin_rec709_scene"
+SRGB_LABEL = "srgb_rec709_scene"
 IMAGE_FORMATS = ("exr", "png")
 #: Island size ``--despeckle`` uses unless ``--despeckle-size`` says otherwise (upstream's default);
 #: the knob itself (``knobs.DESPECKLE_SIZE``) defaults to 0, off.
@@ -121,6 +129,7 @@ class Clip:
     hint: Media
     output_dir: Path
     frames: Tuple[FrameRef, ...]
+    layer: Optional[str] = None  # --layer: the EXR part or layer of the plates to key
 
     @property
     def is_linear(self) -> bool:
@@ -138,6 +147,7 @@ class KeySettings:
     despeckle: bool = False
     despeckle_size: int = RUN_DESPECKLE_SIZE
     screen_channel: int = 1  # the clip's screen: 1 green, 2 blue (chooses the model and the despill channel)
+    colour: Optional[OcioConversion] = None  # --ocio-config: working <-> network by OCIO; None: project sRGB maths
 
     def __post_init__(self) -> None:
         for name in ("gamma_input", "despill_strength", "refiner_strength"):
@@ -155,6 +165,7 @@ class OutputSettings:
     image_format: str = "exr"
     exr: ExrOptions = ExrOptions()
     overwrite: bool = False
+    layered: bool = False  # --layered-exr: one multi-layer EXR per frame (Layered/) instead of Matte/FG/Processed
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -176,12 +187,14 @@ class FrameTask:
     ref: FrameRef
     plate: Optional[np.ndarray] = None
     hint: Optional[np.ndarray] = None
+    layer: Optional[str] = None  # the clip's --layer
 
 
 @dataclass(frozen=True)
 class LoadedFrame:
     ref: FrameRef
-    plate: np.ndarray  # H x W x 4 float32: plate RGB + hint
+    plate: np.ndarray  # H x W x 4 float32: plate RGB + hint, over the plate's frame box
+    info: Optional[ImageInfo] = None  # the plate's geometry and metadata (None: a video frame)
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,7 @@ class Prepared:
     x: Tensor  # [1, 4, S, S] network input
     height: int
     width: int
+    info: Optional[ImageInfo] = None
 
 
 @dataclass(frozen=True)
@@ -199,15 +213,19 @@ class Inferred:
     fg: Tensor  # [1, 3, S, S], on the CPU
     height: int
     width: int
+    info: Optional[ImageInfo] = None
 
 
 @dataclass(frozen=True)
 class Keyed:
     ref: FrameRef
-    fg: np.ndarray  # H x W x 3 straight sRGB, despilled
+    fg: np.ndarray  # H x W x 3 straight, despilled: sRGB (with an OCIO config: the working space)
     alpha: np.ndarray  # H x W linear alpha (despeckled if asked)
-    processed: np.ndarray  # H x W x 4 linear premultiplied RGBA
+    processed: np.ndarray  # H x W x 4 premultiplied RGBA: linear (with an OCIO config: the working space)
     comp: np.ndarray  # H x W x 3 sRGB preview
+    info: Optional[ImageInfo] = None
+    fg_space: str = SRGB_LABEL  # colour space names written into the files (oiio:ColorSpace)
+    processed_space: str = LINEAR_LABEL
 
 
 @dataclass(frozen=True)
@@ -328,15 +346,19 @@ def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
                  for i in range(inp.count))
 
 
-def _first_frame(media: Media) -> np.ndarray:
+def _format_of(media: Media, layer: Optional[str] = None) -> frame_io.Box:
+    """The display window (format) of a clip's first frame: a video's frame size."""
     if media.kind == "video":
-        for _i, img in frame_io.iter_video(media.paths[0], [0]):
-            return img
-    return frame_io.read_image(media.paths[0])
+        info = frame_io.probe_video(media.paths[0])
+        return frame_io.Box(0, 0, info.width, info.height)
+    return frame_io.read_info(media.paths[0], layer).geometry.display
 
 
-def load_clip(source: ClipSource) -> Clip:
-    """List and check a clip: a hint source exists, frame counts match, first plate and hint are the same size."""
+def load_clip(source: ClipSource, layer: Optional[str] = None) -> Clip:
+    """List and check a clip: a hint source exists, frame counts match, first plate and hint have one format.
+
+    ``layer`` (``--layer``) picks the plates' EXR part or layer; it is checked on the first plate here.
+    """
     inp = list_media(source.input_path, "input")
     if source.hint_path is None:
         where = (f"{source.input_path.parent / HINT_DIR}/" if source.input_path.is_dir()
@@ -352,24 +374,24 @@ def load_clip(source: ClipSource) -> Clip:
             f"frame(s) in {source.hint_path}; there must be one hint per frame"
         )
     try:
-        plate0, hint0 = _first_frame(inp), _first_frame(hint)
+        plate0, hint0 = _format_of(inp, layer), _format_of(hint)
     except FrameReadError as exc:
         raise ClipError(f"clip {source.name}: {exc}") from exc
-    if plate0.shape[:2] != hint0.shape[:2]:
+    if (plate0.width, plate0.height) != (hint0.width, hint0.height):
         raise ClipError(
-            f"clip {source.name}: plates are {plate0.shape[1]}x{plate0.shape[0]} but hints are "
-            f"{hint0.shape[1]}x{hint0.shape[0]} ({inp.paths[0].name}, {hint.paths[0].name}); resize the hints "
+            f"clip {source.name}: plates are {plate0.width}x{plate0.height} but hints are "
+            f"{hint0.width}x{hint0.height} ({inp.paths[0].name}, {hint.paths[0].name}); resize the hints "
             f"to the plate size"
         )
-    return Clip(source.name, inp, hint, source.output_dir, _frame_refs(inp, hint))
+    return Clip(source.name, inp, hint, source.output_dir, _frame_refs(inp, hint), layer)
 
 
-def load_clips(sources: Sequence[ClipSource]) -> List[Clip]:
+def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None) -> List[Clip]:
     """:func:`load_clip` for each source; every problem is reported together in one :class:`ClipError`."""
     clips, problems = [], []
     for s in sources:
         try:
-            clips.append(load_clip(s))
+            clips.append(load_clip(s, layer))
         except ClipError as exc:
             problems.append(str(exc))
     if problems:
@@ -393,6 +415,9 @@ def parse_frame_range(text: str) -> Tuple[int, int]:
 def output_paths(output_dir: Path, ref: FrameRef, out: OutputSettings) -> Dict[str, Path]:
     """Final file of each output folder for ``ref``."""
     ext = "." + out.image_format
+    if out.layered:
+        return {LAYERED_DIR: output_dir / LAYERED_DIR / (ref.name + ".exr"),
+                "Comp": output_dir / "Comp" / (ref.name + ".png")}
     return {
         "Matte": output_dir / "Matte" / (ref.name + ext),
         "FG": output_dir / "FG" / (ref.name + ext),
@@ -420,8 +445,8 @@ def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: Outpu
 
 def prepare_output(clip: Clip, out: OutputSettings) -> None:
     """Create the output folders and prove they are writable (before any frame is keyed)."""
-    frame_io.check_exr_support()  # Processed/ is always EXR
-    for folder in OUTPUTS:
+    folders = (LAYERED_DIR, "Comp") if out.layered else tuple(OUTPUTS)
+    for folder in folders:
         frame_io.check_writable(clip.output_dir / folder)
 
 
@@ -436,19 +461,26 @@ def iter_tasks(clip: Clip, refs: Sequence[FrameRef]) -> Iterator[FrameTask]:
     for ref in refs:
         plate = next(plates)[1] if plates is not None else None
         hint = next(hints)[1] if hints is not None else None
-        yield FrameTask(ref, plate, hint)
+        yield FrameTask(ref, plate, hint, clip.layer)
 
 
 def read_frame(task: FrameTask) -> LoadedFrame:
     """Plate RGB and hint (read from disk unless decoded already) as one ``H x W x 4`` float32 array."""
     ref = task.ref
-    plate = task.plate if task.plate is not None else frame_io.read_image(ref.plate)
-    hint = task.hint if task.hint is not None else frame_io.read_image(ref.hint)
+    info = None
+    if task.plate is not None:
+        plate = task.plate
+    else:
+        plate, info = frame_io.read_with_info(ref.plate, task.layer)
+    if task.hint is not None:
+        hint = task.hint
+    else:  # an image hint is read into the plate's frame box, wherever its own pixels are stored
+        hint = frame_io.read_image(ref.hint, window=info.geometry.frame_box if info is not None else None)
     if plate.shape[:2] != hint.shape[:2]:
         raise FrameReadError(f"plate {ref.label} is {plate.shape[1]}x{plate.shape[0]} but its hint {ref.hint} "
                              f"is {hint.shape[1]}x{hint.shape[0]}")
     rgba = np.concatenate([frame_io.plate_rgb(plate), frame_io.hint_channel(hint)[..., None]], axis=2)
-    return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32))
+    return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32), info)
 
 
 def plate_to_tensor(plate: np.ndarray) -> Tensor:
@@ -471,9 +503,12 @@ def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prep
     if bad:
         log.warning("%s: %d of %d pixel(s) hold NaN or infinite values in the plate or hint; they are keyed as 0",
                     loaded.ref.label, bad, h * w)
+    plate = loaded.plate
+    if s.colour is not None and s.gamma_input == frame.GAMMA_SRGB:  # the gizmo's ToNetwork (bypassed for Linear)
+        plate = np.concatenate([s.colour.to_network(plate[..., 0:3]), plate[..., 3:4]], axis=2)
     with torch.no_grad():
-        x = frame.preprocess(plate_to_tensor(loaded.plate), img_size, s.gamma_input)
-    return Prepared(loaded.ref, x, h, w)
+        x = frame.preprocess(plate_to_tensor(plate), img_size, s.gamma_input)
+    return Prepared(loaded.ref, x, h, w, loaded.info)
 
 
 def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: KeySettings) -> Inferred:
@@ -481,7 +516,8 @@ def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: K
     with torch.no_grad():
         alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
-    return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width)
+    return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
+                    prepared.info)
 
 
 def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -499,17 +535,30 @@ def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     out = out[0].permute(1, 2, 0).contiguous().numpy()
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])
-    return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), composite_over_checkerboard_np(fg, alpha))
+    comp = composite_over_checkerboard_np(fg, alpha)
+    if s.colour is None:
+        return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), comp, inferred.info)
+    # The gizmo's FromNetwork (the alpha is not converted), then its Premult, in the working space.
+    fg = s.colour.to_working(fg)
+    processed = np.concatenate([premultiply_np(fg, alpha), alpha[..., None]], axis=2).astype(np.float32)
+    return Keyed(inferred.ref, fg, alpha, processed, comp, inferred.info, s.colour.working, s.colour.working)
 
 
 def write_frame(keyed: Keyed, output_dir: Path, out: OutputSettings) -> Written:
     """Write a frame's four outputs to temporary files (none left behind if one fails)."""
     paths = output_paths(output_dir, keyed.ref, out)
     data = {"Matte": keyed.alpha, "FG": keyed.fg, "Processed": keyed.processed, "Comp": keyed.comp}
+    labels = {"Matte": "", "FG": keyed.fg_space, "Processed": keyed.processed_space, "Comp": SRGB_LABEL,
+              LAYERED_DIR: keyed.processed_space}
+    names: Dict[str, Optional[Tuple[str, ...]]] = {}
+    if out.layered:
+        data[LAYERED_DIR] = np.concatenate([keyed.processed, keyed.fg, keyed.alpha[..., None]], axis=2)
+        names[LAYERED_DIR] = LAYERED_CHANNELS
     files: List[Tuple[Path, Path]] = []
     try:
         for kind, final in paths.items():
-            tmp = frame_io.write_temp(final, data[kind], out.exr, eight_bit=(kind == "Comp"))
+            tmp = frame_io.write_temp(final, data[kind], out.exr, eight_bit=(kind == "Comp"), info=keyed.info,
+                                      channel_names=names.get(kind), colorspace=labels[kind])
             files.append((tmp, final))
     except BaseException:
         for tmp, _final in files:
@@ -540,10 +589,13 @@ class Worker:
     device: torch.device
 
 
-def resolve_gamma(choice: str, clip: Clip) -> int:
-    """``auto`` -> linear for EXR plates, sRGB otherwise; ``srgb`` / ``linear`` as given."""
+def resolve_gamma(choice: str, clip: Clip, colour: Optional[OcioConversion] = None) -> int:
+    """``auto`` -> linear for EXR plates, sRGB otherwise (with an OCIO config always sRGB: OCIO hands the
+    network sRGB, the gizmo's default); ``srgb`` / ``linear`` as given."""
     choices = [c.lower() for c in KNOBS_BY_NAME["gamma_input"].choices]
     if choice == "auto":
+        if colour is not None:
+            return frame.GAMMA_SRGB
         return frame.GAMMA_LINEAR if clip.is_linear else frame.GAMMA_SRGB
     return choices.index(choice.lower())
 
@@ -629,10 +681,10 @@ def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
     """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint."""
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
-    plate, hint = _first_frame(clip.input), _first_frame(clip.hint)
-    return detect_screen(frame_io.plate_rgb(plate), frame_io.hint_channel(hint))
+    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint read into the plate's frame
+    return detect_screen(first.plate[..., 0:3], first.plate[..., 3])
 
 
 def settings_for(clip: Clip, gamma: str, base: KeySettings) -> KeySettings:
     """``base`` with ``gamma_input`` resolved for ``clip``."""
-    return dataclasses.replace(base, gamma_input=resolve_gamma(gamma, clip))
+    return dataclasses.replace(base, gamma_input=resolve_gamma(gamma, clip, base.colour))

@@ -78,6 +78,8 @@ def test_wheel_carries_the_nuke_files_and_no_top_level_nuke(installed):
         assert f"corridorkey_export/nuke_package/{rel}" in names, rel
     assert not any(n.split("/")[0] in ("nuke", "gizmos", "export") for n in names)
     assert not any(n.endswith(".cat") for n in names)
+    for module in ("images", "video", "common"):  # a subpackage pyproject.toml must list
+        assert f"corridorkey_model/pipeline/frame_io/{module}.py" in names, module
 
 
 def test_install_to_from_any_folder_writes_the_complete_package(installed, tmp_path):

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,6 @@ from click.testing import CliRunner
 
 from corridorkey_model.pipeline import farm, frame_io, stages
 from corridorkey_model.pipeline.cli import RUN_OPTIONS, main, run
-from corridorkey_model.pipeline.frame_io import cv2
 from corridorkey_model.testing import green_screen_plate
 
 pytest.importorskip("openjd.model", reason="openjd-model is not installed (pip install -e '.[test]')")
@@ -291,8 +291,8 @@ def test_folder_of_clips_one_step_per_clip(tmp_path):
 
 
 def test_video_clip_names_its_output_folder(tmp_path):
-    video = tmp_path / "take3.avi"
-    frame_io.write_video(video, [green_screen_plate(64, 96, seed=i)[..., :3] for i in range(3)], fourcc="MJPG")
+    video = tmp_path / "take3.mp4"
+    frame_io.write_video(video, [green_screen_plate(64, 96, seed=i)[..., :3] for i in range(3)])
     hint = make_clip(tmp_path / "hintclip", [1, 2, 3]) / "AlphaHint"
     job = tmp_path / "job.json"
     result, text = farm_job(video, "--hint", hint, "--output", job, "--chunk", 5)

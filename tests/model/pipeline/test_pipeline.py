@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ from corridorkey_model.keying.despeckle import despeckle
 from corridorkey_model.network.checkpoint import load_model
 from corridorkey_model.pipeline import frame_io, stages
 from corridorkey_model.pipeline.cli import main
-from corridorkey_model.pipeline.frame_io import ExrOptions, cv2
+from corridorkey_model.pipeline.frame_io import ExrOptions
 from corridorkey_model.testing import (
     RANDOM_INIT_WARNING,
     green_screen_plate,
@@ -228,14 +229,14 @@ def test_video_input(tmp_path, ckpt, model):
     (root / "Input").mkdir(parents=True)
     (root / "AlphaHint").mkdir()
     plates = [green_screen_plate(H, W, seed=10 + i) for i in range(N_FRAMES)]
-    frame_io.write_video(root / "Input" / "plate.avi", [p[..., :3] for p in plates], fourcc="MJPG")
+    frame_io.write_video(root / "Input" / "plate.mp4", [p[..., :3] for p in plates])
     for i, p in enumerate(plates):
         frame_io.write_image(root / "AlphaHint" / f"h{i}.png", p[..., 3])
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--frames", "2-3", "--exr-type", "float")
     assert result.exit_code == 0, text
     out_dir = root / "Output"
     check_layout(out_dir, ["plate.0002", "plate.0003"])
-    decoded = dict(frame_io.iter_video(root / "Input" / "plate.avi"))
+    decoded = dict(frame_io.iter_video(root / "Input" / "plate.mp4"))
     for number in (2, 3):
         hint = frame_io.read_image(root / "AlphaHint" / f"h{number - 1}.png")[..., 0]
         plate = np.concatenate([decoded[number - 1], hint[..., None]], -1)
@@ -448,8 +449,8 @@ def test_help_shows_knob_ranges_and_defaults_from_the_spec():
 
 def test_video_path_with_hint_option_and_frame_names(tmp_path):
     plates = [green_screen_plate(H, W, seed=i) for i in range(2)]
-    video = tmp_path / "take3.avi"
-    frame_io.write_video(video, [p[..., :3] for p in plates], fourcc="MJPG")
+    video = tmp_path / "take3.mp4"
+    frame_io.write_video(video, [p[..., :3] for p in plates])
     with pytest.raises(stages.ClipError, match="no alpha hint"):
         stages.load_clips(stages.scan(video))
     hints = tmp_path / "hints"
@@ -485,7 +486,7 @@ class _SlowFirstFrameStandIn(torch.nn.Module):
 def test_key_clip_commits_in_order_when_inference_finishes_out_of_order(tmp_path):
     root = make_clip(tmp_path / "Shot_120", "png8", n=8)
     clip = stages.load_clip(stages.scan(root)[0])
-    out = stages.OutputSettings(exr=ExrOptions("half", "no"))
+    out = stages.OutputSettings(exr=ExrOptions("half", "none"))
     stages.prepare_output(clip, out)
     s = stages.KeySettings()
     hint_means = [float(stages.preprocess_frame(stages.read_frame(t), 64, s).x[:, 3].mean())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,6 @@ from corridorkey_model.keying import frame
 from corridorkey_model.network.checkpoint import load_model
 from corridorkey_model.pipeline import frame_io, stages
 from corridorkey_model.pipeline.cli import main
-from corridorkey_model.pipeline.frame_io import cv2
 from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
 
 S = 64

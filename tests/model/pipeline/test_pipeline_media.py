@@ -1,0 +1,328 @@
+"""The pipeline end to end on VFX media: bbox EXRs, layers, truncated JPEGs, DWA, layered output, OCIO, video out.
+
+A synthetic checkpoint at S=64 (random weights, NOT a keyer). Every plate, hint, video and OCIO
+config is written here by the test (OpenImageIO, PyAV, OCIO's own Python API). Expected values
+come from :func:`corridorkey_model.keying.frame.key_frame` (the eager reference) on inputs
+composed in the test, and colour conversions from OCIO processors built in the test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import OpenImageIO as oiio
+import PyOpenColorIO as ocio
+import pytest
+from click.testing import CliRunner
+from media_files import encode, exr_header, write_oiio
+
+from corridorkey_model.keying import frame
+from corridorkey_model.network.checkpoint import load_model
+from corridorkey_model.pipeline import frame_io
+from corridorkey_model.pipeline.cli import main
+from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
+
+S = 64
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt64") / "synthetic_64.pth"
+    return save_checkpoint(make_random_model(S, seed=5), path, layout="bare")
+
+
+@pytest.fixture(scope="module")
+def model(ckpt):
+    logging.getLogger("corridorkey_model").setLevel(logging.WARNING)
+    m, _ = load_model(ckpt, img_size=S)
+    return m
+
+
+def run_cli(*args, env=None):
+    result = CliRunner(env=env).invoke(main, ["run", *map(str, args)])
+    return result, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def key(model, plate_rgb, hint, gamma=frame.GAMMA_SRGB):
+    """The eager reference on an H x W x 3 plate and an H x W hint: (fg H x W x 3, alpha H x W)."""
+    x = np.concatenate([plate_rgb, hint[..., None]], axis=2).astype(np.float32)
+    out = frame.key_frame(model, plate_tensor(x), gamma)[0].permute(1, 2, 0).numpy()
+    return out[..., :3], out[..., 3]
+
+
+def data_window_pixels(path, channels=None):
+    """The stored pixels of an EXR (its data window only), read with OpenImageIO's ImageBuf."""
+    buf = oiio.ImageBuf(str(path))
+    px = buf.get_pixels(oiio.FLOAT)
+    return px if channels is None else px[..., channels]
+
+
+def clip_folders(root):
+    (root / "Input").mkdir(parents=True)
+    (root / "AlphaHint").mkdir()
+    return root
+
+
+# --------------------------------------------------------------------------- geometry and layers
+
+
+def test_bbox_exr_plate_outputs_keep_its_geometry_and_line_up(tmp_path, ckpt, model):
+    """The issue's defect 1: a 128x72 data window at (10,5) of a 200x100 format was keyed at 0,0."""
+    root = clip_folders(tmp_path / "Shot_bbox")
+    full = green_screen_plate(100, 200, seed=1, linear=True)
+    rgb = full[5:77, 10:138, :3]  # the stored pixels
+    write_oiio(root / "Input" / "plate.1001.exr", rgb, x=10, y=5, full=(0, 0, 200, 100),
+               attrs=[("PixelAspectRatio", 2.0)])
+    frame_io.write_image(root / "AlphaHint" / "hint.1001.png", full[..., 3])  # a format-sized hint
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
+    assert result.exit_code == 0, text
+    # expected: the plate placed in its format (zeros outside the data window), keyed, cropped back
+    placed = np.zeros((100, 200, 3), np.float32)
+    placed[5:77, 10:138] = rgb
+    hint = frame_io.read_image(root / "AlphaHint" / "hint.1001.png")[..., 0]
+    fg, alpha = key(model, placed, hint, frame.GAMMA_LINEAR)
+    out = root / "Output"
+    for folder in ("Matte", "FG", "Processed"):
+        header = exr_header(out / folder / "plate.1001.exr")
+        assert header["dataWindow"] == (10, 5, 137, 76), folder
+        assert header["displayWindow"] == (0, 0, 199, 99), folder
+        assert header["pixelAspectRatio"] == 2.0, folder
+    np.testing.assert_allclose(data_window_pixels(out / "Matte" / "plate.1001.exr")[..., 0],
+                               alpha[5:77, 10:138], atol=1e-5)
+    np.testing.assert_allclose(data_window_pixels(out / "FG" / "plate.1001.exr"), fg[5:77, 10:138], atol=1e-5)
+    comp = frame_io.read_image(out / "Comp" / "plate.1001.png")
+    assert comp.shape == (100, 200, 3)  # PNG has no windows: the format
+
+
+def test_layered_plate_needs_layer_and_keys_with_it(tmp_path, ckpt, model):
+    """The issue's defect 3: beauty.R/G/B only was called corrupt; now the error names the layers."""
+    root = clip_folders(tmp_path / "Shot_layers")
+    p = green_screen_plate(40, 56, seed=2)
+    write_oiio(root / "Input" / "plate.1001.exr", np.concatenate([p[..., :3], p[..., :1] * 0 + 3.0], -1),
+               names=["beauty.R", "beauty.G", "beauty.B", "depth.Z"])
+    frame_io.write_image(root / "AlphaHint" / "h.1001.exr", p[..., 3], frame_io.ExrOptions("float"))
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S)
+    assert result.exit_code == 1 and "beauty" in text and "--layer" in text and "corrupt" not in text, text
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--layer", "beauty", "--gamma", "srgb",
+                           "--exr-type", "float")
+    assert result.exit_code == 0, text
+    _fg, alpha = key(model, p[..., :3], p[..., 3])
+    np.testing.assert_allclose(frame_io.read_image(root / "Output" / "Matte" / "plate.1001.exr")[..., 0], alpha,
+                               atol=1e-5)
+
+
+def test_truncated_jpeg_stops_the_run_naming_it(tmp_path, ckpt):
+    """The issue's defect 4: a truncated JPEG was keyed from a half-grey decode with exit 0."""
+    root = clip_folders(tmp_path / "Shot_jpg")
+    for i in range(3):
+        p = green_screen_plate(64, 96, seed=i)
+        frame_io.write_image(root / "Input" / f"plate.{1001 + i}.jpg", p[..., :3])
+        frame_io.write_image(root / "AlphaHint" / f"h.{1001 + i}.png", p[..., 3])
+    bad = root / "Input" / "plate.1002.jpg"
+    bad.write_bytes(bad.read_bytes()[:-400])
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S)
+    assert result.exit_code == 1, text
+    assert "plate.1002.jpg" in text and "Premature end" in text
+    assert sorted(p.name for p in (root / "Output" / "Matte").iterdir()) == ["plate.1001.exr"]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _small_clip(root, n=2, h=48, w=64):
+    clip_folders(root)
+    plates = []
+    for i in range(n):
+        p = green_screen_plate(h, w, seed=10 + i, linear=True)
+        plates.append(p)
+        frame_io.write_image(root / "Input" / f"shot.{1001 + i}.exr", p[..., :3], frame_io.ExrOptions("float"))
+        frame_io.write_image(root / "AlphaHint" / f"m.{1001 + i}.exr", p[..., 3], frame_io.ExrOptions("float"))
+    return plates
+
+
+def test_dwaa_dwab_outputs_and_layered_exr(tmp_path, ckpt):
+    root = tmp_path / "Shot_out"
+    _small_clip(root)
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
+    assert result.exit_code == 0, text
+    separate = root / "Output"
+    for compression in ("dwaa", "dwab"):
+        out = tmp_path / compression
+        result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-compression", compression,
+                               "--output", out)
+        assert result.exit_code == 0, text
+        for folder in ("Matte", "FG", "Processed"):
+            path = out / folder / "shot.1001.exr"
+            assert exr_header(path)["compression"] == {"dwaa": 8, "dwab": 9}[compression]
+            want = frame_io.read_image(separate / folder / "shot.1001.exr")
+            assert np.abs(frame_io.read_image(path) - want).max() < 0.05, folder
+    layered = tmp_path / "layered"
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--layered-exr",
+                           "--output", layered)
+    assert result.exit_code == 0, text
+    assert sorted(p.name for p in layered.iterdir()) == ["Comp", "Layered"]
+    path = layered / "Layered" / "shot.1002.exr"
+    assert sorted(n for n, _t in exr_header(path)["channels"]) == sorted(
+        ["R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "matte.A"])
+    np.testing.assert_array_equal(frame_io.read_image(path), frame_io.read_image(separate / "Processed" / path.name))
+    np.testing.assert_array_equal(frame_io.read_image(path, "fg"), frame_io.read_image(separate / "FG" / path.name))
+    np.testing.assert_array_equal(frame_io.read_image(path, "matte"), frame_io.read_image(separate / "Matte" / path.name))
+    # resume: a second run finds the frames done
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--layered-exr", "--output", layered)
+    assert result.exit_code == 0 and "nothing to do" in text, text
+
+
+# --------------------------------------------------------------------------- OCIO
+
+
+def srgb_config(path):
+    """A nuke-default-equivalent OCIO config: linear and sRGB (the IEC 61966-2-1 curve), roles as nuke-default's."""
+    cfg = ocio.Config.CreateRaw()
+    srgb = ocio.ColorSpace(name="sRGB")
+    curve = ocio.ExponentWithLinearTransform(gamma=[2.4, 2.4, 2.4, 1.0], offset=[0.055, 0.055, 0.055, 0.0],
+                                             direction=ocio.TRANSFORM_DIR_INVERSE)
+    srgb.setTransform(curve, ocio.COLORSPACE_DIR_FROM_REFERENCE)
+    cfg.addColorSpace(ocio.ColorSpace(name="linear"))
+    cfg.addColorSpace(srgb)
+    cfg.setRole("scene_linear", "linear")
+    cfg.setRole("color_picking", "sRGB")
+    cfg.setRole("default", "linear")
+    path.write_text(cfg.serialize())
+    return path
+
+
+def test_ocio_config_defaults_to_the_environment_and_none_turns_it_off(tmp_path, ckpt):
+    root = tmp_path / "Shot_env"
+    _small_clip(root, n=1)
+    config = srgb_config(tmp_path / "nuke_default_equivalent.ocio")
+    runs = {"env": ([], {"OCIO": str(config)}), "option": (["--ocio-config", config], {"OCIO": ""}),
+            "none": (["--ocio-config", "none"], {"OCIO": str(config)}), "plain": ([], {"OCIO": ""})}
+    got = {}
+    for name, (args, env) in runs.items():
+        result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--output",
+                               tmp_path / name, *args, env=env)
+        assert result.exit_code == 0, text
+        got[name] = frame_io.read_image(tmp_path / name / "FG" / "shot.1001.exr")
+    np.testing.assert_array_equal(got["env"], got["option"])
+    np.testing.assert_array_equal(got["none"], got["plain"])
+    assert np.abs(got["env"] - got["plain"]).max() > 0.05  # FG is linear (working space) with a config, sRGB without
+
+
+def test_ocio_nuke_default_equivalent_matches_project_maths_end_to_end(tmp_path, ckpt, model):
+    """OCIO route (linear -> sRGB by OCIO, key, sRGB -> linear by OCIO, premultiply) against the project's maths
+    (linear_to_srgb, key, srgb_to_linear, premultiply) written out here: within 1e-4."""
+    root = tmp_path / "Shot_nd"
+    plates = _small_clip(root, n=1)
+    config = srgb_config(tmp_path / "nd.ocio")
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--ocio-config", config)
+    assert result.exit_code == 0, text
+    p = plates[0]
+    lin = np.maximum(p[..., :3].astype(np.float64), 0)
+    encoded = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055).astype(np.float32)
+    fg, alpha = key(model, encoded, p[..., 3])
+    f = np.maximum(fg.astype(np.float64), 0)
+    fg_lin = np.where(f <= 0.04045, f / 12.92, ((f + 0.055) / 1.055) ** 2.4)
+    out = root / "Output"
+    processed = frame_io.read_image(out / "Processed" / "shot.1001.exr")
+    np.testing.assert_allclose(processed[..., :3], fg_lin * alpha[..., None], atol=1e-4)
+    np.testing.assert_allclose(processed[..., 3], alpha, atol=1e-4)  # (the network saw OCIO's curve, ~1e-5 off)
+    np.testing.assert_allclose(frame_io.read_image(out / "FG" / "shot.1001.exr"), fg_lin, atol=1e-4)
+    label = oiio.ImageInput.open(str(out / "Processed" / "shot.1001.exr")).spec().get_string_attribute("oiio:ColorSpace")
+    assert label == "lin_rec709_scene"  # the working space "linear", as OpenImageIO names it
+
+
+def test_acescg_plate_with_the_builtin_aces_config_equals_the_hand_composed_route(tmp_path, ckpt, model):
+    """ocio://cg-config-latest: ACEScg -> sRGB Encoded Rec.709 (sRGB) -> key -> back to ACEScg -> premultiply."""
+    root = clip_folders(tmp_path / "Shot_aces")
+    rng = np.random.default_rng(3)
+    p = green_screen_plate(48, 64, seed=4, linear=True)
+    acescg = (p[..., :3] @ np.array([[0.613, 0.070, 0.021], [0.340, 0.916, 0.110], [0.047, 0.014, 0.869]],
+                                     np.float32)).astype(np.float32)  # roughly Rec.709 -> AP1, any plate will do
+    acescg += rng.normal(0, 0.002, acescg.shape).astype(np.float32)
+    write_oiio(root / "Input" / "plate.1001.exr", acescg)
+    frame_io.write_image(root / "AlphaHint" / "h.1001.exr", p[..., 3], frame_io.ExrOptions("float"))
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--ocio-config",
+                           "ocio://cg-config-latest")
+    assert result.exit_code == 0, text
+    cfg = ocio.Config.CreateFromFile("ocio://cg-config-latest")
+    to_srgb = cfg.getProcessor("ACEScg", "sRGB Encoded Rec.709 (sRGB)").getDefaultCPUProcessor()
+    to_cg = cfg.getProcessor("sRGB Encoded Rec.709 (sRGB)", "ACEScg").getDefaultCPUProcessor()
+    net_in = acescg.copy()
+    to_srgb.applyRGB(net_in)
+    fg, alpha = key(model, net_in, p[..., 3])
+    fg_cg = np.ascontiguousarray(fg, np.float32).copy()
+    to_cg.applyRGB(fg_cg)
+    out = root / "Output"
+    processed = frame_io.read_image(out / "Processed" / "plate.1001.exr")
+    np.testing.assert_allclose(processed[..., :3], fg_cg * alpha[..., None], atol=1e-5)
+    np.testing.assert_allclose(processed[..., 3], alpha, atol=1e-6)
+    np.testing.assert_allclose(frame_io.read_image(out / "FG" / "plate.1001.exr"), fg_cg, atol=1e-5)
+    assert exr_header(out / "Processed" / "plate.1001.exr")["colorInteropID"] == "lin_ap1_scene"  # ACEScg's interop ID
+
+
+def test_bad_ocio_space_is_a_usage_error_listing_what_there_is(tmp_path):
+    root = tmp_path / "Shot_bad"
+    _small_clip(root, n=1)
+    result, text = run_cli(root, "--random-init", "--img-size", S, "--ocio-config", "ocio://cg-config-latest",
+                           "--working-space", "NoSuchSpace")
+    assert result.exit_code == 2 and "NoSuchSpace" in text and "ACEScg" in text, text
+
+
+# --------------------------------------------------------------------------- video
+
+
+def test_video_out_matches_the_source_and_records_its_metadata(tmp_path, ckpt):
+    plates = [green_screen_plate(48, 64, seed=20 + i) for i in range(4)]
+    video = encode(tmp_path / "take.mp4", [p[..., :3] for p in plates], rate=Fraction(25))
+    hints = tmp_path / "hints"
+    hints.mkdir()
+    for i, p in enumerate(plates):
+        frame_io.write_image(hints / f"h{i}.png", p[..., 3])
+    result, text = run_cli(video, "--hint", hints, "--checkpoint", ckpt, "--img-size", S, "--video-out", "h264",
+                           "--frames", "1-2")
+    assert result.exit_code == 0, text
+    out = tmp_path / "take_Output"
+    assert not list(out.glob("take.*.mp4"))  # a chunk: the videos wait for the whole clip
+    result, text = run_cli(video, "--hint", hints, "--checkpoint", ckpt, "--img-size", S, "--video-out", "h264")
+    assert result.exit_code == 0, text
+    with av.open(str(video)) as c:
+        src = c.streams.video[0]
+        src_tags = (src.codec_context.name, src.codec_context.pix_fmt, int(src.codec_context.colorspace))
+        src_rate = src.average_rate
+    sidecar = json.loads((out / "take.video.json").read_text())
+    assert (sidecar["source"]["codec"], sidecar["source"]["pix_fmt"]) == src_tags[:2]
+    assert sidecar["source"]["colorspace"] == "bt709" and src_tags[2] == 1
+    assert Fraction(sidecar["source"]["frame_rate"]) == src_rate
+    for key_ in ("transfer", "primaries", "color_range"):
+        assert key_ in sidecar["source"]
+    for kind in ("comp", "matte"):
+        with av.open(str(out / f"take.{kind}.mp4")) as c:
+            s = c.streams.video[0]
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+            assert (s.average_rate, s.codec_context.width, s.codec_context.height) == (src_rate, 64, 48)
+        assert len(frames) == 4
+        if kind == "matte":
+            for i, f in enumerate(frames):
+                matte = frame_io.read_image(out / "Matte" / f"take.{i + 1:04d}.exr")[..., 0]
+                assert np.abs(f[..., 1] / 255.0 - matte).mean() < 0.02
+
+
+def test_image_sequence_video_rate_comes_from_the_plates_header(tmp_path):
+    from corridorkey_model.pipeline import stages, video_out
+
+    root = clip_folders(tmp_path / "Shot_fps")
+    for i in range(2):
+        p = green_screen_plate(16, 24, seed=i)
+        write_oiio(root / "Input" / f"plate.{1001 + i}.exr", p[..., :3],
+                   attrs=[("FramesPerSecond", oiio.TypeRational, (25, 1))])
+        frame_io.write_image(root / "AlphaHint" / f"h.{1001 + i}.png", p[..., 3])
+    clip = stages.load_clip(stages.scan(root)[0])
+    meta = video_out.source_metadata(clip)
+    assert (meta["kind"], meta["frame_rate"], meta["width"], meta["height"], meta["frames"]) == ("images", "25", 24, 16, 2)
+    assert video_out.write_clip_videos(clip, stages.OutputSettings(), "h264") == []  # nothing keyed yet: no video
+    assert not (root / "Output").exists() or not list((root / "Output").glob("*.mp4"))
