@@ -210,9 +210,10 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--exr-type",), dict(
         type=click.Choice(tuple(frame_io.EXR_TYPES)), default="half", help="EXR pixel type.")),
     RunOption(("--exr-compression",), dict(
-        type=click.Choice(tuple(frame_io.EXR_COMPRESSIONS)), default=frame_io.DEFAULT_EXR_COMPRESSION,
+        type=click.Choice(tuple(frame_io.EXR_COMPRESSIONS) + tuple(frame_io.EXR_COMPRESSION_ALIASES)),
+        default=frame_io.DEFAULT_EXR_COMPRESSION,
         help="EXR compression (every OpenEXR 3.5 one; dwaa/dwab lossy at level 45, b44/b44a/pxr24 lossy; "
-             "htj2k*/zstd need an OpenEXR 3.4/3.5 reader).")),
+             "htj2k*/zstd need an OpenEXR 3.4/3.5 reader; no is the earlier name of none).")),
     RunOption(("--layered-exr/--no-layered-exr",), dict(
         default=False,
         help="Write one multi-layer EXR per frame to Layered/ (premultiplied RGBA, layers fg and matte) "

@@ -23,6 +23,7 @@ from corridorkey_model.pipeline.frame_io.common import (
 from corridorkey_model.pipeline.frame_io.images import (
     CARRIED_ATTRIBUTES,
     DEFAULT_EXR_COMPRESSION,
+    EXR_COMPRESSION_ALIASES,
     EXR_COMPRESSIONS,
     EXR_TYPES,
     IMAGE_EXTENSIONS,
@@ -65,7 +66,8 @@ def write_image(path, img, exr=ExrOptions(), *, eight_bit=False, info=None, chan
 
 __all__ = [
     "FrameReadError", "FrameWriteError", "check_writable", "commit", "commit_or_discard", "discard", "temp_path_for",
-    "CARRIED_ATTRIBUTES", "DEFAULT_EXR_COMPRESSION", "EXR_COMPRESSIONS", "EXR_TYPES", "IMAGE_EXTENSIONS",
+    "CARRIED_ATTRIBUTES", "DEFAULT_EXR_COMPRESSION", "EXR_COMPRESSION_ALIASES", "EXR_COMPRESSIONS", "EXR_TYPES",
+    "IMAGE_EXTENSIONS",
     "LOSSLESS_EXR_COMPRESSIONS", "Box", "ExrOptions", "Geometry", "ImageInfo", "check_exr_support",
     "choose_channels", "hint_channel", "is_exr", "is_image", "plate_rgb", "read_image", "read_info",
     "read_with_info", "to_uint8", "write_temp", "write_image",

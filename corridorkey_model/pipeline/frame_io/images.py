@@ -41,6 +41,8 @@ EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a",
                     "htj2k256", "htj2k32", "zstd")
 LOSSLESS_EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "htj2k256", "htj2k32", "zstd")
 DEFAULT_EXR_COMPRESSION = "zip"
+#: Earlier names still accepted on the command line: ``no`` was OpenCV's name of ``none``.
+EXR_COMPRESSION_ALIASES: Dict[str, str] = {"no": "none"}
 #: EXR pixel types: OpenImageIO's names of the two OpenEXR float types.
 EXR_TYPES: Dict[str, str] = {"half": "half", "float": "float"}
 #: PNG files are encoded by OpenCV's libpng (zlib level 1, RLE strategy, its defaults): OpenImageIO
@@ -332,6 +334,8 @@ class ExrOptions:
     def __post_init__(self) -> None:
         if self.pixel_type not in EXR_TYPES:
             raise ValueError(f"EXR pixel type {self.pixel_type!r}: choose from {', '.join(EXR_TYPES)}")
+        if self.compression in EXR_COMPRESSION_ALIASES:
+            object.__setattr__(self, "compression", EXR_COMPRESSION_ALIASES[self.compression])
         if self.compression not in EXR_COMPRESSIONS:
             raise ValueError(f"EXR compression {self.compression!r}: choose from {', '.join(EXR_COMPRESSIONS)}")
 

@@ -304,3 +304,10 @@ def test_temp_file_is_only_visible_after_commit(tmp_path):
     assert tmp.exists() and not path.exists() and tmp.suffix == ".exr" and tmp.name.startswith(".")
     frame_io.commit(tmp, path)
     assert path.exists() and not tmp.exists()
+
+
+def test_the_earlier_compression_name_no_still_writes_none(tmp_path):
+    """`--exr-compression no` (OpenCV's name, in farm jobs written before OpenImageIO) keeps working."""
+    path = tmp_path / "no.exr"
+    frame_io.write_image(path, _image(8, 8, 3), ExrOptions("half", "no"))
+    assert exr_header(path)["compression"] == EXR_CODES["none"]
