@@ -1,12 +1,16 @@
 """``export-torchscript``: CorridorKey checkpoint -> ``CorridorKey.pt`` for Nuke's Inference node.
 
-Two forms::
+Forms::
 
     export-torchscript [--checkpoint PATH | --random-init] [--output CorridorKey.pt] [--validate] ...
     export-torchscript validate CorridorKey.pt [--checkpoint PATH] ...
+    export-torchscript parity-kit CorridorKey.pt --output KIT
+    export-torchscript parity-check KIT [RENDERS] --mode cpu|gpu|gpu-fp16
 
 The first exports (and with ``--validate`` proves parity before writing); the
-second checks a .pt someone else exported against the eager reference.
+second checks a .pt someone else exported against the eager reference; the
+parity commands write a kit a TD renders in their own Nuke and judge those
+renders (:mod:`corridorkey_export.parity`).
 """
 
 from __future__ import annotations
@@ -307,6 +311,139 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     click.echo(format_report(report))
     if not report.passed:
         raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")
+
+
+def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int],
+                     dev: torch.device):
+    """(loaded .pt, eager reference model) for the parity commands, found as ``validate`` finds them."""
+    from corridorkey_export.export import ExportError, read_manifest
+
+    try:
+        manifest = read_manifest(pt_file) or {}
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    recorded = manifest.get("checkpoint") or {}
+    if recorded.get("random_init") and not (random_init or checkpoint):
+        random_init = True
+        log.info("the manifest says the file was exported with --random-init; rebuilding that network")
+    if checkpoint is None and not random_init and recorded.get("path") and Path(recorded["path"]).is_file():
+        checkpoint = recorded["path"]
+        log.info("using the checkpoint named in the manifest: %s", checkpoint)
+    if seed is None:
+        seed = int(recorded.get("seed") or 0)
+    try:
+        module = torch.jit.load(str(pt_file), map_location=dev)
+    except Exception as exc:  # torch raises RuntimeError / ValueError of many kinds for a bad file
+        raise click.ClickException(f"{pt_file} is not a loadable TorchScript file ({type(exc).__name__}); "
+                                   "re-export it") from None
+    img_size = getattr(module, "img_size", None)
+    if not isinstance(img_size, int):
+        raise click.ClickException(f"{pt_file} is not a CorridorKey export: it has no img_size attribute")
+    screen = next((s for s in SCREENS if s.channel == int(getattr(module, "screen_channel", 1))), SCREENS[0])
+    model, _info = _load(checkpoint, random_init, seed, img_size, dev, screen.name)
+    return module, model
+
+
+@main.command("parity-kit", context_settings=CONTEXT)
+@click.argument("pt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the kit to (must not exist, unless --force).")
+@click.option("--checkpoint", type=click.Path(dir_okay=True, path_type=str), default=None,
+              help="Checkpoint the file was exported from (the eager reference every case is checked against). "
+                   "Default: the one its manifest names, else the released CorridorKey_v1.0.pth.")
+@click.option("--random-init", is_flag=True,
+              help="The file was exported with --random-init (seed from the manifest, else --seed).")
+@click.option("--seed", type=int, default=None, help="Seed of --random-init (default: the manifest's, else 0).")
+@click.option("--device", default="cpu", show_default=True, help="Device to compute the references on.")
+@click.option("--cat", "cat", default=None,
+              help="Path of the .cat the script's Inference nodes load, written into the script as it is. "
+                   "Default: the screen's .cat found on Nuke's plugin path, as the CorridorKey node finds it.")
+@click.option("--renders", default=None,
+              help="Folder the script's Write nodes write to (fp16: the same name + '-fp16'). Default: "
+                   "renders/ and renders-fp16/ inside the kit.")
+@click.option("--force", is_flag=True, help="Replace an existing kit folder (only once the new kit is complete).")
+@_verbosity
+def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], random_init: bool,
+                       seed: Optional[int], device: str, cat: Optional[str], renders: Optional[str], force: bool,
+                       verbose: int, quiet: int) -> None:
+    """Write a parity kit: plates, references and a Nuke script a TD renders on their own Nuke.
+
+    The cases are the validation's pairwise knob sweep on small plates (soft edges and spill,
+    superwhite and negative values, an odd size, a tiny one; blue-screen plates for a blue .pt).
+    Each reference is the .pt's output computed here, checked against the eager reference before
+    anything is written. The kit holds parity.nk (fp32) and parity_fp16.nk, the inputs and
+    references as float EXR, kit.json (every case: input, knobs, render paths) and a README.
+    The folder appears only when complete. Then, on the Nuke machine:
+
+    \b
+      nuke -x -F 1-N parity.nk            (add --gpu for the GPU; parity_fp16.nk for fp16)
+      export-torchscript parity-check KIT --mode cpu
+
+    Exit status: 0 written, 1 the .pt does not match the reference or a write failed, 2 usage error.
+    """
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.parity import KitError, build_kit
+
+    if output.exists() and not force:
+        raise click.UsageError(f"--output {output} exists; choose another folder or pass --force")
+    dev = _device(device)
+    module, model = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    try:
+        result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
+                           module=module)
+    except KitError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the kit to {output} ({exc.strerror or exc}); choose another "
+                                   "--output") from None
+    click.echo(f"Wrote the parity kit {result.path}: {result.cases} cases (frames 1-{result.cases}), references "
+               f"within {result.max_eager_error:.3g} of the eager reference, {result.seconds:.1f} s.")
+    click.echo(f"Next: copy it to the Nuke machine and follow {result.path / 'README.md'}")
+
+
+@main.command("parity-check", context_settings=CONTEXT)
+@click.argument("kit", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("renders", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["cpu", "gpu", "gpu-fp16"]), default="cpu", show_default=True,
+              help="How the renders were made: Nuke's CPU (fp32), the GPU (nuke --gpu, fp32), or the GPU with "
+                   "Optimize for Speed and Memory (parity_fp16.nk). Chooses the tolerance (docs/parity.md) and "
+                   "the default RENDERS.")
+@click.option("--variant", type=click.Choice(["both", "inference", "gizmo"]), default="both", show_default=True,
+              help="Judge the bare Inference node's renders, the CorridorKey node's, or both.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where report.md and the heat maps go. [default: RENDERS/parity-report]")
+@_verbosity
+def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant: str, report_dir: Optional[Path],
+                         verbose: int, quiet: int) -> None:
+    """Judge a parity kit's Nuke renders against its references.
+
+    RENDERS is the folder the kit's Nuke script wrote to; default: the kit's renders/ (or
+    renders-fp16/ with --mode gpu-fp16). Prints per case and channel the max and mean abs error and
+    the share of pixels over the mode's tolerance; writes RENDERS/parity-report/report.md and a
+    heat-map PNG per failing render. A missing or misnamed render is an error.
+
+    \b
+    Example:
+      export-torchscript parity-check ck-kit --mode gpu
+
+    Exit status: 0 every render passes, 1 any fails (the worst case is named) or a render is
+    missing, 2 usage error.
+    """
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.parity import VARIANTS, KitError, check_renders, format_table
+
+    variants = VARIANTS if variant == "both" else (variant,)
+    try:
+        report = check_renders(kit, renders, mode, variants, report_dir)
+    except KitError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(report))
+    click.echo(f"Report: {report.report_path}" + (f" ({len(report.heat_maps)} heat map(s) beside it)"
+                                                   if report.heat_maps else ""))
+    if not report.passed:
+        w = report.worst
+        raise click.ClickException(f"parity failed in {mode} mode: worst case {w.case} ({w.variant}), max abs error "
+                                   f"{w.max_error:.3g} (tolerance {report.mode.tolerance:g})")
 
 
 __all__ = ["main"]
