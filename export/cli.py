@@ -382,7 +382,8 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
     Exit status: 0 written, 1 the .pt does not match the reference or a write failed, 2 usage error.
     """
     _setup_logging(verbose - quiet)
-    from corridorkey_export.parity import KitError, build_kit
+    from corridorkey_export.exr import ExrError
+    from corridorkey_export.parity import build_kit
 
     if output.exists() and not force:
         raise click.UsageError(f"--output {output} exists; choose another folder or pass --force")
@@ -391,7 +392,7 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
     try:
         result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
                            module=module)
-    except KitError as exc:
+    except ExrError as exc:  # KitError included
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write the kit to {output} ({exc.strerror or exc}); choose another "
@@ -430,12 +431,13 @@ def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant:
     missing, 2 usage error.
     """
     _setup_logging(verbose - quiet)
-    from corridorkey_export.parity import VARIANTS, KitError, check_renders, format_table
+    from corridorkey_export.exr import ExrError
+    from corridorkey_export.parity import VARIANTS, check_renders, format_table
 
     variants = VARIANTS if variant == "both" else (variant,)
     try:
         report = check_renders(kit, renders, mode, variants, report_dir)
-    except KitError as exc:
+    except ExrError as exc:  # KitError included: a missing, misnamed or unreadable render
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(report))
     click.echo(f"Report: {report.report_path}" + (f" ({len(report.heat_maps)} heat map(s) beside it)"

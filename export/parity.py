@@ -71,6 +71,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from corridorkey_export.exr import CHANNELS, ExrError, read_exr_rgba, write_exr
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_files import (
     GIZMO_CLASS,
@@ -103,7 +104,6 @@ INPUTS_DIR = "inputs"
 REFERENCE_DIR = "reference"
 #: The two ways the script renders each case (sub-folders of the renders folder).
 VARIANTS = ("inference", "gizmo")
-CHANNELS = ("R", "G", "B", "A")
 #: ``parity-check``'s report folder inside the renders folder.
 REPORT_DIR = "parity-report"
 #: Run mode -> (Nuke script, default renders folder).
@@ -111,53 +111,11 @@ MODE_SCRIPTS: Dict[str, Tuple[str, str]] = {"cpu": (SCRIPT, RENDERS_DIR), "gpu":
                                             "gpu-fp16": (SCRIPT_FP16, RENDERS_DIR_FP16)}
 
 
-class KitError(Exception):
-    """The kit could not be built or read, or the renders cannot be judged; the message says why and what to do."""
+class KitError(ExrError):
+    """The kit could not be built or read, or the renders cannot be judged; the message says why and what to do.
 
-
-# --------------------------------------------------------------------------- EXR I/O (OpenImageIO)
-
-
-def write_exr(path: Path, img: np.ndarray) -> None:
-    """``H x W x 4`` float32 RGBA -> a float EXR (channels R, G, B, A, zip), as Nuke reads it raw."""
-    import OpenImageIO as oiio
-
-    img = np.ascontiguousarray(img, dtype=np.float32)
-    spec = oiio.ImageSpec(int(img.shape[1]), int(img.shape[0]), int(img.shape[2]), oiio.FLOAT)
-    spec.channelnames = CHANNELS[: img.shape[2]]
-    spec.attribute("compression", "zip")
-    out = oiio.ImageOutput.create(str(path))
-    if out is None or not out.open(str(path), spec):
-        raise KitError(f"cannot write {path}: {oiio.geterror() or 'OpenImageIO has no EXR writer'}")
-    try:
-        if not out.write_image(img):
-            raise KitError(f"cannot write {path}: {out.geterror()}")
-    finally:
-        out.close()
-
-
-def read_exr_rgba(path: Path) -> np.ndarray:
-    """A float EXR's R, G, B, A channels as ``H x W x 4`` float32 (by channel name, any order in the file)."""
-    import OpenImageIO as oiio
-
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        raise KitError(f"cannot read {path}: {oiio.geterror() or 'not an image'}")
-    try:
-        spec = inp.spec()
-        names = list(spec.channelnames)
-        data = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
-    finally:
-        inp.close()
-    if data is None:
-        raise KitError(f"cannot read {path}: the file is truncated or damaged")
-    data = np.asarray(data, np.float32).reshape(spec.height, spec.width, spec.nchannels)
-    short = [n.split(".")[-1].upper() for n in names]
-    missing = [c for c in CHANNELS if c not in short]
-    if missing:
-        raise KitError(f"{path} holds the channels {', '.join(names)} but not {', '.join(missing)}: render RGBA "
-                       "(the kit's Write nodes have channels rgba)")
-    return np.ascontiguousarray(data[..., [short.index(c) for c in CHANNELS]])
+    (A subclass of :class:`~corridorkey_export.exr.ExrError`, which the EXR reads and writes raise.)
+    """
 
 
 # --------------------------------------------------------------------------- cases
