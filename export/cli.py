@@ -344,6 +344,31 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
     return module, model
 
 
+def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
+    """([(frame number, H x W x 4 plate + hint)], {gamma_input}) of the frames ``frames`` of one clip."""
+    from corridorkey_model.pipeline import frame_io, stages
+
+    try:
+        first, last = stages.parse_frame_range(frames)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--frames") from None
+    try:
+        sources = stages.scan(clip, hint=hint)
+        if len(sources) != 1:
+            raise click.UsageError(f"--clip {clip} holds {len(sources)} clips; give one clip folder or video")
+        loaded = stages.load_clip(sources[0])
+        refs = [r for r in loaded.frames if first <= r.number <= last]
+        if not refs:
+            nums = [r.number for r in loaded.frames]
+            raise click.UsageError(f"--frames {frames}: clip {loaded.name} has frames {min(nums)}-{max(nums)}")
+        if len(refs) > 10:
+            log.warning("%d clip frames: each is a full network forward here and in Nuke", len(refs))
+        out = [(task.ref.number, stages.read_frame(task).plate) for task in stages.iter_tasks(loaded, refs)]
+    except (stages.ClipError, frame_io.FrameReadError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return out, {"gamma_input": stages.resolve_gamma("auto", loaded)}
+
+
 @main.command("parity-kit", context_settings=CONTEXT)
 @click.argument("pt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -361,15 +386,26 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
 @click.option("--renders", default=None,
               help="Folder the script's Write nodes write to (fp16: the same name + '-fp16'). Default: "
                    "renders/ and renders-fp16/ inside the kit.")
+@click.option("--clip", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Add frames of your own clip: a clip folder (Input/ + AlphaHint/) or a video with --hint, "
+                   "as `corridorkey run` reads it. Keyed at the knobs' defaults, Input Gamma as `corridorkey run "
+                   "--gamma auto` picks it (Linear for EXR plates). Needs --frames.")
+@click.option("--hint", "clip_hint", type=click.Path(exists=True, path_type=Path), default=None,
+              help="With --clip: the hint folder or video (default: the clip's AlphaHint/).")
+@click.option("--frames", "clip_frames", default=None,
+              help="With --clip: the frame numbers to add, FIRST-LAST (e.g. 1001-1003). Each is a full forward "
+                   "here and in Nuke: a few frames are enough.")
 @click.option("--force", is_flag=True, help="Replace an existing kit folder (only once the new kit is complete).")
 @_verbosity
 def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], random_init: bool,
-                       seed: Optional[int], device: str, cat: Optional[str], renders: Optional[str], force: bool,
+                       seed: Optional[int], device: str, cat: Optional[str], renders: Optional[str],
+                       clip: Optional[Path], clip_hint: Optional[Path], clip_frames: Optional[str], force: bool,
                        verbose: int, quiet: int) -> None:
     """Write a parity kit: plates, references and a Nuke script a TD renders on their own Nuke.
 
     The cases are the validation's pairwise knob sweep on small plates (soft edges and spill,
-    superwhite and negative values, an odd size, a tiny one; blue-screen plates for a blue .pt).
+    superwhite and negative values, an odd size, a tiny one; blue-screen plates for a blue .pt),
+    and optionally frames of your own clip (--clip PATH --frames A-B).
     Each reference is the .pt's output computed here, checked against the eager reference before
     anything is written. The kit holds parity.nk (fp32) and parity_fp16.nk, the inputs and
     references as float EXR, kit.json (every case: input, knobs, render paths) and a README.
@@ -387,11 +423,14 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
 
     if output.exists() and not force:
         raise click.UsageError(f"--output {output} exists; choose another folder or pass --force")
+    if (clip is None) != (clip_frames is None) or (clip_hint is not None and clip is None):
+        raise click.UsageError("--clip needs --frames (and --frames and --hint need --clip)")
+    frames, clip_knobs = _clip_frames(clip, clip_hint, clip_frames) if clip is not None else ([], None)
     dev = _device(device)
     module, model = _reference_model(pt_file, checkpoint, random_init, seed, dev)
     try:
         result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
-                           module=module)
+                           module=module, clip_frames=frames, clip_knobs=clip_knobs)
     except ExrError as exc:  # KitError included
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

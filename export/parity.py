@@ -8,6 +8,7 @@ self-contained folder (docs/parity.md)::
     KIT/parity.nk             renders every case in fp32 (Nuke's CPU, or the GPU with --gpu)
     KIT/parity_fp16.nk        the same with "Optimize for Speed and Memory" (halfPrecision)
     KIT/inputs/*.exr          what the Inference node receives: plate RGB, hint in alpha (float)
+                              (synthetic plates, and frames of the TD's clip with --clip)
     KIT/reference/*.exr       the .pt's output for each case (float RGBA)
     KIT/renders/              where parity.nk writes (renders-fp16/ for parity_fp16.nk)
 
@@ -64,7 +65,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -123,12 +124,25 @@ class KitError(ExrError):
 
 @dataclass(frozen=True)
 class Case:
-    """One render of the kit: a plate, a knob setting, and the frame of the Nuke script that renders it."""
+    """One render of the kit: a plate, a knob setting, and the frame of the Nuke script that renders it.
+
+    ``source``: a synthetic :class:`PlateSpec`, or an ``H x W x 4`` float32 array (a frame of
+    the TD's clip: plate RGB, hint in alpha).
+    """
 
     name: str
-    plate: PlateSpec
+    plate: str
+    width: int
+    height: int
     knobs: Dict[str, object]
     frame: int
+    source: object = field(default=None, compare=False, repr=False)
+
+    def tensor(self) -> torch.Tensor:
+        """``[1, 4, H, W]``: what the Inference node receives for this case."""
+        if isinstance(self.source, PlateSpec):
+            return self.source.for_setting(self.knobs)
+        return torch.from_numpy(np.ascontiguousarray(self.source, np.float32)).permute(2, 0, 1)[None].contiguous()
 
     @property
     def linear(self) -> bool:
@@ -137,7 +151,7 @@ class Case:
     @property
     def input_path(self) -> str:
         """Path of the input EXR relative to the kit (one per plate and encoding)."""
-        return f"{INPUTS_DIR}/{self.plate.name}-{'linear' if self.linear else 'srgb'}.exr"
+        return f"{INPUTS_DIR}/{self.plate}-{'linear' if self.linear else 'srgb'}.exr"
 
     @property
     def reference_path(self) -> str:
@@ -162,15 +176,25 @@ def kit_plates(img_size: int, screen_channel: int = 1) -> Tuple[PlateSpec, ...]:
     )
 
 
-def kit_cases(img_size: int, screen_channel: int = 1) -> List[Case]:
-    """The pairwise sweep's settings, each on one plate in turn (every plate at least once)."""
+def kit_cases(img_size: int, screen_channel: int = 1,
+              clip_frames: Sequence[Tuple[int, np.ndarray]] = (), clip_knobs: Optional[Dict[str, object]] = None
+              ) -> List[Case]:
+    """The pairwise sweep's settings, each on one plate in turn (every plate at least once), then the
+    TD's clip frames (``(frame number, H x W x 4 array)``) at ``clip_knobs`` (default: the spec's defaults)."""
     plates = kit_plates(img_size, screen_channel)
     settings = knob_settings("pairwise")
     count = max(len(settings), len(plates))
     cases = []
     for i in range(count):
         plate = plates[i % len(plates)]
-        cases.append(Case(f"{i + 1:02d}-{plate.name}", plate, dict(settings[i % len(settings)]), i + 1))
+        cases.append(Case(f"{i + 1:02d}-{plate.name}", plate.name, plate.width, plate.height,
+                          dict(settings[i % len(settings)]), i + 1, plate))
+    knobs = {k.name: k.typed_default for k in KNOBS}
+    knobs.update(clip_knobs or {})
+    for number, img in clip_frames:
+        i = len(cases)
+        cases.append(Case(f"{i + 1:02d}-clip-{number}", f"clip-{number}", int(img.shape[1]), int(img.shape[0]),
+                          dict(knobs), i + 1, img))
     return cases
 
 
@@ -320,14 +344,17 @@ def _building(final: Path, force: bool) -> Iterator[Path]:
 def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: str = "cpu",
               renders: Optional[str] = None, cat: Optional[str] = None, force: bool = False,
               tolerance: float = FP32_TOLERANCE, progress: bool = True,
-              module: Optional[torch.nn.Module] = None) -> KitResult:
+              module: Optional[torch.nn.Module] = None, clip_frames: Sequence[Tuple[int, np.ndarray]] = (),
+              clip_knobs: Optional[Dict[str, object]] = None) -> KitResult:
     """Write the parity kit for ``pt_path`` into ``output`` (see the module docstring).
 
     ``model``: the eager GreenFormer the file was exported from (the reference of the
     check). ``renders``: where the Nuke script writes (default ``renders`` /
     ``renders-fp16`` in the kit; a path given here is written into the Write nodes as
     it is). ``module``: ``pt_path`` already loaded (onto ``device``). Raises
-    :class:`KitError`; nothing is left under ``output`` on failure.
+    :class:`KitError`; nothing is left under ``output`` on failure. ``clip_frames``: frames of
+    the TD's own clip, ``(frame number, H x W x 4 float32: plate RGB, hint in alpha)``, keyed
+    at ``clip_knobs`` (default: every knob at its default).
     """
     from tqdm import tqdm
 
@@ -349,7 +376,7 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
         raise KitError(f"{pt_path} runs at S={img_size} but the reference model at S={model.img_size}; "
                        f"build the reference with --img-size {img_size}")
     screen = _screen_of(ts, pt_path)
-    cases = kit_cases(img_size, screen.channel)
+    cases = kit_cases(img_size, screen.channel, clip_frames, clip_knobs)
     model = model.to(dev).eval()
     memo = _MemoNetwork(model)
     saved = {k.name: getattr(ts, k.name) for k in KNOBS}
@@ -361,7 +388,7 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     try:
         with torch.no_grad():
             for case in tqdm(cases, desc="parity kit", unit="case", disable=not progress, leave=False):
-                plate = case.plate.for_setting(case.knobs).to(dev)
+                plate = case.tensor().to(dev)
                 set_knobs(ts, **case.knobs)
                 out = ts(plate)
                 ref = frame.key_frame(memo, plate, screen_channel=screen.channel, **case.knobs)
@@ -394,8 +421,8 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
         "frames": {"first": 1, "last": len(cases)},
         "modes": _modes_json(),
         "knob_spec": [k.to_dict() for k in KNOBS],
-        "cases": [{"name": c.name, "frame": c.frame, "plate": c.plate.name, "width": c.plate.width,
-                   "height": c.plate.height, "input": c.input_path, "knobs": dict(c.knobs),
+        "cases": [{"name": c.name, "frame": c.frame, "plate": c.plate, "width": c.width,
+                   "height": c.height, "input": c.input_path, "knobs": dict(c.knobs),
                    "reference": c.reference_path, "render": c.render_path(VARIANTS[0]),
                    "renders": {v: c.render_path(v) for v in VARIANTS}} for c in cases],
     }

@@ -319,7 +319,7 @@ def test_cli_builds_a_kit_and_refuses_an_existing_folder(pt_file, tmp_path):
 
 def test_blue_kit_uses_blue_plates_and_the_blue_cat():
     cases = parity.kit_cases(S, BLUE.channel)
-    assert all(c.plate.screen_channel == 2 and c.plate.name.startswith("blue-") for c in cases)
+    assert all(c.source.screen_channel == 2 and c.plate.startswith("blue-") for c in cases)
     script = parse(parity.render_script(cases, BLUE, half=False, renders="renders"))
     assert all(n.value("screen") == "Blue" for n in script.by_class(nuke_files.GIZMO_CLASS))
     assert all(BLUE.cat_filename in n.value("modelFile") for n in script.by_class("Inference"))
@@ -354,3 +354,49 @@ def test_heat_map_scale():
     assert px[1].tolist() == [255, 0, 0]
     assert px[2].tolist() == [255, 255, 0]
     assert px[3].tolist() == [255, 255, 255] == px[4].tolist()
+
+
+def write_png_grey(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), oiio.ImageSpec(img.shape[1], img.shape[0], 1, oiio.UINT8))
+    assert out.write_image(np.ascontiguousarray(img[..., None], np.uint8))  # H x W x 1: OIIO misreads a 2-D array
+    out.close()
+
+
+def test_kit_with_frames_of_a_clip(pt_file, tmp_path):
+    rng = np.random.default_rng(7)
+    shot = tmp_path / "Shot_010"
+    plates, hints = {}, {}
+    for n in (1001, 1002, 1003):
+        rgb = rng.random((21, 30, 3), dtype=np.float32) * 1.5
+        hint = (rng.random((21, 30)) > 0.5).astype(np.uint8) * 255
+        spec = oiio.ImageSpec(30, 21, 3, oiio.FLOAT)
+        (shot / "Input").mkdir(parents=True, exist_ok=True)
+        out = oiio.ImageOutput.create(str(shot / "Input" / f"plate.{n}.exr"))
+        assert out.open(str(shot / "Input" / f"plate.{n}.exr"), spec) and out.write_image(rgb)
+        out.close()
+        write_png_grey(shot / "AlphaHint" / f"hint.{n}.png", hint)
+        plates[n], hints[n] = rgb, hint
+    kit = tmp_path / "kit"
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(kit), "--clip", str(shot),
+                                  "--frames", "1002-1003", "-q"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((kit / "kit.json").read_text())
+    clip_cases = [c for c in data["cases"] if c["plate"].startswith("clip-")]
+    assert [c["plate"] for c in clip_cases] == ["clip-1002", "clip-1003"]
+    assert [c["frame"] for c in clip_cases] == [len(data["cases"]) - 1, len(data["cases"])]
+    for c in clip_cases:
+        n = int(c["plate"].split("-")[1])
+        assert c["knobs"] == {k.name: (1 if k.name == "gamma_input" else k.typed_default) for k in KNOBS}
+        img = read_exr(kit / c["input"])
+        np.testing.assert_array_equal(img[..., :3], plates[n])
+        np.testing.assert_array_equal(img[..., 3], hints[n] / np.float32(255.0))
+    assert simulate_render(kit, pt_file) == 2 * len(data["cases"])
+    r = check(kit)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(tmp_path / "k2"), "--clip", str(shot)])
+    assert r.exit_code == 2 and "--frames" in r.output
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(tmp_path / "k2"), "--clip", str(shot),
+                                  "--frames", "2000-2001"])
+    assert r.exit_code == 2 and "1001-1003" in r.output
