@@ -433,6 +433,9 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
                            module=module, clip_frames=frames, clip_knobs=clip_knobs)
     except ExrError as exc:  # KitError included
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: no kit was written", err=True)
+        raise click.exceptions.Exit(130) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write the kit to {output} ({exc.strerror or exc}); choose another "
                                    "--output") from None
@@ -478,6 +481,9 @@ def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant:
         report = check_renders(kit, renders, mode, variants, report_dir)
     except ExrError as exc:  # KitError included: a missing, misnamed or unreadable render
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the report folder cannot be written
+        raise click.ClickException(f"cannot write the report ({exc.strerror or exc}: {exc.filename}); give a "
+                                   "writable --report-dir") from None
     click.echo(format_table(report))
     click.echo(f"Report: {report.report_path}" + (f" ({len(report.heat_maps)} heat map(s) beside it)"
                                                    if report.heat_maps else ""))

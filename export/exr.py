@@ -37,7 +37,11 @@ def write_exr(path: Path, img: np.ndarray) -> None:
 
 
 def read_exr_rgba(path: Path) -> np.ndarray:
-    """A float EXR's R, G, B, A channels as ``H x W x 4`` float32 (by channel name, any order in the file)."""
+    """A float EXR's R, G, B, A channels as ``H x W x 4`` float32 (by channel name, any order in the file).
+
+    The image is the file's display window: a data window that differs (Nuke writes the
+    bounding box) is placed into it, black outside, cropped where it overhangs.
+    """
     import OpenImageIO as oiio
 
     inp = oiio.ImageInput.open(str(path))
@@ -52,6 +56,14 @@ def read_exr_rgba(path: Path) -> np.ndarray:
     if data is None:
         raise ExrError(f"cannot read {path}: the file is truncated or damaged")
     data = np.asarray(data, np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    if (spec.x, spec.y, spec.width, spec.height) != (spec.full_x, spec.full_y, spec.full_width, spec.full_height):
+        full = np.zeros((spec.full_height, spec.full_width, spec.nchannels), np.float32)
+        x0, y0 = spec.x - spec.full_x, spec.y - spec.full_y
+        xs, ys = max(x0, 0), max(y0, 0)
+        xe, ye = min(x0 + spec.width, spec.full_width), min(y0 + spec.height, spec.full_height)
+        if xe > xs and ye > ys:
+            full[ys:ye, xs:xe] = data[ys - y0:ye - y0, xs - x0:xe - x0]
+        data = full
     short = [n.split(".")[-1].upper() for n in names]
     missing = [c for c in CHANNELS if c not in short]
     if missing:

@@ -626,7 +626,8 @@ def check_renders(kit: Path, renders: Optional[Path] = None, mode: str = "cpu",
         if render.shape != reference.shape:
             raise KitError(f"{renders / rel} is {render.shape[1]}x{render.shape[0]}, but case {case['name']} is "
                            f"{reference.shape[1]}x{reference.shape[0]}: the render does not belong to this case "
-                           "(a reformat, proxy mode or another kit's file?)")
+                           "(another kit's file, a Reformat, or a render in proxy mode?); render the kit's script "
+                           "unchanged, proxy mode off")
         max_abs, mean_abs, share, finite, passed, err = judge(render, reference, run_mode)
         results.append(CaseResult(case["name"], variant, rel, max_abs, mean_abs, share, finite, passed))
         if not passed:

@@ -400,3 +400,20 @@ def test_kit_with_frames_of_a_clip(pt_file, tmp_path):
     r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(tmp_path / "k2"), "--clip", str(shot),
                                   "--frames", "2000-2001"])
     assert r.exit_code == 2 and "1001-1003" in r.output
+
+
+def test_a_render_whose_data_window_is_not_the_format_is_read_in_its_display_window(tmp_path):
+    """Nuke writes the bounding box as the EXR data window: it is placed into the display window."""
+    data = np.arange(3 * 2 * 4, dtype=np.float32).reshape(2, 3, 4) + 1
+    spec = oiio.ImageSpec(3, 2, 4, oiio.FLOAT)
+    spec.channelnames = ("B", "G", "R", "A")  # another channel order: read by name
+    spec.x, spec.y = 4, 1  # overhangs the right edge by one pixel
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, 6, 5
+    path = tmp_path / "bbox.exr"
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(data)
+    out.close()
+    img = parity.read_exr_rgba(path)
+    want = np.zeros((5, 6, 4), np.float32)
+    want[1:3, 4:6] = data[:, :2][..., [2, 1, 0, 3]]
+    np.testing.assert_array_equal(img, want)
