@@ -194,3 +194,28 @@ def test_screen_table_matches_the_nuke_contract():
     module = load_verify_module()
     assert module.SCREENS == tuple((nuke_files.INFERENCE_NODES[s.name], s.cat_filename, s.verify_filename)
                                    for s in SCREENS)
+
+
+#: The button the lead adds to the gizmo's knobs (export/nuke_files.py, _gizmo_knobs, after the Status knob):
+#: a PyScript_Knob, type 22, with its Python in T (the form of public gizmos, e.g. STMapRefFrame's
+#: ``addUserKnob {22 reveal l "reveal in explorer" -STARTLINE T "from nuke_utils import ...(nuke.thisNode())"}``,
+#: and the Write node's own PyScript_Knob "Render" in Nuke 17's node reference).
+PROPOSED_BUTTON = (' addUserKnob {22 verify l Verify t "Run this node\'s model on a small test plate on this machine, '
+                   'with its GPU and Optimize for Speed and Memory settings, and compare the result with the '
+                   'reference values written at export time. The verdict goes to Status." '
+                   'T "import nuke\\nimport corridorkey_verify\\ncorridorkey_verify.verify(nuke.thisNode())" '
+                   '+STARTLINE}')
+
+
+def test_the_proposed_button_parses_and_runs_verify(installed, monkeypatch):
+    from nukescript import parse
+
+    package, pt = installed
+    gizmo = parse("Gizmo {\n" + PROPOSED_BUTTON + "\n}\nend_group\n").nodes[0]
+    [button] = gizmo.user_knobs
+    assert (button.type_id, button.name, button.label) == (22, "verify", "Verify")
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
+    monkeypatch.syspath_prepend(str(REPO / nuke_files.PACKAGE_DIR))  # the plugin path is on sys.path
+    monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
+    runtime.run(button.text)
+    assert status(runtime).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
