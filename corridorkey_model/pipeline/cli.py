@@ -416,6 +416,12 @@ def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
     return workers
 
 
+def _compare_default_tolerance() -> float:
+    from corridorkey_model.pipeline.compare import DEFAULT_TOLERANCE
+
+    return DEFAULT_TOLERANCE
+
+
 def _parse_channel_letters(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, ...]]:
     from corridorkey_model.pipeline.compare import parse_channels
 
@@ -430,14 +436,14 @@ def _parse_channel_letters(_ctx: click.Context, _param: click.Parameter, value: 
 @main.command("compare")
 @click.argument("folder_a", metavar="A", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("folder_b", metavar="B", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
-              help="Max abs error allowed per channel and frame. Default: the CPU fp32 parity tolerance "
-                   "(docs/parity.md, Tolerances); use 5e-3 for GPU renders, 1e-2 with Optimize for Speed and "
+@click.option("--tolerance", type=click.FloatRange(min=0), default=_compare_default_tolerance(),
+              help="Max abs error allowed per channel and frame; the default is the CPU fp32 parity tolerance "
+                   "(docs/parity.md, Tolerances). Use 5e-3 for GPU renders, 1e-2 with Optimize for Speed and "
                    "Memory.")
 @click.option("--channels", callback=_parse_channel_letters, default=None,
               help="Channels to compare, as letters in RGBA order (rgba, rgb, a). Default: every channel; "
                    "both frames must then hold as many.")
-def compare(folder_a: Path, folder_b: Path, tolerance: Optional[float], channels: Optional[Tuple[int, ...]]) -> None:
+def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional[Tuple[int, ...]]) -> None:
     """Compare two folders of frames, matched by frame number: a production parity test.
 
     For example A = the CorridorKey node's EXR renders of a shot (written raw, 32-bit float) and
@@ -453,9 +459,9 @@ def compare(folder_a: Path, folder_b: Path, tolerance: Optional[float], channels
     Exit status: 0 every frame within the tolerance, 1 a frame above it (the worst one is named) or
     the folders cannot be compared, 2 bad usage.
     """
-    from corridorkey_model.pipeline.compare import CHANNEL_LETTERS, DEFAULT_TOLERANCE, CompareError, compare_folders, worst
+    from corridorkey_model.pipeline.compare import CHANNEL_LETTERS, CompareError, compare_folders, worst
 
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = tolerance
     try:
         results = compare_folders(folder_a, folder_b, channels)
     except CompareError as exc:
