@@ -1,12 +1,16 @@
 """``export-torchscript``: CorridorKey checkpoint -> ``CorridorKey.pt`` for Nuke's Inference node.
 
-Two forms::
+Forms::
 
     export-torchscript [--checkpoint PATH | --random-init] [--output CorridorKey.pt] [--validate] ...
     export-torchscript validate CorridorKey.pt [--checkpoint PATH] ...
+    export-torchscript parity-kit CorridorKey.pt --output KIT
+    export-torchscript parity-check KIT [RENDERS] --mode cpu|gpu|gpu-fp16
 
 The first exports (and with ``--validate`` proves parity before writing); the
-second checks a .pt someone else exported against the eager reference.
+second checks a .pt someone else exported against the eager reference; the
+parity commands write a kit a TD renders in their own Nuke and judge those
+renders (:mod:`corridorkey_export.parity`).
 """
 
 from __future__ import annotations
@@ -307,6 +311,186 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     click.echo(format_report(report))
     if not report.passed:
         raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")
+
+
+def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int],
+                     dev: torch.device):
+    """(loaded .pt, eager reference model) for the parity commands, found as ``validate`` finds them."""
+    from corridorkey_export.export import ExportError, read_manifest
+
+    try:
+        manifest = read_manifest(pt_file) or {}
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    recorded = manifest.get("checkpoint") or {}
+    if recorded.get("random_init") and not (random_init or checkpoint):
+        random_init = True
+        log.info("the manifest says the file was exported with --random-init; rebuilding that network")
+    if checkpoint is None and not random_init and recorded.get("path") and Path(recorded["path"]).is_file():
+        checkpoint = recorded["path"]
+        log.info("using the checkpoint named in the manifest: %s", checkpoint)
+    if seed is None:
+        seed = int(recorded.get("seed") or 0)
+    try:
+        module = torch.jit.load(str(pt_file), map_location=dev)
+    except Exception as exc:  # torch raises RuntimeError / ValueError of many kinds for a bad file
+        raise click.ClickException(f"{pt_file} is not a loadable TorchScript file ({type(exc).__name__}); "
+                                   "re-export it") from None
+    img_size = getattr(module, "img_size", None)
+    if not isinstance(img_size, int):
+        raise click.ClickException(f"{pt_file} is not a CorridorKey export: it has no img_size attribute")
+    screen = next((s for s in SCREENS if s.channel == int(getattr(module, "screen_channel", 1))), SCREENS[0])
+    model, _info = _load(checkpoint, random_init, seed, img_size, dev, screen.name)
+    return module, model
+
+
+def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
+    """([(frame number, H x W x 4 plate + hint)], {gamma_input}) of the frames ``frames`` of one clip."""
+    from corridorkey_model.pipeline import frame_io, stages
+
+    try:
+        first, last = stages.parse_frame_range(frames)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--frames") from None
+    try:
+        sources = stages.scan(clip, hint=hint)
+        if len(sources) != 1:
+            raise click.UsageError(f"--clip {clip} holds {len(sources)} clips; give one clip folder or video")
+        loaded = stages.load_clip(sources[0])
+        refs = [r for r in loaded.frames if first <= r.number <= last]
+        if not refs:
+            nums = [r.number for r in loaded.frames]
+            raise click.UsageError(f"--frames {frames}: clip {loaded.name} has frames {min(nums)}-{max(nums)}")
+        if len(refs) > 10:
+            log.warning("%d clip frames: each is a full network forward here and in Nuke", len(refs))
+        out = [(task.ref.number, stages.read_frame(task).plate) for task in stages.iter_tasks(loaded, refs)]
+    except (stages.ClipError, frame_io.FrameReadError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return out, {"gamma_input": stages.resolve_gamma("auto", loaded)}
+
+
+@main.command("parity-kit", context_settings=CONTEXT)
+@click.argument("pt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the kit to (must not exist, unless --force).")
+@click.option("--checkpoint", type=click.Path(dir_okay=True, path_type=str), default=None,
+              help="Checkpoint the file was exported from (the eager reference every case is checked against). "
+                   "Default: the one its manifest names, else the released CorridorKey_v1.0.pth.")
+@click.option("--random-init", is_flag=True,
+              help="The file was exported with --random-init (seed from the manifest, else --seed).")
+@click.option("--seed", type=int, default=None, help="Seed of --random-init (default: the manifest's, else 0).")
+@click.option("--device", default="cpu", show_default=True, help="Device to compute the references on.")
+@click.option("--cat", "cat", default=None,
+              help="Path of the .cat the script's Inference nodes load, written into the script as it is. "
+                   "Default: the screen's .cat found on Nuke's plugin path, as the CorridorKey node finds it.")
+@click.option("--renders", default=None,
+              help="Folder the script's Write nodes write to (fp16: the same name + '-fp16'). Default: "
+                   "renders/ and renders-fp16/ inside the kit.")
+@click.option("--clip", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Add frames of your own clip: a clip folder (Input/ + AlphaHint/) or a video with --hint, "
+                   "as `corridorkey run` reads it. Keyed at the knobs' defaults, Input Gamma as `corridorkey run "
+                   "--gamma auto` picks it (Linear for EXR plates). Needs --frames.")
+@click.option("--hint", "clip_hint", type=click.Path(exists=True, path_type=Path), default=None,
+              help="With --clip: the hint folder or video (default: the clip's AlphaHint/).")
+@click.option("--frames", "clip_frames", default=None,
+              help="With --clip: the frame numbers to add, FIRST-LAST (e.g. 1001-1003). Each is a full forward "
+                   "here and in Nuke: a few frames are enough.")
+@click.option("--force", is_flag=True, help="Replace an existing kit folder (only once the new kit is complete).")
+@_verbosity
+def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], random_init: bool,
+                       seed: Optional[int], device: str, cat: Optional[str], renders: Optional[str],
+                       clip: Optional[Path], clip_hint: Optional[Path], clip_frames: Optional[str], force: bool,
+                       verbose: int, quiet: int) -> None:
+    """Write a parity kit: plates, references and a Nuke script a TD renders on their own Nuke.
+
+    The cases are the validation's pairwise knob sweep on small plates (soft edges and spill,
+    superwhite and negative values, an odd size, a tiny one; blue-screen plates for a blue .pt),
+    and optionally frames of your own clip (--clip PATH --frames A-B).
+    Each reference is the .pt's output computed here, checked against the eager reference before
+    anything is written. The kit holds parity.nk (fp32) and parity_fp16.nk, the inputs and
+    references as float EXR, kit.json (every case: input, knobs, render paths) and a README.
+    The folder appears only when complete. Then, on the Nuke machine:
+
+    \b
+      nuke -x -F 1-N parity.nk            (add --gpu for the GPU; parity_fp16.nk for fp16)
+      export-torchscript parity-check KIT --mode cpu
+
+    Exit status: 0 written, 1 the .pt does not match the reference or a write failed, 2 usage error.
+    """
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.exr import ExrError
+    from corridorkey_export.parity import build_kit
+
+    if output.exists() and not force:
+        raise click.UsageError(f"--output {output} exists; choose another folder or pass --force")
+    if (clip is None) != (clip_frames is None) or (clip_hint is not None and clip is None):
+        raise click.UsageError("--clip needs --frames (and --frames and --hint need --clip)")
+    frames, clip_knobs = _clip_frames(clip, clip_hint, clip_frames) if clip is not None else ([], None)
+    dev = _device(device)
+    module, model = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    try:
+        result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
+                           module=module, clip_frames=frames, clip_knobs=clip_knobs)
+    except ExrError as exc:  # KitError included
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: no kit was written", err=True)
+        raise click.exceptions.Exit(130) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the kit to {output} ({exc.strerror or exc}); choose another "
+                                   "--output") from None
+    click.echo(f"Wrote the parity kit {result.path}: {result.cases} cases (frames 1-{result.cases}), references "
+               f"within {result.max_eager_error:.3g} of the eager reference, {result.seconds:.1f} s.")
+    click.echo(f"Next: copy it to the Nuke machine and follow {result.path / 'README.md'}")
+
+
+@main.command("parity-check", context_settings=CONTEXT)
+@click.argument("kit", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("renders", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["cpu", "gpu", "gpu-fp16"]), default="cpu", show_default=True,
+              help="How the renders were made: Nuke's CPU (fp32), the GPU (nuke --gpu, fp32), or the GPU with "
+                   "Optimize for Speed and Memory (parity_fp16.nk). Chooses the tolerance (docs/parity.md) and "
+                   "the default RENDERS.")
+@click.option("--variant", type=click.Choice(["both", "inference", "gizmo"]), default="both", show_default=True,
+              help="Judge the bare Inference node's renders, the CorridorKey node's, or both.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where report.md and the heat maps go. [default: RENDERS/parity-report]")
+@_verbosity
+def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant: str, report_dir: Optional[Path],
+                         verbose: int, quiet: int) -> None:
+    """Judge a parity kit's Nuke renders against its references.
+
+    RENDERS is the folder the kit's Nuke script wrote to; default: the kit's renders/ (or
+    renders-fp16/ with --mode gpu-fp16). Prints per case and channel the max and mean abs error and
+    the share of pixels over the mode's tolerance; writes RENDERS/parity-report/report.md and a
+    heat-map PNG per failing render. A missing or misnamed render is an error.
+
+    \b
+    Example:
+      export-torchscript parity-check ck-kit --mode gpu
+
+    Exit status: 0 every render passes, 1 any fails (the worst case is named) or a render is
+    missing, 2 usage error.
+    """
+    _setup_logging(verbose - quiet)
+    from corridorkey_export.exr import ExrError
+    from corridorkey_export.parity import VARIANTS, check_renders, format_table
+
+    variants = VARIANTS if variant == "both" else (variant,)
+    try:
+        report = check_renders(kit, renders, mode, variants, report_dir)
+    except ExrError as exc:  # KitError included: a missing, misnamed or unreadable render
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the report folder cannot be written
+        raise click.ClickException(f"cannot write the report ({exc.strerror or exc}: {exc.filename}); give a "
+                                   "writable --report-dir") from None
+    click.echo(format_table(report))
+    click.echo(f"Report: {report.report_path}" + (f" ({len(report.heat_maps)} heat map(s) beside it)"
+                                                   if report.heat_maps else ""))
+    if not report.passed:
+        w = report.worst
+        raise click.ClickException(f"parity failed in {mode} mode: worst case {w.case} ({w.variant}), max abs error "
+                                   f"{w.max_error:.3g} (tolerance {report.mode.tolerance:g})")
 
 
 __all__ = ["main"]

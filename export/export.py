@@ -4,7 +4,8 @@ Two steps (docs/DESIGN.md, "The Nuke contract"): ``torch.jit.trace`` the inner
 network at ``[1, 4, S, S]`` (timm cannot be scripted), then ``torch.jit.script``
 the :class:`~corridorkey_export.wrapper.CorridorKeyNuke` wrapper that holds
 every knob branch. The file and its manifest are written atomically
-(:mod:`corridorkey_model.atomic`).
+(:mod:`corridorkey_model.atomic`), with the Verify button's test plate and
+reference values beside them (:mod:`corridorkey_export.verify_data`).
 
 Python API (used by the CLI, the benchmarks and the compatibility tests)::
 
@@ -13,7 +14,7 @@ Python API (used by the CLI, the benchmarks and the compatibility tests)::
 
     model, info = load_model("CorridorKey_v1.0.pth", img_size=2048)
     result = export_torchscript(model, "CorridorKey.pt", checkpoint_info=info, validate=True)
-    result.timings   # {"trace": s, "script": s, "save": s, "check": s, "validate": s}
+    result.timings   # {"trace": s, "script": s, "save": s, "check": s, "verify": s, "validate": s}
     result.validation.passed
 """
 
@@ -37,10 +38,12 @@ import torch
 from torch import nn
 
 from corridorkey_export.attention import fused_attention
+from corridorkey_export.exr import write_exr
 from corridorkey_export.graphcheck import find_constant_devices
 from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, GREEN, OUTPUT_SCALE, NukeModel
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import ValidationReport, trace_example, validate_torchscript
+from corridorkey_export.verify_data import make_verify_data, verify_paths
 from corridorkey_export.wrapper import CorridorKeyNuke
 from corridorkey_model import atomic
 from corridorkey_model.keying.knobs import KNOBS
@@ -323,9 +326,15 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         log.info("check    reloading the file: S, knob attributes, no constant device")
         loaded = torch.jit.load(str(tmp_pt), map_location="cpu")
         check_loaded(loaded, img_size, screen)
-        del loaded
         file_sha = sha256_of(tmp_pt)
         step("check", t)
+
+        t = time.perf_counter()
+        log.info("verify   the Verify button's test plate and reference values (1 forward of the file)")
+        with returning_freed_memory():
+            verify_plate, verify_json = make_verify_data(loaded, screen, file_sha)
+        del loaded
+        step("verify", t)
 
         report = None
         if validate:
@@ -344,12 +353,22 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen)
+        verify_exr, verify_path = verify_paths(output, screen)
+        manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
+                              "samples": len(verify_json["samples"])}
         tmp_json = atomic.temp_path_for(manifest_path)
         temps.append(tmp_json)
         tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        tmp_verify_exr, tmp_verify = atomic.temp_path_for(verify_exr), atomic.temp_path_for(verify_path)
+        temps += [tmp_verify_exr, tmp_verify]
+        write_exr(tmp_verify_exr, verify_plate)
+        tmp_verify.write_text(json.dumps(verify_json, indent=2) + "\n")
+        atomic.commit(tmp_verify_exr, verify_exr)
+        atomic.commit(tmp_verify, verify_path)
         atomic.commit(tmp_pt, output)
         atomic.commit(tmp_json, manifest_path)
-        log.info("wrote %s (%.0f MB) and %s", output, output.stat().st_size / 2**20, manifest_path.name)
+        log.info("wrote %s (%.0f MB), %s, and the Verify button's %s and %s", output, output.stat().st_size / 2**20,
+                 manifest_path.name, verify_path.name, verify_exr.name)
     finally:
         for tmp in temps:
             atomic.discard(tmp)

@@ -36,6 +36,16 @@ class NukeModel:
     def channel(self) -> int:
         return self.screen.channel
 
+    @property
+    def verify_filename(self) -> str:
+        """The Verify button's reference values, beside the .pt and the .cat (``CorridorKey.verify.json``)."""
+        return self.cat_filename.rsplit(".", 1)[0] + ".verify.json"
+
+    @property
+    def verify_plate_filename(self) -> str:
+        """The Verify button's test plate, beside the .pt and the .cat (``CorridorKey.verify.exr``)."""
+        return self.cat_filename.rsplit(".", 1)[0] + ".verify.exr"
+
 
 GREEN = NukeModel(knobs.GREEN, "CorridorKey_v1.0_Nuke", "CorridorKey.pt", "CorridorKey.cat")
 BLUE = NukeModel(knobs.BLUE, "CorridorKeyBlue_1.0_Nuke", "CorridorKeyBlue.pt", "CorridorKeyBlue.cat")

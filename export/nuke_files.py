@@ -112,8 +112,12 @@ CAT_SPEC_PATH = "nuke/corridorkey_cat_spec.json"
 CREATE_CAT_PATH = "nuke/corridorkey_create_cat.py"
 NUKE_INIT_PATH = "nuke/init.py"
 
+#: The Verify button's Python (hand-written; runs inside Nuke): corridorkey_verify.verify(node).
+VERIFY_MODULE_PATH = f"{PACKAGE_DIR}/corridorkey_verify.py"
+
 #: What ``--install-to`` copies into ``<nuke home>/Cattery/CorridorKey/``.
-PACKAGE_FILES = (GIZMO_PATH, TEMPLATE_PATH, CAT_JSON_PATH, ICON_PATH, MENU_PATH, CREATE_CAT_PATH, CAT_SPEC_PATH)
+PACKAGE_FILES = (GIZMO_PATH, TEMPLATE_PATH, CAT_JSON_PATH, ICON_PATH, MENU_PATH, CREATE_CAT_PATH, CAT_SPEC_PATH,
+                 VERIFY_MODULE_PATH)
 
 INIT_MARK = "# CorridorKey Cattery package (added by corridorkey_export.nuke_files --install-to)"
 
@@ -571,8 +575,9 @@ def _registered_init(text: str, package_dir: Path) -> str:
 def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Optional[Path] = None) -> Path:
     """Install the Cattery package into ``<nuke_dir>/Cattery/CorridorKey`` and register it in ``<nuke_dir>/init.py``.
 
-    Copies the gizmo, template, cat.json, icon, menu.py and the .cat creation script,
-    plus the built .cat files when given (saved under the names the gizmo looks for),
+    Copies the gizmo, template, cat.json, icon, menu.py, the Verify button's module and the
+    .cat creation script, plus the built .cat files when given (saved under the names the
+    gizmo looks for) with the Verify plate and reference values found beside them,
     and keeps exactly one registration block in ``init.py``. Returns the package folder.
     """
     stale = check(root)
@@ -599,6 +604,17 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
         _atomic_write(target / src.name, src.read_bytes())
     for name, src in cats.items():
         _atomic_write(target / name, src.read_bytes())
+    for screen in SCREENS:  # the Verify button's plate and reference values, exported beside the .pt
+        given = cat if screen is SCREENS[0] else blue_cat
+        if given is None:
+            continue
+        for extra in (screen.verify_filename, screen.verify_plate_filename):
+            src = Path(given).parent / extra
+            if src.is_file():
+                _atomic_write(target / extra, src.read_bytes())
+            else:
+                log.warning("no %s beside %s: the node's Verify button needs it (export-torchscript writes it "
+                            "beside the .pt; build the .cat in that folder or copy it there)", extra, given)
     init = nuke_dir / "init.py"
     text = init.read_text() if init.is_file() else ""
     if _OLD_INIT_MARK in text:

@@ -474,5 +474,70 @@ def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
     return workers
 
 
+def _compare_default_tolerance() -> float:
+    from corridorkey_model.pipeline.compare import DEFAULT_TOLERANCE
+
+    return DEFAULT_TOLERANCE
+
+
+def _parse_channel_letters(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, ...]]:
+    from corridorkey_model.pipeline.compare import parse_channels
+
+    if value is None:
+        return None
+    try:
+        return parse_channels(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command("compare")
+@click.argument("folder_a", metavar="A", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder_b", metavar="B", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tolerance", type=click.FloatRange(min=0), default=_compare_default_tolerance(),
+              help="Max abs error allowed per channel and frame; the default is the CPU fp32 parity tolerance "
+                   "(docs/parity.md, Tolerances). Use 5e-3 for GPU renders, 1e-2 with Optimize for Speed and "
+                   "Memory.")
+@click.option("--channels", callback=_parse_channel_letters, default=None,
+              help="Channels to compare, as letters in RGBA order (rgba, rgb, a). Default: every channel; "
+                   "both frames must then hold as many.")
+def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional[Tuple[int, ...]]) -> None:
+    """Compare two folders of frames, matched by frame number: a production parity test.
+
+    For example A = the CorridorKey node's EXR renders of a shot (written raw, 32-bit float) and
+    B = `corridorkey run`'s output for the same clip and knobs. Frames are matched by the number at
+    the end of their file names (shot.1001.exr is frame 1001). Prints each frame's max abs error per
+    channel. Both folders must hold the same frame numbers and each pair the same size: anything else
+    is an error, never a partial comparison.
+
+    \b
+    Example:
+      corridorkey compare renders/sh010 sh010/Output/Processed --channels rgba
+
+    Exit status: 0 every frame within the tolerance, 1 a frame above it (the worst one is named) or
+    the folders cannot be compared, 2 bad usage.
+    """
+    from corridorkey_model.pipeline.compare import CHANNEL_LETTERS, CompareError, compare_folders, worst
+
+    tol = tolerance
+    try:
+        results = compare_folders(folder_a, folder_b, channels)
+    except CompareError as exc:
+        raise click.ClickException(str(exc)) from None
+    names = [CHANNEL_LETTERS[c].upper() for c in channels] if channels else None
+    over = [r for r in results if not r.max_error <= tol]
+    for r in results:
+        cols = names or [CHANNEL_LETTERS[i].upper() if i < 4 else str(i) for i in range(len(r.max_abs))]
+        cells = "  ".join(f"{c} {e:.3e}" for c, e in zip(cols, r.max_abs))
+        click.echo(f"frame {r.number:>6}  {cells}  {'ok' if r.max_error <= tol else 'OVER'}")
+    bad = worst(results)
+    if over:
+        raise click.ClickException(
+            f"{len(over)} of {len(results)} frame(s) above the tolerance {tol:g}; worst: frame {bad.number} "
+            f"({bad.a.name} against {bad.b.name}), max abs error {bad.max_error:.3g}")
+    click.echo(f"{len(results)} frame(s) compared: all within {tol:g} (max abs error {bad.max_error:.3g}, "
+               f"frame {bad.number})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

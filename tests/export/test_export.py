@@ -195,7 +195,7 @@ def test_manifest(exported, model_and_info, synthetic_checkpoint):
     assert m["nuke_target"]["name"] == DEFAULT_TARGET
     assert m["nuke_target"]["fused_attn_used"] == TARGETS[DEFAULT_TARGET].fused_attn
     assert m["validation"] is None
-    assert set(exported.timings) == {"trace", "script", "save", "check"}
+    assert set(exported.timings) == {"trace", "script", "save", "check", "verify"}
     assert not [p for p in exported.output.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
 

@@ -123,8 +123,8 @@ def test_install_builds_a_cattery_package_in_the_nuke_home(tmp_path):
     package = home / "Cattery" / "CorridorKey"
     names = {p.name for p in package.iterdir()}
     assert names == {"CorridorKey.gizmo", "cat.json", "CorridorKey.png", "CorridorKey_template.nk", "menu.py",
-                     "corridorkey_create_cat.py", "corridorkey_cat_spec.json", "CorridorKey.cat",
-                     "CorridorKeyBlue.cat"}
+                     "corridorkey_create_cat.py", "corridorkey_cat_spec.json", "corridorkey_verify.py",
+                     "CorridorKey.cat", "CorridorKeyBlue.cat"}
     assert (package / "CorridorKey.cat").read_bytes() == b"green cat"
     assert (package / "CorridorKeyBlue.cat").read_bytes() == b"blue cat"
     # ~/.nuke is on the plugin path by default (Foundry: "Installing Plug-ins"): the Cattery menu finds it.

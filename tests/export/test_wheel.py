@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 #: What a complete install writes into <nuke home>/Cattery/CorridorKey/.
 INSTALLED = {"CorridorKey.gizmo", "cat.json", "CorridorKey.png", "CorridorKey_template.nk", "menu.py",
-             "corridorkey_create_cat.py", "corridorkey_cat_spec.json"}
+             "corridorkey_create_cat.py", "corridorkey_cat_spec.json", "corridorkey_verify.py"}
 
 
 def _sources(dest: Path) -> Path:

@@ -1,0 +1,97 @@
+"""The Verify button's test plate and reference values, written beside the ``.pt`` at export time.
+
+``export_torchscript`` writes, next to ``CorridorKey.pt`` (names per screen from
+:class:`corridorkey_export.nuke_contract.NukeModel`):
+
+* ``CorridorKey.verify.exr``: a small green-screen plate (blue for the blue model), float
+  RGBA, the hint in alpha: what the Inference node receives;
+* ``CorridorKey.verify.json``: the saved file's output on that plate at the knobs' defaults,
+  at a grid of pixels, and the tolerance of each run mode
+  (:data:`corridorkey_model.pipeline.compare.RUN_MODES`).
+
+``--install-to ... --cat CorridorKey.cat`` copies both from the .cat's folder into the
+Cattery package, where ``corridorkey_verify.verify(node)`` (shipped in the package, run
+by the node's Verify button inside Nuke) finds them beside the .cat.
+
+Pixel positions are in Nuke's image coordinates: x from the left, y from the *bottom*
+(the NDK's coordinate system: the origin is the bottom-left corner; Foundry, NDK
+Developer Guide, "2D Architecture"), sampled at the pixel centre (x + 0.5, y + 0.5) as
+``Node.sample`` wants (Foundry Python API, ``nuke.sample``: "integers are at the corners
+of pixels, to center on a pixel add .5 to both coordinates").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from corridorkey_export.nuke_contract import CHANNELS_OUT, NukeModel
+from corridorkey_export.wrapper import set_knobs
+from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.pipeline.compare import RUN_MODES
+from corridorkey_model.testing import green_screen_plate
+
+VERIFY_FORMAT = 1
+VERIFY_KIND = "corridorkey-verify"
+#: Size of the test plate (width, height): small, non-square, odd.
+PLATE_SIZE = (41, 29)
+#: Pixels sampled per axis (a grid over the plate, corners included).
+GRID = 8
+
+
+def sample_positions(width: int, height: int, grid: int = GRID) -> List[Tuple[int, int]]:
+    """A ``grid x grid`` lattice of pixel positions (x, row from the top), corners included, no repeats."""
+    xs = sorted({int(round(v)) for v in np.linspace(0, width - 1, grid)})
+    rows = sorted({int(round(v)) for v in np.linspace(0, height - 1, grid)})
+    return [(x, r) for r in rows for x in xs]
+
+
+def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str) -> Tuple[np.ndarray, Dict]:
+    """(test plate ``H x W x 4`` float32, reference JSON) for the loaded ``.pt`` ``module``.
+
+    The reference is ``module``'s own output (fp32, CPU, every knob at its default); the
+    module's knob attributes are restored afterwards.
+    """
+    width, height = PLATE_SIZE
+    plate = green_screen_plate(height, width, seed=21, screen_channel=screen.channel)
+    saved = {k.name: getattr(module, k.name) for k in KNOBS}
+    defaults = {k.name: k.typed_default for k in KNOBS}
+    try:
+        set_knobs(module, **defaults)
+        with torch.no_grad():
+            x = torch.from_numpy(plate).permute(2, 0, 1)[None].to(next(module.parameters()).device)
+            out = module(x)[0].permute(1, 2, 0).float().cpu().numpy()
+    finally:
+        set_knobs(module, **saved)
+    samples = [{"x": x, "y": height - 1 - row, "values": [float(v) for v in out[row, x]]}
+               for x, row in sample_positions(width, height)]
+    data = {
+        "format": VERIFY_FORMAT,
+        "kind": VERIFY_KIND,
+        "model_id": screen.model_id,
+        "screen": screen.name,
+        "pt_sha256": pt_sha256,
+        "img_size": int(module.img_size),
+        "plate": screen.verify_plate_filename,
+        "width": width,
+        "height": height,
+        "knobs": defaults,
+        "coordinates": "Nuke image coordinates: x from the left, y from the bottom; sample at (x + 0.5, y + 0.5)",
+        "channels": list(CHANNELS_OUT),
+        "samples": samples,
+        "tolerances": {m.name: m.tolerance for m in RUN_MODES.values()},
+        "torch": torch.__version__,
+    }
+    return plate, data
+
+
+def verify_paths(output: Path, screen: NukeModel) -> Tuple[Path, Path]:
+    """(plate EXR, JSON) beside the exported file ``output``."""
+    folder = Path(output).parent
+    return folder / screen.verify_plate_filename, folder / screen.verify_filename
+
+
+__all__ = ["make_verify_data", "verify_paths", "sample_positions", "PLATE_SIZE", "VERIFY_FORMAT", "VERIFY_KIND"]

@@ -1,0 +1,422 @@
+"""The parity kit (export-torchscript parity-kit) and its judge (parity-check), without Nuke.
+
+The kit's Nuke script goes through the project's Nuke-script parser; a simulated render
+runs the saved .pt in Python on what each Write node's upstream Read holds, with the knob
+values the script gives the Inference node and the gizmo, and writes float EXRs exactly
+where the Write nodes would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+from click.testing import CliRunner
+from nukescript import parse, parse_serialise_knob
+from repo_paths import REPO
+
+from corridorkey_export import nuke_files, parity
+from corridorkey_export.cli import main
+from corridorkey_export.export import export_torchscript
+from corridorkey_export.nuke_contract import BLUE, GREEN
+from corridorkey_export.validate import knob_settings
+from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
+from corridorkey_model.pipeline.compare import RUN_MODES
+from corridorkey_model.testing import make_random_model
+
+S = 64
+
+
+def read_exr(path: Path) -> np.ndarray:
+    """RGBA float EXR via OpenImageIO, channels by name (independent of parity.read_exr_rgba)."""
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    spec = inp.spec()
+    data = np.asarray(inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)).reshape(spec.height, spec.width, -1)
+    names = list(spec.channelnames)
+    inp.close()
+    return data[..., [names.index(c) for c in "RGBA"]].astype(np.float32)
+
+
+def write_exr(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = oiio.ImageSpec(img.shape[1], img.shape[0], 4, oiio.FLOAT)
+    spec.channelnames = ("R", "G", "B", "A")
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec)
+    assert out.write_image(np.ascontiguousarray(img, np.float32))
+    out.close()
+
+
+@pytest.fixture(scope="module")
+def model64():
+    return make_random_model(S, seed=3)
+
+
+@pytest.fixture(scope="module")
+def pt_file(tmp_path_factory, model64):
+    out = tmp_path_factory.mktemp("pt") / "CorridorKey.pt"
+    export_torchscript(model64, out, random_init_seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory, pt_file, model64):
+    path = tmp_path_factory.mktemp("kits") / "kit"
+    parity.build_kit(pt_file, model64, path, progress=False)
+    return path
+
+
+def knob_value(spec, text: str):
+    """A knob value as the script writes it (an enumeration by item name)."""
+    if spec.choices:
+        return spec.choices.index(text)
+    return spec.python_type(float(text))
+
+
+def nodes_by_name(script):
+    return {n.name: n for n in script.nodes}
+
+
+def script_render_plan(kit: Path, name: str):
+    """(frame, variant, input file, knobs, output file) for every Write node of the kit's script."""
+    script = parse((kit / name).read_text())
+    by_name = nodes_by_name(script)
+    plan = []
+    for write in script.by_class("Write"):
+        source = write.inputs[0]
+        read = source.inputs[0]
+        assert read.cls == "Read"
+        if source.cls == "Inference":
+            links = parse_serialise_knob(source.value("serialiseKnob"))
+            knobs = {}
+            for k in KNOBS:
+                node_name, knob = links[k.name].strip("{}").split(".")
+                knobs[k.name] = knob_value(k, by_name[node_name].value(knob))
+            variant = "inference"
+        else:
+            assert source.cls == nuke_files.GIZMO_CLASS
+            knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS}
+            variant = "gizmo"
+        assert write.value("first") == write.value("last")
+        plan.append((int(write.value("first")), variant, kit / read.value("file"), knobs, kit / write.value("file")))
+    return plan
+
+
+def simulate_render(kit: Path, pt_file: Path, script_name: str = parity.SCRIPT, half: bool = False) -> int:
+    """Run the .pt on each Write node's upstream input with its knobs; write where the Write node would."""
+    ts = torch.jit.load(str(pt_file), map_location="cpu").eval()
+    if half:
+        ts = ts.half()
+    plan = script_render_plan(kit, script_name)
+    done = {}  # the two renders of a case are the same computation: run it once
+    for _frame, _variant, src, knobs, dst in plan:
+        key = (src, tuple(sorted(knobs.items())))
+        if key not in done:
+            x = torch.from_numpy(read_exr(src)).permute(2, 0, 1)[None]
+            for k, v in knobs.items():
+                setattr(ts, k, v)
+            with torch.no_grad():
+                done[key] = ts(x.half() if half else x).float()[0].permute(1, 2, 0).numpy()
+        write_exr(dst, done[key])
+    return len(plan)
+
+
+def check(*args):
+    return CliRunner().invoke(main, ["parity-check", *map(str, args)])
+
+
+# --------------------------------------------------------------------------- the script
+
+
+def test_kit_script_parses_with_sourced_nodes_and_relative_paths(kit):
+    data = json.loads((kit / "kit.json").read_text())
+    cases = {c["frame"]: c for c in data["cases"]}
+    script = parse((kit / parity.SCRIPT).read_text())
+    root = script.by_class("Root")[0]
+    assert root.value("project_directory") == "[python {nuke.script_directory()}]"
+    assert (root.value("first_frame"), root.value("last_frame")) == ("1", str(len(cases)))
+    assert {n.cls for n in script.nodes} == {"Root", "Read", "NoOp", "Inference", "Write", nuke_files.GIZMO_CLASS}
+    for read in script.by_class("Read"):
+        assert read.value("raw") == "true"
+        assert not Path(read.value("file")).is_absolute() and (kit / read.value("file")).is_file()
+    writes = script.by_class("Write")
+    assert len(writes) == 2 * len(cases)
+    for w in writes:
+        assert (w.value("file_type"), w.value("datatype"), w.value("raw"), w.value("channels")) == \
+            ("exr", "32 bit float", "true", "rgba")
+        assert w.value("use_limit") == "true" and w.value("create_directories") == "true"
+        assert w.value("file").startswith(parity.RENDERS_DIR + "/")
+    for inf in script.by_class("Inference"):
+        assert inf.value("modelFile") == f"[lsearch -inline [plugins -all {GREEN.cat_filename}] *.cat]"
+        assert inf.value("halfPrecision") == "false" and inf.value("useGPUIfAvailable") == "true"
+    # Each frame renders its case: the input, the knobs and the render path of kit.json.
+    plan = script_render_plan(kit, parity.SCRIPT)
+    assert sorted((f, v) for f, v, *_ in plan) == sorted((f, v) for f in cases for v in parity.VARIANTS)
+    for frame, variant, src, knobs, dst in plan:
+        case = cases[frame]
+        assert src == kit / case["input"]
+        assert knobs == case["knobs"]
+        assert dst == kit / parity.RENDERS_DIR / case["renders"][variant]
+    assert all(c["render"] == c["renders"]["inference"] for c in cases.values())
+
+
+def test_gizmo_instances_use_only_the_gizmos_knobs_and_raw_output(kit):
+    gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
+    knobs = {k.name: k for k in gizmo.user_knobs}
+    script = parse((kit / parity.SCRIPT).read_text())
+    for node in script.by_class(nuke_files.GIZMO_CLASS):
+        set_knobs = [k for k in node.order if k not in ("inputs", "name")]
+        assert set(set_knobs) <= set(knobs), set(set_knobs) - set(knobs)
+        assert node.value("output_mode") == "Raw model output" in knobs["output_mode"].menu
+        assert node.value("hint_channel") == knobs["hint_channel"].menu[0] == "alpha"
+        assert node.value("screen") == "Green"
+        # No colour conversion: the working space and the network space are one space.
+        assert node.value("working_colorspace") == node.value("network_colorspace")
+        # Plate (input 0) and Hint (input 1) are both the case's input: RGB plate, hint in alpha.
+        assert len(node.inputs) == 2 and node.inputs[0] is node.inputs[1] and node.inputs[0].cls == "Read"
+
+
+def test_fp16_script_sets_half_precision_and_writes_elsewhere(kit):
+    script = parse((kit / parity.SCRIPT_FP16).read_text())
+    assert all(n.value("halfPrecision") == "true" for n in script.by_class("Inference"))
+    assert all(n.value("halfPrecision") == "true" for n in script.by_class(nuke_files.GIZMO_CLASS))
+    assert all(w.value("file").startswith(parity.RENDERS_DIR_FP16 + "/") for w in script.by_class("Write"))
+
+
+def test_kit_json_contract(kit):
+    data = json.loads((kit / "kit.json").read_text())
+    assert data["pt"]["img_size"] == S and data["pt"]["screen"] == "green"
+    settings = knob_settings("pairwise")
+    assert [c["knobs"] for c in data["cases"]][: len(settings)] == settings
+    for k in KNOBS:  # every knob off its default at least once
+        assert any(c["knobs"][k.name] != k.typed_default for c in data["cases"])
+    for case in data["cases"]:
+        assert set(case["knobs"]) == set(KNOBS_BY_NAME)
+        img = read_exr(kit / case["input"])
+        assert img.shape == (case["height"], case["width"], 4)
+        assert np.isin(img[..., 3], (0.0, 1.0)).all()  # the hint in alpha
+    sizes = {(c["width"], c["height"]) for c in data["cases"]}
+    assert any(w != h and w % 2 and h % 2 for w, h in sizes)  # a non-square odd size
+    assert any(w * h < 100 for w, h in sizes)  # a tiny one
+    assert any((read_exr(kit / c["input"])[..., :3] > 1).any() and (read_exr(kit / c["input"])[..., :3] < 0).any()
+               for c in data["cases"])  # superwhite and negative values
+    assert {m: v["tolerance"] for m, v in data["modes"].items()} == {m: v.tolerance for m, v in RUN_MODES.items()}
+
+
+def test_references_are_the_pt_outputs(kit, pt_file):
+    """Each reference equals the .pt run again here on the kit's input with the case's knobs."""
+    data = json.loads((kit / "kit.json").read_text())
+    ts = torch.jit.load(str(pt_file)).eval()
+    for case in data["cases"][:3]:
+        for k, v in case["knobs"].items():
+            setattr(ts, k, v)
+        x = torch.from_numpy(read_exr(kit / case["input"])).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            y = ts(x)[0].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(read_exr(kit / case["reference"]), y)
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+@pytest.fixture()
+def rendered(kit, pt_file, tmp_path):
+    """A copy of the kit with a simulated fp32 render."""
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    simulate_render(copy, pt_file)
+    return copy
+
+
+def test_simulated_render_passes(rendered):
+    r = check(rendered)
+    assert r.exit_code == 0, r.output
+    assert "PASSED" in r.output
+    report = (rendered / parity.RENDERS_DIR / parity.REPORT_DIR / "report.md").read_text()
+    assert "PASSED" in report
+    assert not list((rendered / parity.RENDERS_DIR / parity.REPORT_DIR).glob("*.png"))
+
+
+def test_one_case_perturbed_by_1e3_fails_naming_it(rendered):
+    data = json.loads((rendered / "kit.json").read_text())
+    case = data["cases"][4]
+    path = rendered / parity.RENDERS_DIR / case["render"]
+    img = read_exr(path)
+    img[3, 5, 1] += 1e-3
+    write_exr(path, img)
+    r = check(rendered)
+    assert r.exit_code == 1, r.output
+    assert f"worst case {case['name']} (inference)" in r.output
+    failing = [line for line in r.output.splitlines() if "FAIL" in line and line.startswith(case["name"])]
+    assert len(failing) == 1
+    report_dir = rendered / parity.RENDERS_DIR / parity.REPORT_DIR
+    assert (report_dir / f"{case['name']}-inference-error.png").is_file()
+    assert "**FAIL**" in (report_dir / "report.md").read_text()
+    # The same error is within the GPU fp32 tolerance.
+    assert check(rendered, "--mode", "gpu").exit_code == 0
+
+
+def test_missing_render_is_a_clear_error(rendered):
+    data = json.loads((rendered / "kit.json").read_text())
+    victim = rendered / parity.RENDERS_DIR / data["cases"][2]["renders"]["gizmo"]
+    victim.rename(victim.with_name("renamed.exr"))
+    r = check(rendered)
+    assert r.exit_code == 1
+    assert data["cases"][2]["renders"]["gizmo"] in r.output and "missing" in r.output
+    assert "found instead" in r.output and "renamed.exr" in r.output
+
+
+def test_render_of_another_size_is_an_error(rendered):
+    data = json.loads((rendered / "kit.json").read_text())
+    write_exr(rendered / parity.RENDERS_DIR / data["cases"][0]["render"], np.zeros((4, 4, 4), np.float32))
+    r = check(rendered)
+    assert r.exit_code == 1 and "does not belong to this case" in r.output
+
+
+def test_no_renders_yet_is_a_clear_error(kit, tmp_path):
+    r = check(kit, tmp_path / "nowhere")
+    assert r.exit_code == 1 and "render the kit first" in r.output
+
+
+def test_not_a_kit_is_a_clear_error(tmp_path):
+    r = check(tmp_path)
+    assert r.exit_code == 1 and "not a parity kit" in r.output
+
+
+def test_fp16_render_passes_in_fp16_mode(kit, pt_file, tmp_path):
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    simulate_render(copy, pt_file, parity.SCRIPT_FP16, half=True)
+    r = check(copy, "--mode", "gpu-fp16")
+    assert r.exit_code == 0, r.output
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_kit_is_not_written_when_the_pt_does_not_match_the_reference(pt_file, tmp_path):
+    other = make_random_model(S, seed=4)  # not the network the file was exported from
+    with pytest.raises(parity.KitError, match="differs from the eager reference"):
+        parity.build_kit(pt_file, other, tmp_path / "kit", progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the kit nor a hidden half kit
+
+
+def test_cli_builds_a_kit_and_refuses_an_existing_folder(pt_file, tmp_path):
+    out = tmp_path / "kit"
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "--output", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert (out / "kit.json").is_file() and (out / "README.md").is_file()
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "--output", str(out)])
+    assert r.exit_code == 2 and "exists" in r.output
+    readme = (out / "README.md").read_text()
+    n = len(json.loads((out / "kit.json").read_text())["cases"])
+    assert f"nuke -x -F 1-{n} parity.nk" in readme and f"nuke -x --gpu -F 1-{n} parity_fp16.nk" in readme
+    assert "--renders" in readme
+
+
+def test_blue_kit_uses_blue_plates_and_the_blue_cat():
+    cases = parity.kit_cases(S, BLUE.channel)
+    assert all(c.source.screen_channel == 2 and c.plate.startswith("blue-") for c in cases)
+    script = parse(parity.render_script(cases, BLUE, half=False, renders="renders"))
+    assert all(n.value("screen") == "Blue" for n in script.by_class(nuke_files.GIZMO_CLASS))
+    assert all(BLUE.cat_filename in n.value("modelFile") for n in script.by_class("Inference"))
+    assert all(n.value("modelFile") == "/show/cats/Blue.cat" for n in
+               parse(parity.render_script(cases, BLUE, half=False, renders="renders", cat="/show/cats/Blue.cat"))
+               .by_class("Inference"))
+
+
+def test_custom_renders_folder_is_written_into_the_write_nodes():
+    cases = parity.kit_cases(S)
+    script = parse(parity.render_script(cases, GREEN, half=False, renders="/scratch/ck"))
+    assert all(w.value("file").startswith("/scratch/ck/") for w in script.by_class("Write"))
+
+
+def test_judge_against_a_formula():
+    ref = np.zeros((10, 10, 4), np.float32)
+    render = ref.copy()
+    render[0, 0, 0] = 0.5  # one pixel of 100 in R
+    render[..., 1] = 1e-6  # every pixel in G, within the CPU tolerance
+    max_abs, mean_abs, share, finite, passed, err = parity.judge(render, ref, RUN_MODES["cpu"])
+    assert max_abs[0] == pytest.approx(0.5) and max_abs[1] == pytest.approx(1e-6) and max_abs[3] == 0
+    assert mean_abs[0] == pytest.approx(0.5 / 100) and share == (0.01, 0.0, 0.0, 0.0)
+    assert finite and not passed and err.shape == (10, 10)
+    render[0, 0, 0] = np.nan
+    assert parity.judge(render, ref, RUN_MODES["gpu-fp16"])[3:5] == (False, False)
+
+
+def test_heat_map_scale():
+    tol = 1e-3
+    px = parity.heat_map(np.array([[1e-6, tol, 10 * tol, 100 * tol, np.inf]]), tol)[0]
+    assert px[0].tolist() == [0, 0, 0]
+    assert px[1].tolist() == [255, 0, 0]
+    assert px[2].tolist() == [255, 255, 0]
+    assert px[3].tolist() == [255, 255, 255] == px[4].tolist()
+
+
+def write_png_grey(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), oiio.ImageSpec(img.shape[1], img.shape[0], 1, oiio.UINT8))
+    assert out.write_image(np.ascontiguousarray(img[..., None], np.uint8))  # H x W x 1: OIIO misreads a 2-D array
+    out.close()
+
+
+def test_kit_with_frames_of_a_clip(pt_file, tmp_path):
+    rng = np.random.default_rng(7)
+    shot = tmp_path / "Shot_010"
+    plates, hints = {}, {}
+    for n in (1001, 1002, 1003):
+        rgb = rng.random((21, 30, 3), dtype=np.float32) * 1.5
+        hint = (rng.random((21, 30)) > 0.5).astype(np.uint8) * 255
+        spec = oiio.ImageSpec(30, 21, 3, oiio.FLOAT)
+        (shot / "Input").mkdir(parents=True, exist_ok=True)
+        out = oiio.ImageOutput.create(str(shot / "Input" / f"plate.{n}.exr"))
+        assert out.open(str(shot / "Input" / f"plate.{n}.exr"), spec) and out.write_image(rgb)
+        out.close()
+        write_png_grey(shot / "AlphaHint" / f"hint.{n}.png", hint)
+        plates[n], hints[n] = rgb, hint
+    kit = tmp_path / "kit"
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(kit), "--clip", str(shot),
+                                  "--frames", "1002-1003", "-q"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((kit / "kit.json").read_text())
+    clip_cases = [c for c in data["cases"] if c["plate"].startswith("clip-")]
+    assert [c["plate"] for c in clip_cases] == ["clip-1002", "clip-1003"]
+    assert [c["frame"] for c in clip_cases] == [len(data["cases"]) - 1, len(data["cases"])]
+    for c in clip_cases:
+        n = int(c["plate"].split("-")[1])
+        assert c["knobs"] == {k.name: (1 if k.name == "gamma_input" else k.typed_default) for k in KNOBS}
+        img = read_exr(kit / c["input"])
+        np.testing.assert_array_equal(img[..., :3], plates[n])
+        np.testing.assert_array_equal(img[..., 3], hints[n] / np.float32(255.0))
+    assert simulate_render(kit, pt_file) == 2 * len(data["cases"])
+    r = check(kit)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(tmp_path / "k2"), "--clip", str(shot)])
+    assert r.exit_code == 2 and "--frames" in r.output
+    r = CliRunner().invoke(main, ["parity-kit", str(pt_file), "-o", str(tmp_path / "k2"), "--clip", str(shot),
+                                  "--frames", "2000-2001"])
+    assert r.exit_code == 2 and "1001-1003" in r.output
+
+
+def test_a_render_whose_data_window_is_not_the_format_is_read_in_its_display_window(tmp_path):
+    """Nuke writes the bounding box as the EXR data window: it is placed into the display window."""
+    data = np.arange(3 * 2 * 4, dtype=np.float32).reshape(2, 3, 4) + 1
+    spec = oiio.ImageSpec(3, 2, 4, oiio.FLOAT)
+    spec.channelnames = ("B", "G", "R", "A")  # another channel order: read by name
+    spec.x, spec.y = 4, 1  # overhangs the right edge by one pixel
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, 6, 5
+    path = tmp_path / "bbox.exr"
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(data)
+    out.close()
+    img = parity.read_exr_rgba(path)
+    want = np.zeros((5, 6, 4), np.float32)
+    want[1:3, 4:6] = data[:, :2][..., [2, 1, 0, 3]]
+    np.testing.assert_array_equal(img, want)

@@ -1,0 +1,221 @@
+"""The Verify button's Python (gizmos/Cattery/CorridorKey/corridorkey_verify.py) against the recording stand-in.
+
+The export writes the test plate and reference values beside the .pt; ``--install-to --cat``
+copies them beside the installed .cat; ``verify(node)`` runs the model there through the
+stand-in's Inference node, which runs the exported .pt in Python on the plate it is given
+(fp16 when the node asks for it), and reads the result back with ``Node.sample`` in Nuke's
+bottom-up image coordinates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from repo_paths import REPO
+from stand_in_nuke import VerifyRuntime
+
+from corridorkey_export import nuke_files
+from corridorkey_export.export import export_torchscript
+from corridorkey_export.exr import read_exr_rgba
+from corridorkey_export.nuke_contract import SCREENS
+from corridorkey_model.pipeline.compare import RUN_MODES
+from corridorkey_model.testing import make_random_model
+
+S = 64
+
+
+def load_verify_module():
+    spec = importlib.util.spec_from_file_location("corridorkey_verify", REPO / nuke_files.VERIFY_MODULE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model64():
+    return make_random_model(S, seed=5)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, model64):
+    """(package folder with the .cat and the Verify files, the exported .pt)."""
+    export_dir = tmp_path_factory.mktemp("export")
+    pt = export_dir / "CorridorKey.pt"
+    export_torchscript(model64, pt, random_init_seed=5)
+    cat = export_dir / "CorridorKey.cat"
+    cat.write_bytes(b"stand-in for the .cat NukeX builds from CorridorKey.pt")
+    home = tmp_path_factory.mktemp("home")
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat), "--root", str(REPO)])
+    assert result.exit_code == 0, result.output
+    return home / "Cattery" / "CorridorKey", pt
+
+
+def pt_renderer(pt_path, calls=None, perturb=0.0):
+    """Stand-in for Nuke running the .cat: the exported .pt on the plate file, at the .cat's default knobs."""
+    ts = torch.jit.load(str(pt_path)).eval()
+
+    def render(plate_file, model_file, use_gpu, half):
+        if calls is not None:
+            calls.append((plate_file, model_file, use_gpu, half))
+        x = torch.from_numpy(read_exr_rgba(plate_file)).permute(2, 0, 1)[None]
+        module = ts.half() if half else ts  # in place: each test makes its own renderer
+        with torch.no_grad():
+            y = module(x.half() if half else x).float()[0].permute(1, 2, 0).numpy()
+        return y + perturb
+
+    return render
+
+
+def run_verify(runtime):
+    saved = sys.modules.get("nuke")
+    sys.modules["nuke"] = runtime
+    try:
+        return load_verify_module().verify(runtime.gizmo)
+    finally:
+        if saved is None:
+            sys.modules.pop("nuke", None)
+        else:
+            sys.modules["nuke"] = saved
+
+
+def status(runtime):
+    return runtime.gizmo.knob("status").value()
+
+
+def test_export_writes_plate_and_reference_beside_the_pt(installed):
+    package, pt = installed
+    data = json.loads((pt.parent / SCREENS[0].verify_filename).read_text())
+    assert data["model_id"] == SCREENS[0].model_id and data["plate"] == SCREENS[0].verify_plate_filename
+    assert {m: t for m, t in data["tolerances"].items()} == {m: v.tolerance for m, v in RUN_MODES.items()}
+    plate = read_exr_rgba(pt.parent / data["plate"])
+    assert plate.shape == (data["height"], data["width"], 4)
+    # The stored values are the .pt's output at the stored pixels, with y counted from the bottom.
+    out = pt_renderer(pt)(str(pt.parent / data["plate"]), "", False, False)
+    for s in data["samples"]:
+        np.testing.assert_array_equal(out[data["height"] - 1 - s["y"], s["x"]], np.float32(s["values"]))
+    manifest = json.loads(pt.with_suffix(".manifest.json").read_text())
+    assert manifest["verify"]["reference"] == SCREENS[0].verify_filename
+    # --install-to copied both beside the installed .cat, byte for byte.
+    for name in (SCREENS[0].verify_filename, SCREENS[0].verify_plate_filename):
+        assert (package / name).read_bytes() == (pt.parent / name).read_bytes()
+
+
+def test_verified_on_cpu(installed):
+    package, pt = installed
+    calls = []
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, calls))
+    message = run_verify(runtime)
+    assert message == status(runtime)
+    assert message.startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
+    [(plate, model, use_gpu, half)] = calls
+    assert plate == str(package / SCREENS[0].verify_plate_filename)
+    assert model == str(package / "CorridorKey.cat") and (use_gpu, half) == (False, False)
+    # The temporary nodes were made at the top level, wired, and deleted again.
+    made = [n.name() for n in runtime.made]
+    assert sorted(runtime.deleted) == sorted(made)
+    assert ("setInput", made[1], 0, made[0]) in runtime.events
+    assert runtime.made[0]["raw"].value() is True
+    assert runtime.root().depth == 0
+
+
+def test_gpu_fp16_settings_reach_the_test_node_and_its_tolerance(installed):
+    package, pt = installed
+    calls = []
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, calls),
+                            gpu_name="NVIDIA RTX A6000", half=True)
+    message = run_verify(runtime)
+    assert message.startswith("Verified: max error") and "(tolerance 0.01) on GPU fp16" in message, message
+    assert calls[0][2:] == (True, True)
+    error = float(message.split("max error ")[1].split()[0])
+    assert 0 < error <= 0.01  # fp16 differs from the fp32 reference, within tolerance
+
+
+def test_gpu_off_on_the_node_means_cpu(installed):
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
+                            gpu_name="NVIDIA RTX A6000", use_gpu=False, half=True)
+    assert "on CPU fp32" in run_verify(runtime)
+
+
+def test_a_different_result_fails_plainly(installed):
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, perturb=1e-3))
+    message = run_verify(runtime)
+    assert message.startswith("Verify FAILED: max error 0.001 (tolerance 5e-05) on CPU fp32 at pixel (")
+    assert "Traceback" not in message
+
+
+def test_missing_reference_is_a_plain_message(installed, tmp_path):
+    package, pt = installed
+    bare = tmp_path / "pkg"
+    bare.mkdir()
+    shutil.copy(package / "CorridorKey.cat", bare / "CorridorKey.cat")
+    runtime = VerifyRuntime({"Inference": str(bare / "CorridorKey.cat")}, pt_renderer(pt))
+    message = run_verify(runtime)
+    assert message.startswith("Verify could not run: no reference values CorridorKey.verify.json beside")
+    assert "--install-to" in message and runtime.made == []
+
+
+def test_missing_cat_is_a_plain_message(installed):
+    _package, pt = installed
+    runtime = VerifyRuntime({"Inference": ""}, pt_renderer(pt))
+    assert run_verify(runtime) == ("Verify could not run: CorridorKey.cat was not found on the plugin path; build it "
+                                   "in NukeX and install it")
+
+
+def test_a_nuke_error_during_the_render_is_a_plain_message_and_cleans_up(installed):
+    package, _pt = installed
+
+    def failing(*_args):
+        raise RuntimeError("Inference1: CUDA out of memory")
+
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, failing)
+    message = run_verify(runtime)
+    assert message == "Verify could not run: RuntimeError: Inference1: CUDA out of memory"
+    assert sorted(runtime.deleted) == sorted(n.name() for n in runtime.made) and runtime.root().depth == 0
+
+
+def test_blue_screen_uses_the_blue_inference_node_and_files(installed):
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat"),
+                             "InferenceBlue": str(package / "CorridorKeyBlue.cat")}, pt_renderer(pt), screen=1)
+    message = run_verify(runtime)
+    assert message.startswith("Verify could not run: CorridorKeyBlue.cat was not found")
+
+
+def test_screen_table_matches_the_nuke_contract():
+    module = load_verify_module()
+    assert module.SCREENS == tuple((nuke_files.INFERENCE_NODES[s.name], s.cat_filename, s.verify_filename)
+                                   for s in SCREENS)
+
+
+#: The button the lead adds to the gizmo's knobs (export/nuke_files.py, _gizmo_knobs, after the Status knob):
+#: a PyScript_Knob, type 22, with its Python in T (the form of public gizmos, e.g. STMapRefFrame's
+#: ``addUserKnob {22 reveal l "reveal in explorer" -STARTLINE T "from nuke_utils import ...(nuke.thisNode())"}``,
+#: and the Write node's own PyScript_Knob "Render" in Nuke 17's node reference).
+PROPOSED_BUTTON = (' addUserKnob {22 verify l Verify t "Run this node\'s model on a small test plate on this machine, '
+                   'with its GPU and Optimize for Speed and Memory settings, and compare the result with the '
+                   'reference values written at export time. The verdict goes to Status." '
+                   'T "import nuke\\nimport corridorkey_verify\\ncorridorkey_verify.verify(nuke.thisNode())" '
+                   '+STARTLINE}')
+
+
+def test_the_proposed_button_parses_and_runs_verify(installed, monkeypatch):
+    from nukescript import parse
+
+    package, pt = installed
+    gizmo = parse("Gizmo {\n" + PROPOSED_BUTTON + "\n}\nend_group\n").nodes[0]
+    [button] = gizmo.user_knobs
+    assert (button.type_id, button.name, button.label) == (22, "verify", "Verify")
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
+    monkeypatch.syspath_prepend(str(REPO / nuke_files.PACKAGE_DIR))  # the plugin path is on sys.path
+    monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
+    runtime.run(button.text)
+    assert status(runtime).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
