@@ -15,6 +15,7 @@ leaves a half-written frame under a final name.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -110,6 +111,110 @@ def read_image(path: Path) -> np.ndarray:
         why = "file not found" if not path.exists() else "OpenCV cannot decode it (corrupt, truncated or not an image)"
         raise FrameReadError(f"cannot read frame {path}: {why}")
     return np.ascontiguousarray(to_float(_bgr_to_rgb(img), path))
+
+
+def image_size(path: Path) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` of an image from its header alone (PNG, JPEG, TIFF, EXR), or None when it cannot tell.
+
+    Reads a few bytes, not the pixels: the up-front check that every hint matches its plate
+    costs milliseconds per frame. None (a file this parser does not know, or a damaged
+    header) leaves the check to the frame's own read, which fails at that frame. EXR: the
+    first part's ``dataWindow``; TIFF: the first image (classic TIFF, not BigTIFF).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg_size(f)
+            if head[:4] in (b"II*\x00", b"MM\x00*"):
+                return _tiff_size(f, "little" if head[:2] == b"II" else "big")
+            if head.startswith(b"\x76\x2f\x31\x01"):
+                return _exr_size(f)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _jpeg_size(f) -> Optional[Tuple[int, int]]:
+    """Width and height from a JPEG's first SOFn segment (ITU T.81, table B.1: markers C0-CF but C4, C8, CC)."""
+    f.seek(2)
+    while True:
+        byte = f.read(1)
+        while byte == b"\xff":  # fill bytes before a marker
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers: no length
+            byte = f.read(1)
+            if byte != b"\xff":
+                return None
+            continue
+        length = int.from_bytes(f.read(2), "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            data = f.read(5)  # precision, height, width
+            return int.from_bytes(data[3:5], "big"), int.from_bytes(data[1:3], "big")
+        if length < 2:
+            return None
+        f.seek(length - 2, os.SEEK_CUR)
+        byte = f.read(1)
+        if byte != b"\xff":
+            return None
+
+
+def _tiff_size(f, order: str) -> Optional[Tuple[int, int]]:
+    """ImageWidth (tag 256) and ImageLength (257) of a classic TIFF's first IFD (SHORT or LONG values)."""
+    f.seek(4)
+    f.seek(int.from_bytes(f.read(4), order))
+    count = int.from_bytes(f.read(2), order)
+    found = {}
+    for _ in range(count):
+        entry = f.read(12)
+        if len(entry) < 12:
+            return None
+        tag, kind = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
+        if tag in (256, 257):
+            found[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+    if 256 in found and 257 in found:
+        return found[256], found[257]
+    return None
+
+
+def _exr_size(f) -> Optional[Tuple[int, int]]:
+    """The ``dataWindow`` (box2i: xMin, yMin, xMax, yMax) of an OpenEXR header (the first part's)."""
+    f.seek(8)
+    for _ in range(1000):
+        name = _read_cstring(f)
+        if not name:
+            return None  # end of the header without a dataWindow
+        _read_cstring(f)  # attribute type
+        size = int.from_bytes(f.read(4), "little")
+        if name == b"dataWindow" and size == 16:
+            x0, y0, x1, y1 = np.frombuffer(f.read(16), dtype="<i4").tolist()
+            return x1 - x0 + 1, y1 - y0 + 1
+        f.seek(size, os.SEEK_CUR)
+    return None
+
+
+def _read_cstring(f, limit: int = 256) -> bytes:
+    out = bytearray()
+    while len(out) <= limit:
+        c = f.read(1)
+        if not c or c == b"\x00":
+            return bytes(out)
+        out += c
+    raise ValueError("not an OpenEXR attribute name")
+
+
+def video_size(path: Path) -> Tuple[int, int]:
+    """``(width, height)`` of a video's frames, as its container states them."""
+    cap = _open_video(path)
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
 
 
 def plate_rgb(img: np.ndarray) -> np.ndarray:
@@ -237,8 +342,10 @@ def temp_path_for(path: Path) -> Path:
     try:
         return atomic.temp_path_for(path)
     except OSError as exc:
-        raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc} (does its folder exist and is it "
-                              f"writable?)") from exc
+        why = atomic.why_write_failed(path, exc)
+        if exc.errno == errno.ENOENT:
+            why = f"its folder {path.parent} does not exist"
+        raise FrameWriteError(f"cannot write {path}: {why}") from exc
 
 
 def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, eight_bit: bool = False) -> Path:
@@ -258,15 +365,25 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
     try:
         ok = cv2.imwrite(str(tmp), data, params)
     except cv2.error as exc:
+        why = _why_opencv_failed(path, data)
         discard(tmp)
-        raise FrameWriteError(f"cannot write {path}: {exc}") from exc
+        raise FrameWriteError(f"cannot write {path}: {why or exc}") from exc
     except BaseException:
         discard(tmp)
         raise
     if not ok or not tmp.is_file() or tmp.stat().st_size == 0:
+        why = _why_opencv_failed(path, data)  # before the partial file is removed: its space counts
         discard(tmp)
-        raise FrameWriteError(f"cannot write {path}: OpenCV refused to write the file (is its folder writable?)")
+        raise FrameWriteError(f"cannot write {path}: {why or 'OpenCV refused to write the file (is its folder writable?)'}")
     return tmp
+
+
+def _why_opencv_failed(path: Path, data: np.ndarray) -> Optional[str]:
+    """OpenCV says only that a write failed: a full disk is told apart by the space left, else None."""
+    free = atomic.free_bytes(path.parent)
+    if free is not None and free < max(int(data.nbytes), atomic.NEARLY_FULL_BYTES):
+        return atomic.why_write_failed(path, None, int(data.nbytes))
+    return None
 
 
 #: Move a finished temporary file onto its final name (atomic ``os.replace``).
@@ -283,7 +400,7 @@ def write_image(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, 
     except BaseException as exc:
         discard(tmp)
         if isinstance(exc, OSError):
-            raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise FrameWriteError(f"cannot write {path}: {atomic.why_write_failed(path, exc)}") from exc
         raise
 
 
@@ -299,9 +416,24 @@ def check_writable(folder: Path) -> None:
             os.unlink(probe)
     except OSError as exc:
         raise FrameWriteError(
-            f"output folder {folder} is not writable ({exc.strerror or exc}); fix its permissions or "
-            f"choose another place with --output"
+            f"output folder {folder} is not writable ({atomic.why_write_failed(folder / 'x', exc)}); choose "
+            f"another place with --output if that cannot be fixed"
         ) from exc
+
+
+def check_can_create(folder: Path) -> None:
+    """Without creating anything: :class:`FrameWriteError` if ``folder`` is not, and cannot be made, a writable
+    folder (its nearest existing part is a file, or is not writable). The cheap check before a model loads."""
+    folder = Path(folder)
+    p = folder.absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        raise FrameWriteError(f"output folder {folder} is not writable ({p} is a file, not a folder); move it away "
+                              f"or choose another place with --output")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise FrameWriteError(f"output folder {folder} is not writable (permission denied in {p}); fix its "
+                              f"permissions or choose another place with --output")
 
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 24.0, fourcc: str = "MJPG") -> None:
