@@ -109,8 +109,8 @@ def check_output_writable(output: PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.name}.", suffix=".probe"):
             pass
     except OSError as exc:
-        raise ExportError(f"cannot write to {parent} ({exc.strerror or exc}); choose another --output "
-                          f"or fix the directory's permissions") from exc
+        raise ExportError(f"cannot write to {parent} ({atomic.why_write_failed(output, exc)}); choose another "
+                          f"--output if that cannot be fixed") from exc
     return output
 
 
@@ -315,7 +315,12 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         tmp_pt = atomic.temp_path_for(output)
         temps.append(tmp_pt)
         log.info("save     %s", output)
-        torch.jit.save(scripted, str(tmp_pt))
+        try:
+            torch.jit.save(scripted, str(tmp_pt))
+        except (RuntimeError, OSError) as exc:  # torch reports a failed write as RuntimeError, without errno
+            raise ExportError(f"cannot write {output}: "
+                              f"{atomic.why_write_failed(output, exc if isinstance(exc, OSError) else None)}"
+                              f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         del scripted, traced
         step("save", t)
 
@@ -344,11 +349,14 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen)
-        tmp_json = atomic.temp_path_for(manifest_path)
-        temps.append(tmp_json)
-        tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        atomic.commit(tmp_pt, output)
-        atomic.commit(tmp_json, manifest_path)
+        try:
+            tmp_json = atomic.temp_path_for(manifest_path)
+            temps.append(tmp_json)
+            tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            atomic.commit(tmp_pt, output)
+            atomic.commit(tmp_json, manifest_path)
+        except OSError as exc:
+            raise ExportError(f"cannot write {manifest_path}: {atomic.why_write_failed(manifest_path, exc)}") from exc
         log.info("wrote %s (%.0f MB) and %s", output, output.stat().st_size / 2**20, manifest_path.name)
     finally:
         for tmp in temps:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 import torch
 
 from corridorkey_model import atomic
-from corridorkey_model.cli_types import FiniteFloatRange
+from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
 from corridorkey_model.devices import parse_device
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
@@ -58,6 +55,7 @@ def _parse_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(verbose: int, quiet: bool) -> None:
     """CorridorKey reference pipeline: key clips with the same math as the exported CorridorKey.pt."""
+    silence_torchscript_deprecation()
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
@@ -245,26 +243,6 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
     return apply
 
 
-@contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM (SIGBREAK on Windows), what a farm sends to cancel a task, stops the run as Ctrl-C does:
-    frames not yet committed are discarded, so nothing is left half-written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signals = [getattr(signal, n) for n in ("SIGTERM", "SIGBREAK") if hasattr(signal, n)]
-    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 @main.command("run")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @run_options()
@@ -311,7 +289,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     claims: Dict[str, OutputClaim] = {}
     failed = True
     try:
-        with _stop_signals_interrupt():
+        with stop_signals_interrupt():
             for clip, sel in plans:  # first the locks: a second run on these frames stops here, at once
                 if sel.todo:
                     claims[clip.name] = _claim(clip, sel, out)

@@ -310,6 +310,7 @@ def test_bad_chunk_empty_range_and_other_errors_write_nothing(tmp_path):
     job = tmp_path / "job.yaml"
     empty = tmp_path / "no_hints"
     empty.mkdir()
+    (tmp_path / "w.pth").write_bytes(b"")  # given paths must exist, as run checks them
     for args, code, needle in [
         (["--chunk", 0], 2, "--chunk"),
         (["--frames", "2000-2010"], 1, "no frames in 2000-2010; it has frames 1001-1003"),

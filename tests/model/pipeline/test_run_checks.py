@@ -26,12 +26,12 @@ S = 64
 H, W = 40, 56
 
 
-def make_clip(root: Path, numbers=(1001, 1002), ext: str = ".png", hint_sizes=None) -> Path:
+def make_clip(root: Path, numbers=(1001, 1002), ext: str = ".png", hint_sizes=None, size=(H, W)) -> Path:
     """Input/shot.NNNN<ext> plates and AlphaHint/ hints (8-bit); ``hint_sizes`` overrides a hint's (h, w)."""
     (root / "Input").mkdir(parents=True)
     (root / "AlphaHint").mkdir()
     for i, n in enumerate(numbers):
-        p = green_screen_plate(H, W, seed=i)
+        p = green_screen_plate(*size, seed=i)
         cv2.imwrite(str(root / "Input" / f"shot.{n}{ext}"), frame_io.to_uint8(p[..., 2::-1]))
         hint = frame_io.to_uint8(p[..., 3])
         if hint_sizes and i in hint_sizes:
@@ -247,3 +247,14 @@ def test_a_run_that_fails_before_writing_a_frame_leaves_no_empty_folders(tmp_pat
     result, text = run_cli(root2, *QUICK, "--frames", "1002")
     assert result.exit_code == 1
     assert files_under(root2 / "Output") == ["Matte"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_reported_as_full(tmp_path, small_disk):
+    root = make_clip(tmp_path / "Shot", numbers=(1001,), size=(300, 400))
+    out = small_disk / "keyed"
+    result, text = run_cli(root, *QUICK, "--output", out, "--exr-compression", "no")
+    assert result.exit_code == 1, text
+    assert "is full" in text and "shot.1001" in text, text
+    assert "writable" not in text
+    assert not [p for p in out.rglob("*") if p.is_file()], "no partial frame, no temporary file, no record"
