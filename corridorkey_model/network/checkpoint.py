@@ -119,7 +119,7 @@ class CheckpointInfo:
 def _where_to_get_it(screen: str = "green") -> str:
     weights = released_weights(screen)
     option = ("--checkpoint PATH" if screen == "green"
-              else "--blue-checkpoint PATH (corridorkey run) or --checkpoint PATH (export-torchscript --screen blue)")
+              else "--checkpoint PATH with --screen blue (corridorkey run with --screen auto: --blue-checkpoint PATH)")
     return (
         f"The released {screen}-screen weights ({' or '.join(weights.filenames)}, ~400 MB) are published at "
         f"{weights.url} . Download one there and pass its path with {option}, or let the loader fetch it "

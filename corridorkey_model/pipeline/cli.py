@@ -255,8 +255,12 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
 
     Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
     and Comp (checkerboard preview PNG), one file per input frame, named after it. Writes are atomic and
-    frames already written are skipped, so a killed or retried run resumes. Exit status: 0 on success,
-    1 on any error (the message names the frame), 130 on Ctrl-C or SIGTERM (a farm cancelling the task).
+    frames already written are skipped, so a killed or retried run resumes. The frames being keyed are
+    locked (Output/.corridorkey-locks/): a second run on them fails at once, naming the first one's host
+    and pid. Output/corridorkey_settings.json records the settings; a resume with others is refused
+    without --overwrite. Exit status: 0 on success, 1 on any error (the message names the frame or
+    file), 2 on a bad option (before anything is read), 130 on Ctrl-C or SIGTERM (a farm cancelling
+    the task).
     """
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
                                     random_init=random_init, screen=screen))

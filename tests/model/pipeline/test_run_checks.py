@@ -179,7 +179,7 @@ def test_screen_blue_keys_with_the_given_checkpoint_and_logs_one_verdict(tmp_pat
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))  # read at each call
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     root = make_clip(tmp_path / "Shot", numbers=(1001,))
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="corridorkey_model")
     # the cached released blue file: one verdict, no contradiction
     result, text = run_cli(root, "--screen", "blue", "--img-size", S, "--output", tmp_path / "cached")
     assert result.exit_code == 0, text
