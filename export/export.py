@@ -216,6 +216,22 @@ def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN) ->
                           "choice: " + "; ".join(devices[:5]))
 
 
+def _check_space_for(module: nn.Module, output: Path) -> None:
+    """ExportError when the disk holding ``output`` has less free space than the module's tensors need.
+
+    ``torch.jit.save`` cannot report a full disk: its archive writer throws from a destructor
+    and the process aborts (SIGABRT, the temporary file left behind). So the space is checked
+    first: the tensors' bytes plus 5 % and 1 MiB for the archive's code and headers. (A disk
+    that other writers fill during the save can still abort it.)
+    """
+    tensors = list(module.state_dict().values())
+    needed = int(sum(t.numel() * t.element_size() for t in tensors) * 1.05) + (1 << 20)
+    free = atomic.free_bytes(output.parent)
+    if free is not None and free < needed:
+        raise ExportError(f"cannot write {output}: the disk holding {output.parent} is full ({free} bytes free, "
+                          f"the file needs about {needed}); free some space or choose another --output")
+
+
 def _peak_rss_mb() -> Optional[float]:
     """Peak RSS of this process in MiB (Linux: ru_maxrss is in KiB), or None where unavailable."""
     try:
@@ -315,6 +331,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         tmp_pt = atomic.temp_path_for(output)
         temps.append(tmp_pt)
         log.info("save     %s", output)
+        _check_space_for(scripted, output)
         try:
             torch.jit.save(scripted, str(tmp_pt))
         except (RuntimeError, OSError) as exc:  # torch reports a failed write as RuntimeError, without errno

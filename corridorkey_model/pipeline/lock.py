@@ -155,7 +155,12 @@ class OutputClaim:
             lock_path = output_dir / LOCK_DIR / f"{_safe(this_host())}.{os.getpid()}.json"
             record = {"host": this_host(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "command": " ".join(sys.argv), "frames": ranges}
-            fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:  # our own host and pid: a stale lock of an earlier process (pid reused)
+                log.warning("removing the stale lock %s (an earlier process with this pid)", lock_path)
+                _unlink(lock_path)
+                fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "w") as f:
                 json.dump(record, f)
             claim = cls(output_dir, lock_path, ranges, created)

@@ -112,3 +112,14 @@ def test_pid_alive():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     assert not lock.pid_alive(dead.pid) and not lock.pid_alive(0)
+
+
+def test_a_lock_left_under_our_own_pid_is_an_earlier_process_and_is_replaced(tmp_path):
+    out = tmp_path / "Output"
+    (out / LOCK_DIR).mkdir(parents=True)
+    mine = out / LOCK_DIR / f"{lock.this_host()}.{os.getpid()}.json"
+    mine.write_text(json.dumps({"host": lock.this_host(), "pid": os.getpid(), "frames": [[1, 9]]}))
+    claim = OutputClaim.acquire(out, [5], ["Matte"], [])
+    assert json.loads(mine.read_text())["frames"] == [[5, 5]]
+    claim.release()
+    assert not mine.exists()
