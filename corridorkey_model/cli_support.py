@@ -14,8 +14,8 @@ import click
 
 #: torch >= 2.10 marks these TorchScript entry points deprecated (FutureWarning). TorchScript is what
 #: Nuke's Inference node runs, so the command lines silence exactly these (pyproject.toml's pytest
-#: filterwarnings names the same four); every other warning is shown.
-TORCHSCRIPT_DEPRECATED = ("script", "trace", "save", "load")
+#: filterwarnings names the same five); every other warning is shown.
+TORCHSCRIPT_DEPRECATED = ("script", "trace", "trace_method", "save", "load")
 
 
 def silence_torchscript_deprecation() -> None:

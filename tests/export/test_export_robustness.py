@@ -169,7 +169,8 @@ def test_an_old_relative_checkpoint_path_is_taken_from_the_manifests_folder(tmp_
 @pytest.mark.skipif(os.name == "nt", reason="SIGTERM is POSIX")
 def test_sigterm_during_the_export_leaves_no_temporary_file_and_no_warning_noise(tmp_path):
     out = tmp_path / "CorridorKey.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "corridorkey_export.cli", "--random-init", "--img-size", str(S),
+    proc = subprocess.Popen([sys.executable, "-c", "from corridorkey_export.cli import main; main()", "--random-init",
+                             "--img-size", str(S),
                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while not list(tmp_path.glob(".CorridorKey.tmp-*.pt")):  # the save has begun
