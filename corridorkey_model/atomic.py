@@ -19,16 +19,22 @@ frame order) uses the three functions directly.
 
 The temporary file is created with mode ``0o666`` minus the umask, as a plain
 ``open()`` would, so the final file gets ordinary permissions.
+
+:func:`why_write_failed` turns a failed write into the reason a user can act on:
+a full disk (``ENOSPC``, or almost no space left where a writer such as OpenCV
+only says it failed), a quota, a read-only file system, missing permissions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
+import shutil
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +108,45 @@ def write_bytes(path: PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
-__all__ = ["temp_path_for", "commit", "discard", "atomic_path", "write_bytes", "TEMP_MARK"]
+#: Below this much free space a failed write is reported as a full disk (writers such as OpenCV
+#: and libpng report only that the write failed, not why).
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def free_bytes(folder: PathLike) -> Optional[int]:
+    """Free space of the file system holding ``folder`` (its nearest existing parent), or None."""
+    p = Path(folder).absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def why_write_failed(path: PathLike, exc: Optional[BaseException] = None, needed: int = 0) -> str:
+    """Why writing ``path`` failed, in words a user can act on (``exc``: the error, if any; ``needed``: bytes).
+
+    ``ENOSPC``, or less free space than ``max(needed, NEARLY_FULL_BYTES)`` when the
+    writer gave no reason, is a full disk; ``EDQUOT`` a quota; ``EROFS`` a read-only
+    file system; ``EACCES`` / ``EPERM`` missing permissions.
+    """
+    folder = Path(path).parent
+    code = getattr(exc, "errno", None)
+    free = free_bytes(folder)
+    if code == errno.ENOSPC or (code is None and free is not None and free < max(needed, NEARLY_FULL_BYTES)):
+        left = f"{free} bytes free" if free is not None else "no space left"
+        return f"the disk holding {folder} is full ({left}); free some space or write elsewhere"
+    if code == getattr(errno, "EDQUOT", -1):
+        return f"your disk quota on the file system holding {folder} is used up; free some space or write elsewhere"
+    if code == errno.EROFS:
+        return f"{folder} is on a read-only file system; write elsewhere"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"permission denied in {folder}; fix its permissions or write elsewhere"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}"
+    return f"{exc}" if exc is not None else "the write failed (is its folder writable?)"
+
+
+__all__ = ["temp_path_for", "commit", "discard", "atomic_path", "write_bytes", "TEMP_MARK", "why_write_failed",
+           "free_bytes"]

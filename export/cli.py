@@ -37,6 +37,7 @@ from corridorkey_export.validate import (
     default_plates,
     format_report,
 )
+from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
 from corridorkey_model.devices import parse_device
 from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE
@@ -48,6 +49,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _setup_logging(verbose: int) -> None:
+    silence_torchscript_deprecation()
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
@@ -127,7 +129,8 @@ def _main_help() -> str:
       export-torchscript --random-init --img-size 256 --validate -o /tmp/ck/CorridorKey.pt
       export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
 
-    Exit status: 0 success, 1 export or validation failure, 2 usage error.
+    Exit status: 0 success, 1 export or validation failure, 2 usage error, 130 interrupted
+    (Ctrl-C or SIGTERM: nothing is written, no temporary file is left).
     At S=2048 on a 2-core CPU the default --validate adds a few minutes (2 full forwards of the
     .pt, 1 eager); --sweep full takes hours there: prefer --device cuda for it.
     """
@@ -135,9 +138,9 @@ def _main_help() -> str:
 
 def validation_options(f):
     """Options shared by the export's --validate and the validate command."""
-    f = click.option("--fp16-tolerance", type=float, default=FP16_TOLERANCE, show_default=True,
+    f = click.option("--fp16-tolerance", type=FiniteFloatRange(min=0.0), default=FP16_TOLERANCE, show_default=True,
                      help="Max abs error allowed for fp16 against the fp32 reference.")(f)
-    f = click.option("--tolerance", type=float, default=FP32_TOLERANCE, show_default=True,
+    f = click.option("--tolerance", type=FiniteFloatRange(min=0.0), default=FP32_TOLERANCE, show_default=True,
                      help="Max abs error allowed per output channel, fp32 on the same device.")(f)
     f = click.option("--fp16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                      help=_fp16_help)(f)
@@ -205,14 +208,18 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     started = time.perf_counter()
-    model, info = _load(checkpoint, random_init, seed, img_size, dev, screen)
-    if validate:
-        log.info("validation will make %s", _sweep_note(sweep, img_size))
     try:
-        result = export_torchscript(
-            model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
-            random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,
-            validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+        with stop_signals_interrupt():
+            model, info = _load(checkpoint, random_init, seed, img_size, dev, screen)
+            if validate:
+                log.info("validation will make %s", _sweep_note(sweep, img_size))
+            result = export_torchscript(
+                model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
+                random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,
+                validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {output} was not written (no temporary file left)", err=True)
+        raise click.exceptions.Exit(130) from None
     except ValidationFailed as exc:
         click.echo(format_report(exc.report))
         raise click.ClickException(str(exc)) from None
@@ -268,13 +275,15 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     if not manifest:
         log.warning("no manifest beside %s: checking against %s", pt_file,
                     checkpoint or ("a random network" if random_init else "the released checkpoint"))
+    else:
+        _check_manifest_is_the_files(pt_file, manifest)
     recorded = manifest.get("checkpoint") or {}
     if recorded.get("random_init") and not (random_init or checkpoint):
         random_init = True
         log.info("the manifest says the file was exported with --random-init; rebuilding that network")
-    if checkpoint is None and not random_init and recorded.get("path") and Path(recorded["path"]).is_file():
-        checkpoint = recorded["path"]
-        log.info("using the checkpoint named in the manifest: %s", checkpoint)
+    chosen_by_user = checkpoint is not None
+    if checkpoint is None and not random_init and recorded.get("path"):
+        checkpoint = _manifest_checkpoint(pt_file, recorded)
     if seed is None:
         seed = int(recorded.get("seed") or 0)
 
@@ -302,6 +311,11 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     log.info("load     %s (%s-screen model, S=%d) in %.1f s", pt_file, screen.name, img_size, time.perf_counter() - t)
     model, info = _load(checkpoint, random_init, seed, img_size, dev, screen.name)
     if info is not None and recorded.get("sha256") and recorded["sha256"] != info.sha256:
+        if not chosen_by_user:  # never a silent switch to other weights
+            raise click.ClickException(
+                f"the manifest says {pt_file.name} was exported from weights with SHA-256 {recorded['sha256']}, but "
+                f"the checkpoint found here ({info.path}) has {info.sha256}: comparing them would only report a "
+                f"mismatch. Give the checkpoint it was exported from with --checkpoint PATH.")
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
     fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
@@ -322,13 +336,14 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
         manifest = read_manifest(pt_file) or {}
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
+    if manifest:
+        _check_manifest_is_the_files(pt_file, manifest)  # the same rules as `validate`
     recorded = manifest.get("checkpoint") or {}
     if recorded.get("random_init") and not (random_init or checkpoint):
         random_init = True
         log.info("the manifest says the file was exported with --random-init; rebuilding that network")
-    if checkpoint is None and not random_init and recorded.get("path") and Path(recorded["path"]).is_file():
-        checkpoint = recorded["path"]
-        log.info("using the checkpoint named in the manifest: %s", checkpoint)
+    if checkpoint is None and not random_init and recorded.get("path"):
+        checkpoint = _manifest_checkpoint(pt_file, recorded)
     if seed is None:
         seed = int(recorded.get("seed") or 0)
     try:
@@ -491,6 +506,43 @@ def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant:
         w = report.worst
         raise click.ClickException(f"parity failed in {mode} mode: worst case {w.case} ({w.variant}), max abs error "
                                    f"{w.max_error:.3g} (tolerance {report.mode.tolerance:g})")
+
+
+def _check_manifest_is_the_files(pt_file: Path, manifest: dict) -> None:
+    """ClickException when the manifest's ``file_sha256`` is not ``pt_file``'s: its records (the checkpoint, the
+    seed, the attention kernel) would then describe another file."""
+    from corridorkey_model.network.checkpoint import sha256_of
+
+    recorded = manifest.get("file_sha256")
+    if not recorded:
+        log.warning("the manifest beside %s records no file_sha256; trusting that it belongs to the file", pt_file)
+        return
+    actual = sha256_of(pt_file)
+    if actual != recorded:
+        raise click.ClickException(
+            f"the manifest beside {pt_file} records SHA-256 {recorded}, but the file has {actual}: the manifest "
+            f"belongs to another export (the .pt was replaced or re-exported). Put the file's own manifest beside "
+            f"it, or move the manifest away and name the weights with --checkpoint PATH.")
+    log.info("manifest: file SHA-256 matches (%s)", actual)
+
+
+def _manifest_checkpoint(pt_file: Path, recorded: dict) -> Optional[str]:
+    """The checkpoint the manifest names, as a path that exists here, or None for the released file from the
+    Hugging Face cache. A relative path (older manifests) is taken from the manifest's folder. ClickException
+    when a file given by the user at export time is not there: no silent switch to other weights."""
+    path = Path(recorded["path"]).expanduser()
+    if not path.is_absolute():
+        path = pt_file.absolute().parent / path
+    if path.is_file():
+        log.info("using the checkpoint named in the manifest: %s", path)
+        return str(path)
+    if recorded.get("source") in ("huggingface cache", "downloaded"):
+        log.info("the manifest's checkpoint %s (the released file) is not here: using this machine's Hugging Face "
+                 "cache; its SHA-256 must be the manifest's", path)
+        return None
+    raise click.ClickException(
+        f"the manifest says {pt_file.name} was exported from {recorded['path']} (SHA-256 {recorded.get('sha256')}), "
+        f"which is not at {path}. Give that checkpoint with --checkpoint PATH.")
 
 
 __all__ = ["main"]

@@ -112,8 +112,8 @@ def check_output_writable(output: PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{output.name}.", suffix=".probe"):
             pass
     except OSError as exc:
-        raise ExportError(f"cannot write to {parent} ({exc.strerror or exc}); choose another --output "
-                          f"or fix the directory's permissions") from exc
+        raise ExportError(f"cannot write to {parent} ({atomic.why_write_failed(output, exc)}); choose another "
+                          f"--output if that cannot be fixed") from exc
     return output
 
 
@@ -219,6 +219,22 @@ def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN) ->
                           "choice: " + "; ".join(devices[:5]))
 
 
+def _check_space_for(module: nn.Module, output: Path) -> None:
+    """ExportError when the disk holding ``output`` has less free space than the module's tensors need.
+
+    ``torch.jit.save`` cannot report a full disk: its archive writer throws from a destructor
+    and the process aborts (SIGABRT, the temporary file left behind). So the space is checked
+    first: the tensors' bytes plus 5 % and 1 MiB for the archive's code and headers. (A disk
+    that other writers fill during the save can still abort it.)
+    """
+    tensors = list(module.state_dict().values())
+    needed = int(sum(t.numel() * t.element_size() for t in tensors) * 1.05) + (1 << 20)
+    free = atomic.free_bytes(output.parent)
+    if free is not None and free < needed:
+        raise ExportError(f"cannot write {output}: the disk holding {output.parent} is full ({free} bytes free, "
+                          f"the file needs about {needed}); free some space or choose another --output")
+
+
 def _peak_rss_mb() -> Optional[float]:
     """Peak RSS of this process in MiB (Linux: ru_maxrss is in KiB), or None where unavailable."""
     try:
@@ -318,7 +334,13 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         tmp_pt = atomic.temp_path_for(output)
         temps.append(tmp_pt)
         log.info("save     %s", output)
-        torch.jit.save(scripted, str(tmp_pt))
+        _check_space_for(scripted, output)
+        try:
+            torch.jit.save(scripted, str(tmp_pt))
+        except (RuntimeError, OSError) as exc:  # torch reports a failed write as RuntimeError, without errno
+            raise ExportError(f"cannot write {output}: "
+                              f"{atomic.why_write_failed(output, exc if isinstance(exc, OSError) else None)}"
+                              f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         del scripted, traced
         step("save", t)
 
@@ -356,17 +378,21 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         verify_exr, verify_path = verify_paths(output, screen)
         manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
                               "samples": len(verify_json["samples"])}
-        tmp_json = atomic.temp_path_for(manifest_path)
-        temps.append(tmp_json)
-        tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        tmp_verify_exr, tmp_verify = atomic.temp_path_for(verify_exr), atomic.temp_path_for(verify_path)
-        temps += [tmp_verify_exr, tmp_verify]
-        write_exr(tmp_verify_exr, verify_plate)
-        tmp_verify.write_text(json.dumps(verify_json, indent=2) + "\n")
-        atomic.commit(tmp_verify_exr, verify_exr)
-        atomic.commit(tmp_verify, verify_path)
-        atomic.commit(tmp_pt, output)
-        atomic.commit(tmp_json, manifest_path)
+        try:
+            tmp_json = atomic.temp_path_for(manifest_path)
+            temps.append(tmp_json)
+            tmp_json.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            tmp_verify_exr, tmp_verify = atomic.temp_path_for(verify_exr), atomic.temp_path_for(verify_path)
+            temps += [tmp_verify_exr, tmp_verify]
+            write_exr(tmp_verify_exr, verify_plate)
+            tmp_verify.write_text(json.dumps(verify_json, indent=2) + "\n")
+            atomic.commit(tmp_verify_exr, verify_exr)
+            atomic.commit(tmp_verify, verify_path)
+            atomic.commit(tmp_pt, output)
+            atomic.commit(tmp_json, manifest_path)
+        except OSError as exc:
+            raise ExportError(f"cannot write {manifest_path} and the Verify files beside it: "
+                              f"{atomic.why_write_failed(manifest_path, exc)}") from exc
         log.info("wrote %s (%.0f MB), %s, and the Verify button's %s and %s", output, output.stat().st_size / 2**20,
                  manifest_path.name, verify_path.name, verify_exr.name)
     finally:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -595,15 +596,15 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
         cats[screen.cat_filename] = Path(given)
     nuke_dir = Path(nuke_dir).expanduser()
     target = nuke_dir / "Cattery" / GIZMO_CLASS
-    target.mkdir(parents=True, exist_ok=True)
+    files: Dict[Path, bytes] = {}
     for rel in PACKAGE_FILES:
         src = Path(root) / rel
         if not src.is_file():
             raise click.ClickException(f"missing {src}: the installation of corridorkey-nuke is incomplete; "
                                        "reinstall it (pip install --force-reinstall corridorkey-nuke)")
-        _atomic_write(target / src.name, src.read_bytes())
+        files[target / src.name] = src.read_bytes()
     for name, src in cats.items():
-        _atomic_write(target / name, src.read_bytes())
+        files[target / name] = src.read_bytes()
     for screen in SCREENS:  # the Verify button's plate and reference values, exported beside the .pt
         given = cat if screen is SCREENS[0] else blue_cat
         if given is None:
@@ -611,19 +612,103 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
         for extra in (screen.verify_filename, screen.verify_plate_filename):
             src = Path(given).parent / extra
             if src.is_file():
-                _atomic_write(target / extra, src.read_bytes())
+                files[target / extra] = src.read_bytes()
             else:
                 log.warning("no %s beside %s: the node's Verify button needs it (export-torchscript writes it "
                             "beside the .pt; build the .cat in that folder or copy it there)", extra, given)
     init = nuke_dir / "init.py"
-    text = init.read_text() if init.is_file() else ""
+    text = _read_init(init)
     if _OLD_INIT_MARK in text:
         log.warning("replaced the registration of the earlier layout %s in %s; that folder can be deleted",
                     nuke_dir / GIZMO_CLASS, init)
     new_text = _registered_init(text, target)
+    try:
+        init_bytes = new_text.encode("utf-8", "surrogateescape")  # bytes that were not UTF-8 come back unchanged
+    except UnicodeEncodeError:
+        raise click.ClickException(
+            f"{init} is not UTF-8 and the package path {target} is not ASCII, so the registration line cannot be "
+            f"added in the file's own encoding: save {init} as UTF-8, or install into a folder with an ASCII "
+            f"path") from None
+    _check_can_write(nuke_dir, init, target)  # before anything is touched
+    _install_files(files, target)
     if new_text != text:
-        _atomic_write(init, new_text.encode())
+        try:
+            _atomic_write(init, init_bytes)
+        except OSError as exc:
+            raise click.ClickException(f"installed {target}, but could not register it in {init}: "
+                                       f"{_why(init, exc)}. Add these lines to it yourself:\n"
+                                       f"{init_block(target)}") from None
     return target
+
+
+def _why(path: Path, exc: OSError) -> str:
+    from corridorkey_model import atomic
+
+    return atomic.why_write_failed(path, exc)
+
+
+def _read_init(init: Path) -> str:
+    """``init.py``'s text ('' if absent). Bytes that are not UTF-8 (an older file in another encoding) are kept
+    as they are (``surrogateescape``), so the rest of the file is written back byte for byte."""
+    try:
+        return init.read_bytes().decode("utf-8", "surrogateescape") if init.exists() else ""
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {init} ({exc.strerror or exc}); fix its permissions or install "
+                                   f"into another Nuke home folder") from None
+
+
+def _check_can_write(nuke_dir: Path, init: Path, target: Path) -> None:
+    """ClickException unless the package folder and ``init.py`` can be written: a probe file is made and removed
+    in the nearest existing folder of each, so a read-only or full folder stops the install with nothing done."""
+    from corridorkey_model import atomic
+
+    for folder in {target, init.parent}:
+        existing = folder
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise click.ClickException(f"cannot install into {nuke_dir}: {existing} is a file, not a folder")
+        try:
+            atomic.discard(atomic.temp_path_for(existing / "install-probe"))
+        except OSError as exc:
+            raise click.ClickException(f"cannot install into {nuke_dir}: {existing} is not writable "
+                                       f"({_why(existing / 'x', exc)}); nothing was changed. Fix its permissions "
+                                       f"or give another --install-to folder") from None
+
+
+def _install_files(files: Dict[Path, bytes], target: Path) -> None:
+    """Write every file to a temporary name first, then rename them all into place; on a failure nothing of the
+    package is changed (temporaries and folders made here are removed)."""
+    from corridorkey_model import atomic
+
+    created = []
+    p = target
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    temps: List[Tuple[Path, Path]] = []
+    try:
+        for folder in reversed(created):
+            folder.mkdir()
+        for final, data in files.items():
+            tmp = atomic.temp_path_for(final)
+            temps.append((tmp, final))
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        for tmp, _final in temps:
+            atomic.discard(tmp)
+        for folder in created:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise click.ClickException(f"cannot install into {target}: {_why(target / 'x', exc)}; nothing was "
+                                   f"changed") from None
+    for tmp, final in temps:
+        atomic.commit(tmp, final)
 
 
 #: Where an installed wheel keeps ``gizmos/`` and ``nuke/`` (package data; pyproject.toml maps them here).

@@ -103,7 +103,7 @@ class CheckpointError(Exception):
 class CheckpointInfo:
     """Where the weights came from; recorded in the export manifest."""
 
-    path: str
+    path: str  # absolute: the manifest records it, and `validate` finds the file from any folder
     sha256: str
     is_released_file: bool
     source: str  # "user path", "huggingface cache" or "downloaded"
@@ -119,7 +119,7 @@ class CheckpointInfo:
 def _where_to_get_it(screen: str = "green") -> str:
     weights = released_weights(screen)
     option = ("--checkpoint PATH" if screen == "green"
-              else "--blue-checkpoint PATH (corridorkey run) or --checkpoint PATH (export-torchscript --screen blue)")
+              else "--checkpoint PATH with --screen blue (corridorkey run with --screen auto: --blue-checkpoint PATH)")
     return (
         f"The released {screen}-screen weights ({' or '.join(weights.filenames)}, ~400 MB) are published at "
         f"{weights.url} . Download one there and pass its path with {option}, or let the loader fetch it "
@@ -258,6 +258,7 @@ def _read_torch(path: Path) -> object:
             f"directory; a partial download looks like this), or not a torch.save file at all. "
             f"Download it again, and compare its SHA-256 with the published one."
         )
+    check_zip_crcs(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
@@ -272,6 +273,25 @@ def _read_torch(path: Path) -> object:
             f"{path} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {text[:300]}); it is "
             f"probably truncated or corrupt. Download it again."
         ) from exc
+
+
+def check_zip_crcs(path: Path) -> None:
+    """Every member of a ``torch.save`` zip against the CRC-32 its header records (:meth:`zipfile.ZipFile.testzip`).
+
+    ``torch.load`` does not check them, so bytes flipped inside a tensor (a bad disk, a
+    damaged copy) would load as wrong weights. Reading the whole file costs about what
+    hashing it does (docs/export.md gives the time for a ~400 MB file).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); it is "
+                              f"truncated or corrupt. Download it again.") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"{path} is corrupt: the data of {bad} inside it does not match its recorded CRC-32 (damaged on disk "
+            f"or in a copy). Download it again, and compare its SHA-256 with the published one.")
 
 
 def _is_tensor_dict(obj: object) -> bool:
@@ -420,7 +440,7 @@ def load_model(checkpoint: Optional[PathLike] = None, img_size: int = DEFAULT_IM
     resized = match_state_dict(state, model, path)
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
-    info = CheckpointInfo(path=str(path), sha256=digest, is_released_file=is_released, source=source,
+    info = CheckpointInfo(path=str(path.absolute()), sha256=digest, is_released_file=is_released, source=source,
                           screen=screen, img_size=img_size, checkpoint_img_size=ckpt_size,
                           pos_embed_resized=resized)
     return model, info

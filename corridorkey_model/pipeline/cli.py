@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 import torch
 
+from corridorkey_model import atomic
+from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
 from corridorkey_model.devices import parse_device
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
-from corridorkey_model.pipeline import colour_management, farm, frame_io, stages, video_out
+from corridorkey_model.pipeline import colour_management, farm, frame_io, settings_record, stages, video_out
+from corridorkey_model.pipeline.lock import OutputClaim, OutputLocked
 from corridorkey_model.pipeline.runner import StageError
 from corridorkey_model.testing import RANDOM_INIT_WARNING
 
@@ -55,6 +55,7 @@ def _parse_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(verbose: int, quiet: bool) -> None:
     """CorridorKey reference pipeline: key clips with the same math as the exported CorridorKey.pt."""
+    silence_torchscript_deprecation()
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
@@ -75,8 +76,8 @@ def _farm_devices(_ctx: click.Context, _param: click.Parameter, value: str) -> s
     return value
 
 
-def _farm_img_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
-    """``--img-size`` for farm-job: refused here rather than in every task on the farm."""
+def _img_size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    """``--img-size``: a usage error (exit 2) before anything is read or loaded (farm-job: before submitting)."""
     try:
         return check_img_size(value)
     except ValueError as exc:
@@ -130,25 +131,25 @@ class RunOption:
 #: ``farm-job`` (as a job parameter, passed to every task) get it.
 RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--checkpoint",), dict(
-        type=click.Path(dir_okay=False, path_type=Path), default=None,
-        help="CorridorKey checkpoint (.pth/.safetensors). Default: CorridorKey_v1.0.pth from the "
-             "Hugging Face cache, fetched if absent.")),
+        type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        help="Checkpoint (.pth/.safetensors) of the model --screen names: the green-screen weights, or with "
+             "--screen blue the blue-screen weights (with --screen auto, the green ones). Default: the released "
+             "file from the Hugging Face cache, fetched if absent.")),
     RunOption(("--random-init/--no-random-init",), dict(
         default=False,
         help="Use a random-weight network instead of a checkpoint (smoke tests only: NOT a keyer).")),
     RunOption(("--img-size",), dict(
-        type=int, default=DEFAULT_IMG_SIZE,
-        help="Model resolution S (multiple of 32, >= 64); every frame is resized to S x S for the network."),
-        farm_callback=_farm_img_size),
+        type=int, default=DEFAULT_IMG_SIZE, callback=_img_size,
+        help="Model resolution S (multiple of 32, >= 64); every frame is resized to S x S for the network.")),
     RunOption(("--despill",), dict(
-        type=click.FloatRange(_DESPILL.minimum, _DESPILL.maximum), default=_DESPILL.typed_default,
+        type=FiniteFloatRange(_DESPILL.minimum, _DESPILL.maximum), default=_DESPILL.typed_default,
         help=_DESPILL.tooltip)),
     RunOption(("--gamma",), dict(
         type=click.Choice(GAMMA_CHOICES), default="auto",
         help=_GAMMA.tooltip + " auto: linear for EXR plates, sRGB for everything else; with an OCIO config sRGB "
              "(OCIO converts the plate, as the node does).")),
     RunOption(("--refiner",), dict(
-        type=click.FloatRange(_REFINER.minimum, _REFINER.maximum), default=_REFINER.typed_default,
+        type=FiniteFloatRange(_REFINER.minimum, _REFINER.maximum), default=_REFINER.typed_default,
         help=_REFINER.tooltip)),
     RunOption(("--despeckle/--no-despeckle",), dict(
         default=False,
@@ -163,8 +164,9 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
              "despill channel. auto: per clip, from its first frame and hint (mean G vs mean B where the hint "
              "is below 0.3; green, with a warning, when that cannot tell).")),
     RunOption(("--blue-checkpoint",), dict(
-        type=click.Path(dir_okay=False, path_type=Path), default=None,
-        help="Blue-screen checkpoint (.safetensors/.pth) for blue clips. Default: CorridorKeyBlue_1.0.safetensors "
+        type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        help="Blue-screen checkpoint (.safetensors/.pth) for the blue clips of --screen auto (with --screen blue "
+             "the same as --checkpoint; refused with --screen green). Default: CorridorKeyBlue_1.0.safetensors "
              "from the Hugging Face cache, fetched if absent.")),
     RunOption(("--device", "devices"), dict(
         default="auto", callback=_parse_devices,
@@ -229,6 +231,39 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
 )
 
 
+def check_run_values(values: Dict[str, Any]) -> Dict[str, Optional[Path]]:
+    """The checks of ``corridorkey run``'s options together, for ``run`` and ``farm-job`` alike (one set of rules).
+
+    ``values`` are the options by Python name. Returns the checkpoint per screen (None: the
+    released file). Each option's own type and callback checked it alone already (ranges,
+    finite numbers, --img-size, an existing checkpoint file); this checks how they combine,
+    and that a given checkpoint can be one (size, Git LFS pointer). Raises
+    ``click.UsageError`` (exit 2) or ``click.ClickException`` (exit 1, a bad file).
+    """
+    from corridorkey_model.network.checkpoint import CheckpointError, check_file
+
+    checkpoint, blue, screen = values.get("checkpoint"), values.get("blue_checkpoint"), values.get("screen", "green")
+    if values.get("random_init") and (checkpoint is not None or blue is not None):
+        raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
+    if screen == "green" and blue is not None:
+        raise click.UsageError("--blue-checkpoint is the blue-screen model, but --screen green keys every clip "
+                               "with the green one: give the green weights with --checkpoint, or use --screen "
+                               "blue or auto")
+    if screen == "blue" and checkpoint is not None and blue is not None \
+            and Path(checkpoint).resolve() != Path(blue).resolve():
+        raise click.UsageError(f"with --screen blue, --checkpoint and --blue-checkpoint both name the blue-screen "
+                               f"weights, but they differ ({checkpoint}, {blue}): give one")
+    weights = {"green": checkpoint, "blue": blue}
+    if screen == "blue":
+        weights = {"green": None, "blue": checkpoint if checkpoint is not None else blue}
+    for path in (p for p in weights.values() if p is not None):
+        try:
+            check_file(Path(path))
+        except CheckpointError as exc:
+            raise click.ClickException(str(exc)) from None
+    return weights
+
+
 def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: every option of :data:`RUN_OPTIONS` (``farm``: as ``farm-job`` declares them)."""
     def apply(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -236,26 +271,6 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
             f = spec.decorator(farm)(f)
         return f
     return apply
-
-
-@contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM (SIGBREAK on Windows), what a farm sends to cancel a task, stops the run as Ctrl-C does:
-    frames not yet committed are discarded, so nothing is left half-written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signals = [getattr(signal, n) for n in ("SIGTERM", "SIGBREAK") if hasattr(signal, n)]
-    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @main.command("run")
@@ -272,11 +287,15 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
 
     Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
     and Comp (checkerboard preview PNG), one file per input frame, named after it. Writes are atomic and
-    frames already written are skipped, so a killed or retried run resumes. Exit status: 0 on success,
-    1 on any error (the message names the frame), 130 on Ctrl-C or SIGTERM (a farm cancelling the task).
+    frames already written are skipped, so a killed or retried run resumes. The frames being keyed are
+    locked (Output/.corridorkey-locks/): a second run on them fails at once, naming the first one's host
+    and pid. Output/corridorkey_settings.json records the settings; a resume with others is refused
+    without --overwrite. Exit status: 0 on success, 1 on any error (the message names the frame or
+    file), 2 on a bad option (before anything is read), 130 on Ctrl-C or SIGTERM (a farm cancelling
+    the task).
     """
-    if random_init and (checkpoint is not None or blue_checkpoint is not None):
-        raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
+    weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
+                                    random_init=random_init, screen=screen))
     try:
         colour = colour_management.load_conversion(
             ocio_config if ocio_config is not None else colour_management.config_from_environment(),
@@ -293,12 +312,10 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                                 layered_exr)
     try:
         clips = stages.load_clips(stages.scan(path, hint=hint, output=output), layer)
-        plans = []
-        for clip in clips:
-            sel = stages.select_frames(clip, frame_range, out)
+        plans = [(clip, stages.select_frames(clip, frame_range, out)) for clip in clips]
+        for clip, sel in plans:
             if sel.todo:
-                stages.prepare_output(clip, out)
-            plans.append((clip, sel))
+                stages.check_output(clip, out)  # creates nothing: a failed run leaves no empty folders
     except (stages.ClipError, frame_io.FrameReadError, frame_io.FrameWriteError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -315,39 +332,55 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     for name, decision in screens.items():
         (log.warning if decision.fallback else log.info)("clip %s: %s screen (%s)", name, decision.screen,
                                                           decision.reason)
-    # Every model a clip needs is loaded before any frame is keyed: a missing checkpoint stops here.
-    workers = {name: _load_workers(checkpoint if name == "green" else blue_checkpoint, random_init, img_size,
-                                   devices, name)
-               for name in sorted({d.screen for d in screens.values()})}
-
     from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    lines = []
-    with _stop_signals_interrupt(), tqdm(total=total, unit="frame", dynamic_ncols=True, disable=None) as bar:
-        for clip, sel in plans:
-            if not sel.todo:
-                lines.append(f"{clip.name}: all {len(sel.done)} frame(s) already written")
-                continue
-            bar.set_description(clip.name)
-            decision = screens[clip.name]
-            s = dataclasses.replace(stages.settings_for(clip, gamma, base),
-                                    screen_channel=SCREENS_BY_NAME[decision.screen].channel)
-            t_clip = time.perf_counter()
-            try:
-                n = stages.key_clip(clip, sel.todo, workers[decision.screen], img_size, s, out, io_threads,
-                                      on_frame=lambda _w: bar.update(1))
-            except StageError as exc:
-                bar.close()
-                raise click.ClickException(f"clip {clip.name}: {exc}") from None
-            except KeyboardInterrupt:
-                bar.close()
-                click.echo("\ninterrupted: frames written so far are complete; run the same command again "
-                           "to resume", err=True)
-                raise click.exceptions.Exit(130) from None
-            dt = time.perf_counter() - t_clip
-            lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, gamma "
-                         f"{_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> {clip.output_dir}")
+    claims: Dict[str, OutputClaim] = {}
+    failed = True
+    try:
+        with stop_signals_interrupt():
+            for clip, sel in plans:  # first the locks: a second run on these frames stops here, at once
+                if sel.todo:
+                    claims[clip.name] = _claim(clip, sel, out)
+            # Every model a clip needs is loaded before any frame is keyed: a bad checkpoint stops here.
+            loaded = {name: _load_workers(weights[name], random_init, img_size, devices, name)
+                      for name in sorted({d.screen for d in screens.values()})}
+            settings = {name: dataclasses.replace(stages.settings_for(clip, gamma, base),
+                                                  screen_channel=SCREENS_BY_NAME[screens[name].screen].channel)
+                        for name, clip in ((c.name, c) for c, sel in plans if sel.todo)}
+            for clip, sel in plans:  # then the settings records: a resume must not mix two keys
+                if sel.todo:
+                    decision = screens[clip.name]
+                    record = _recorded_settings(settings[clip.name], decision.screen, loaded[decision.screen][1],
+                                                img_size, out, clip.layer)
+                    _record(clip, claims[clip.name], record, out.overwrite, frame_range is not None)
+            t0 = time.perf_counter()
+            lines = []
+            with tqdm(total=total, unit="frame", dynamic_ncols=True, disable=None) as bar:
+                for clip, sel in plans:
+                    if not sel.todo:
+                        lines.append(f"{clip.name}: all {len(sel.done)} frame(s) already written")
+                        continue
+                    bar.set_description(clip.name)
+                    decision, s = screens[clip.name], settings[clip.name]
+                    t_clip = time.perf_counter()
+                    try:
+                        n = stages.key_clip(clip, sel.todo, loaded[decision.screen][0], img_size, s, out,
+                                              io_threads, on_frame=lambda _w: bar.update(1))
+                    except StageError as exc:
+                        bar.close()
+                        raise click.ClickException(f"clip {clip.name}: {exc}") from None
+                    dt = time.perf_counter() - t_clip
+                    lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, "
+                                 f"gamma {_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> "
+                                 f"{clip.output_dir}")
+        failed = False
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: frames written so far are complete; run the same command again to resume",
+                   err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        for claim in claims.values():
+            claim.release(failed=failed)
     for line in lines:
         click.echo(line)
     click.echo(f"done: {total} frame(s) keyed, {skipped} skipped, {time.perf_counter() - t0:.1f} s")
@@ -365,6 +398,47 @@ def _write_videos(clips: List[stages.Clip], out: stages.OutputSettings, codec: s
             raise click.ClickException(f"clip {clip.name}: --video-out: {exc}") from None
         for p in written:
             click.echo(f"{clip.name}: wrote {p}")
+
+
+def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_size: int,
+                       out: stages.OutputSettings, layer: Optional[str] = None) -> Dict[str, Any]:
+    """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels."""
+    colour = ({"ocio_config": s.colour.config_name, "working_space": s.colour.working,
+               "network_space": s.colour.network} if s.colour is not None else {"ocio_config": None})
+    return {"screen": screen, "weights": weights, "img_size": img_size, "gamma_input": s.gamma_input,
+            "despill_strength": s.despill_strength, "refiner_strength": s.refiner_strength,
+            "despeckle_size": s.despeckle_size if s.despeckle else 0, "image_format": out.image_format,
+            "exr_type": out.exr.pixel_type, "exr_compression": out.exr.compression, "layer": layer,
+            "layered_exr": out.layered, **colour}
+
+
+def _claim(clip: stages.Clip, sel: stages.Selection, out: stages.OutputSettings) -> OutputClaim:
+    """Lock ``sel.todo`` of the clip's output (folders made, stale temporaries swept); ClickException if refused."""
+    try:
+        return stages.claim_output(clip, sel.todo, out)
+    except (OutputLocked, frame_io.FrameWriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _record(clip: stages.Clip, claim: OutputClaim, record: Dict[str, Any], overwrite: bool, partial: bool) -> None:
+    """Check the clip output's settings record against ``record`` and write it; ClickException on a mismatch."""
+    path = settings_record.record_path(clip.output_dir)
+    try:
+        rewrite = settings_record.check(clip.output_dir, record, overwrite, clip.name)
+    except settings_record.SettingsMismatch as exc:
+        raise click.ClickException(str(exc)) from None
+    if not rewrite:
+        return
+    existed = path.exists()
+    if existed and partial:
+        log.warning("clip %s: --overwrite with --frames: frames outside the range keep the settings they were keyed "
+                    "with, but %s now records the new ones", clip.name, path)
+    try:
+        settings_record.write(clip.output_dir, record)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {atomic.why_write_failed(path, exc)}") from None
+    if not existed:
+        claim.add_new_file(path)
 
 
 @main.command("farm-job")
@@ -399,8 +473,7 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
     submit a bundle folder to AWS Deadline Cloud with `deadline bundle submit FOLDER`. Exit status:
     0 written, 1 a clip or the job is unusable (nothing written), 2 a bad option.
     """
-    if values["random_init"] and values["checkpoint"] is not None:
-        raise click.UsageError("give --checkpoint or --random-init, not both")
+    check_run_values(values)  # what run refuses, refused here before any task is written
     chunked = _use_task_chunking(chunking)
     path = Path(os.path.abspath(path))
     try:
@@ -451,8 +524,9 @@ def _run_arguments(ctx: click.Context, values: Dict[str, Any]) -> List[farm.RunA
 
 
 def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
-                  devices: List[torch.device], screen: str = "green") -> List[stages.Worker]:
-    """The ``screen``'s model, one per device (loaded once, copied to the others)."""
+                  devices: List[torch.device], screen: str = "green") -> Tuple[List[stages.Worker], str]:
+    """The ``screen``'s model, one per device (loaded once, copied to the others), and what the weights are
+    (their SHA-256, or ``random-init``). The loader logs the file, its hash and whether it is released."""
     from corridorkey_model.network.checkpoint import CheckpointError, load_model
     from corridorkey_model.testing import make_random_model
 
@@ -460,18 +534,17 @@ def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
         if random_init:
             click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
             log.warning("--random-init: random weights, not a keyer")
-            model = make_random_model(img_size)
+            model, weights = make_random_model(img_size), "random-init"
         else:
             model, info = load_model(checkpoint, img_size=img_size, device="cpu", screen=screen)
-            log.info("%s-screen model: checkpoint %s, SHA-256 %s (%s)", screen, info.path, info.sha256,
-                     "released" if info.is_released_file else "not the released file")
+            weights = info.sha256
     except (CheckpointError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     workers = []
     for i, dev in enumerate(devices):
         m = model if i == len(devices) - 1 else copy.deepcopy(model)
         workers.append(stages.Worker(m.to(dev).eval(), dev))
-    return workers
+    return workers, weights
 
 
 def _compare_default_tolerance() -> float:

@@ -39,12 +39,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from corridorkey_model import atomic
 from corridorkey_model.keying import frame
 from corridorkey_model.keying.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.colour_management import OcioConversion
 from corridorkey_model.pipeline.frame_io import ExrOptions, FrameReadError, ImageInfo
+from corridorkey_model.pipeline.lock import OutputClaim
 from corridorkey_model.pipeline.runner import Stage, run_ordered
 
 log = logging.getLogger(__name__)
@@ -316,18 +318,39 @@ def list_media(path: Path, what: str) -> Media:
     kinds = {p.suffix.lower().replace("jpeg", "jpg").replace("tiff", "tif") for p in images}
     if len(kinds) > 1:
         raise ClipError(f"{what} folder {path} mixes file types ({', '.join(sorted(kinds))}); keep one")
+    _refuse_duplicates(images, lambda p: p.stem, f"{what} folder {path}", "the same frame name",
+                       "their outputs would overwrite each other")
     return Media("images", tuple(images), len(images))
 
 
+def _refuse_duplicates(paths: Sequence[Path], key: Callable[[Path], object], where: str, what: str,
+                       why: str) -> None:
+    """:class:`ClipError` naming the first two of ``paths`` that share ``key`` (e.g. shot.1001.jpg and .jpeg)."""
+    seen: Dict[object, Path] = {}
+    for p in paths:
+        k = key(p)
+        if k in seen:
+            raise ClipError(f"{where} holds {seen[k].name} and {p.name}, {what} ({k}): {why}. Remove or rename one")
+        seen[k] = p
+
+
 def _frame_numbers(paths: Sequence[Path]) -> List[int]:
-    """Trailing numbers of the file stems when every frame has a distinct one, else 1-based positions."""
+    """Trailing numbers of the file stems (``shot.1001.png`` -> 1001); 1-based positions when a stem has none.
+
+    Two files with one number are refused (:class:`ClipError` naming both): ``--frames``
+    could not tell them apart.
+    """
     nums = []
     for p in paths:
         m = re.search(r"(\d+)$", p.stem)
         if m is None:
             return list(range(1, len(paths) + 1))
         nums.append(int(m.group(1)))
-    return nums if len(set(nums)) == len(nums) else list(range(1, len(paths) + 1))
+    if paths:
+        _refuse_duplicates(paths, lambda p: int(re.search(r"(\d+)$", p.stem).group(1)),
+                           f"input folder {paths[0].parent}", "the same frame number",
+                           "--frames and the farm's chunks could not tell them apart")
+    return nums
 
 
 def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
@@ -383,7 +406,31 @@ def load_clip(source: ClipSource, layer: Optional[str] = None) -> Clip:
             f"{hint0.width}x{hint0.height} ({inp.paths[0].name}, {hint.paths[0].name}); resize the hints "
             f"to the plate size"
         )
-    return Clip(source.name, inp, hint, source.output_dir, _frame_refs(inp, hint), layer)
+    refs = _frame_refs(inp, hint)
+    _check_every_hint_size(source.name, refs, (plate0.width, plate0.height), (hint0.width, hint0.height))
+    return Clip(source.name, inp, hint, source.output_dir, refs, layer)
+
+
+def _check_every_hint_size(clip: str, refs: Sequence[FrameRef], plate0: Tuple[int, int],
+                           hint0: Tuple[int, int]) -> None:
+    """Every frame's hint has its plate's format (width, height), read from the image headers
+    (:func:`frame_io.image_size`: the display window).
+
+    A video's frames all have the size of its first frame (checked by the caller). A file
+    whose header cannot be read here is left to its frame's read, which stops the run there.
+    """
+    if all(r.plate_is_video and r.hint_is_video for r in refs):
+        return
+    bad = []
+    for r in refs[1:]:
+        plate = plate0 if r.plate_is_video else frame_io.image_size(r.plate)
+        hint = hint0 if r.hint_is_video else frame_io.image_size(r.hint)
+        if plate is not None and hint is not None and plate != hint:
+            bad.append(f"{r.label} is {plate[0]}x{plate[1]} but its hint {r.hint.name} is {hint[0]}x{hint[1]}")
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ClipError(f"clip {clip}: {len(bad)} hint(s) differ in size from their plates: {'; '.join(bad[:3])}"
+                        f"{more}; resize the hints to the plate size")
 
 
 def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None) -> List[Clip]:
@@ -443,11 +490,46 @@ def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: Outpu
     return Selection(tuple(r for r in refs if r.position not in done_set), done)
 
 
+def output_folders(out: OutputSettings) -> Tuple[str, ...]:
+    """The folders a run writes into: Layered/ and Comp/ with ``--layered-exr``, else those of OUTPUTS."""
+    return (LAYERED_DIR, "Comp") if out.layered else tuple(OUTPUTS)
+
+
 def prepare_output(clip: Clip, out: OutputSettings) -> None:
     """Create the output folders and prove they are writable (before any frame is keyed)."""
-    folders = (LAYERED_DIR, "Comp") if out.layered else tuple(OUTPUTS)
-    for folder in folders:
+    for folder in output_folders(out):
         frame_io.check_writable(clip.output_dir / folder)
+
+
+def check_output(clip: Clip, out: OutputSettings = OutputSettings()) -> None:
+    """The output folders can be made and written (creates nothing: run before the model loads)."""
+    for folder in output_folders(out):
+        frame_io.check_can_create(clip.output_dir / folder)
+
+
+def claim_output(clip: Clip, refs: Sequence[FrameRef], out: OutputSettings) -> OutputClaim:
+    """Lock ``refs`` of ``clip``'s output folder, create its folders, remove a killed run's temporary files
+    of those frames and prove the folders writable (:mod:`corridorkey_model.pipeline.lock`).
+
+    Raises :class:`~corridorkey_model.pipeline.lock.OutputLocked` when a live run holds one
+    of the frames, :class:`~corridorkey_model.pipeline.frame_io.FrameWriteError` when the
+    folder cannot be written. ``release(failed=True)`` the claim to remove what it created.
+    """
+    names = {p.stem for r in refs for p in output_paths(clip.output_dir, r, out).values()}
+    try:
+        claim = OutputClaim.acquire(clip.output_dir, [r.number for r in refs], output_folders(out), names)
+    except OSError as exc:
+        raise frame_io.FrameWriteError(
+            f"output folder {clip.output_dir} is not writable "
+            f"({atomic.why_write_failed(clip.output_dir / 'x', exc)}); choose another place with --output if "
+            f"that cannot be fixed") from exc
+    try:
+        for folder in output_folders(out):
+            frame_io.check_writable(clip.output_dir / folder)
+    except BaseException:
+        claim.release(failed=True)
+        raise
+    return claim
 
 
 # --------------------------------------------------------------------------- per-frame stages

@@ -157,6 +157,76 @@ def test_install_refuses_a_missing_cat(tmp_path):
     assert not (tmp_path / "Cattery").exists()
 
 
+def test_install_keeps_an_init_py_that_is_not_utf8_byte_for_byte(tmp_path):
+    """An older init.py in Latin-1 (valid Python with its coding line): registered, its own bytes unchanged."""
+    home = tmp_path / ".nuke"
+    home.mkdir()
+    mine = "# -*- coding: latin-1 -*-\n# Compositing caf\xe9 tools\nimport nuke\n".encode("latin-1")
+    (home / "init.py").write_bytes(mine)
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--root", str(REPO)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    written = (home / "init.py").read_bytes()
+    package = (home / "Cattery" / "CorridorKey").absolute().as_posix()
+    assert written.startswith(mine)
+    assert written[len(mine):].decode("ascii") == nuke_files.init_block(home / "Cattery" / "CorridorKey")
+    assert f"nuke.pluginAddPath({package!r})" in written.decode("latin-1")
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder nobody can write to: a read-only tmpfs as root (permissions do not stop root), else mode 0555."""
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "init.py").write_text("# mine\n")
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return folder
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "init.py").write_text("# mine\n")
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(tmp_path / "src"), str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {mounted.stderr.strip()}")
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True)
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    pytest.skip("a read-only bind mount is writable here")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and mounts")
+def test_install_into_a_read_only_folder_says_so_and_touches_nothing(tmp_path):
+    import subprocess
+
+    home = _read_only_folder(tmp_path)
+    try:
+        before = sorted(p.name for p in home.iterdir())
+        result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--root", str(REPO)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert str(home) in result.output and "not writable" in result.output and "nothing was changed" in result.output
+        assert sorted(p.name for p in home.iterdir()) == before
+        assert (home / "init.py").read_text() == "# mine\n"
+    finally:
+        if os.geteuid() != 0:
+            home.chmod(0o755)
+        else:
+            subprocess.run(["umount", "-l", str(home)], capture_output=True)
+
+
+def test_install_stops_before_touching_anything_when_the_package_folder_cannot_be_made(tmp_path):
+    home = tmp_path / ".nuke"
+    home.mkdir()
+    (home / "Cattery").write_text("a file where the Cattery folder goes")
+    (home / "init.py").write_text("# mine\n")
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--root", str(REPO)])
+    assert result.exit_code == 1 and "Cattery" in result.output and "Traceback" not in result.output, result.output
+    assert (home / "init.py").read_text() == "# mine\n"
+    assert sorted(p.name for p in home.iterdir()) == ["Cattery", "init.py"]
+
+
 def test_nuke_path_route_adds_the_package_folder(monkeypatch):
     """NUKE_PATH=<repository>/nuke: init.py puts gizmos/ (for the Cattery menu) and the package folder
     (for the node class in every session) on the plugin path."""

@@ -36,6 +36,18 @@ def despeckle_mask(alpha: np.ndarray, min_area: int, dilate_radius: int = 25, bl
     return np.clip(soft, 0.0, 1.0)
 
 
+def despeckle_mask_8bit(alpha: np.ndarray, min_area: int, dilate_radius: int = 25, blur_size: int = 11) -> np.ndarray:
+    """Upstream's own mask, as ``clean_matte_opencv`` computes it: the kept islands as an 8-bit 0/255 mask,
+    dilated and blurred in 8 bits (OpenCV's fixed-point ``GaussianBlur`` for ``CV_8U``), divided by 255."""
+    solid = np.asarray(alpha) > 0.5
+    mask = (component_areas(solid) >= max(min_area, 1)).astype(np.uint8) * 255
+    if dilate_radius > 0:
+        mask = cv2.dilate(mask, ellipse(dilate_radius))
+    if blur_size > 1:
+        mask = cv2.GaussianBlur(mask, (blur_size, blur_size), 0)
+    return mask.astype(np.float32) / 255.0
+
+
 def despeckle(alpha: np.ndarray, min_area: int, dilate_radius: int = 25, blur_size: int = 11) -> np.ndarray:
     """Upstream's despeckle of an ``H x W`` float alpha (``min_area`` >= 1)."""
     alpha = np.asarray(alpha, dtype=np.float32)

@@ -14,6 +14,7 @@ Everything is re-exported here: callers write ``frame_io.read_image``, ``frame_i
 from corridorkey_model.pipeline.frame_io.common import (
     FrameReadError,
     FrameWriteError,
+    check_can_create,
     check_writable,
     commit,
     commit_or_discard,
@@ -35,6 +36,7 @@ from corridorkey_model.pipeline.frame_io.images import (
     check_exr_support,
     choose_channels,
     hint_channel,
+    image_size,
     is_exr,
     is_image,
     plate_rgb,
@@ -65,11 +67,12 @@ def write_image(path, img, exr=ExrOptions(), *, eight_bit=False, info=None, chan
 
 
 __all__ = [
-    "FrameReadError", "FrameWriteError", "check_writable", "commit", "commit_or_discard", "discard", "temp_path_for",
+    "FrameReadError", "FrameWriteError", "check_can_create", "check_writable", "commit", "commit_or_discard",
+    "discard", "temp_path_for",
     "CARRIED_ATTRIBUTES", "DEFAULT_EXR_COMPRESSION", "EXR_COMPRESSION_ALIASES", "EXR_COMPRESSIONS", "EXR_TYPES",
     "IMAGE_EXTENSIONS",
     "LOSSLESS_EXR_COMPRESSIONS", "Box", "ExrOptions", "Geometry", "ImageInfo", "check_exr_support",
-    "choose_channels", "hint_channel", "is_exr", "is_image", "plate_rgb", "read_image", "read_info",
+    "choose_channels", "hint_channel", "image_size", "is_exr", "is_image", "plate_rgb", "read_image", "read_info",
     "read_with_info", "to_uint8", "write_temp", "write_image",
     "VIDEO_CODECS", "VIDEO_EXTENSIONS", "VideoCodec", "VideoInfo", "count_video_frames", "is_video", "iter_video",
     "probe_video", "write_video",

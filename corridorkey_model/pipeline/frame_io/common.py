@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Optional
+
+import numpy as np
 
 from corridorkey_model import atomic
 
@@ -21,8 +25,21 @@ def temp_path_for(path: Path) -> Path:
     try:
         return atomic.temp_path_for(path)
     except OSError as exc:
-        raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc} (does its folder exist and is it "
-                              f"writable?)") from exc
+        why = atomic.why_write_failed(path, exc)
+        if exc.errno == errno.ENOENT:
+            why = f"its folder {path.parent} does not exist"
+        raise FrameWriteError(f"cannot write {path}: {why}") from exc
+
+
+def why_encoder_failed(path: Path, data: np.ndarray) -> Optional[str]:
+    """An encoder that says only that a write failed: a full disk is told apart by the space left, else None.
+
+    Call it before the partial temporary file is removed: its space counts.
+    """
+    free = atomic.free_bytes(Path(path).parent)
+    if free is not None and free < max(int(data.nbytes), atomic.NEARLY_FULL_BYTES):
+        return atomic.why_write_failed(path, None, int(data.nbytes))
+    return None
 
 
 #: Move a finished temporary file onto its final name (atomic ``os.replace``).
@@ -38,7 +55,7 @@ def commit_or_discard(tmp: Path, path: Path) -> None:
     except BaseException as exc:
         discard(tmp)
         if isinstance(exc, OSError):
-            raise FrameWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise FrameWriteError(f"cannot write {path}: {atomic.why_write_failed(path, exc)}") from exc
         raise
 
 
@@ -54,6 +71,21 @@ def check_writable(folder: Path) -> None:
             os.unlink(probe)
     except OSError as exc:
         raise FrameWriteError(
-            f"output folder {folder} is not writable ({exc.strerror or exc}); fix its permissions or "
-            f"choose another place with --output"
+            f"output folder {folder} is not writable ({atomic.why_write_failed(folder / 'x', exc)}); choose "
+            f"another place with --output if that cannot be fixed"
         ) from exc
+
+
+def check_can_create(folder: Path) -> None:
+    """Without creating anything: :class:`FrameWriteError` if ``folder`` is not, and cannot be made, a writable
+    folder (its nearest existing part is a file, or is not writable). The cheap check before a model loads."""
+    folder = Path(folder)
+    p = folder.absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        raise FrameWriteError(f"output folder {folder} is not writable ({p} is a file, not a folder); move it away "
+                              f"or choose another place with --output")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise FrameWriteError(f"output folder {folder} is not writable (permission denied in {p}); fix its "
+                              f"permissions or choose another place with --output")

@@ -29,7 +29,13 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
-from corridorkey_model.pipeline.frame_io.common import FrameReadError, FrameWriteError, discard, temp_path_for
+from corridorkey_model.pipeline.frame_io.common import (
+    FrameReadError,
+    FrameWriteError,
+    discard,
+    temp_path_for,
+    why_encoder_failed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +300,20 @@ def read_with_info(path: Path, layer: Optional[str] = None,
     return np.ascontiguousarray(_place(pixels, info.geometry.data, box)), info
 
 
+def image_size(path: Path) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` of an image's format (display window) from its header alone, or None when unreadable.
+
+    Opens the header, not the pixels: the up-front check that every hint matches its plate
+    costs milliseconds per frame. None (a damaged or unknown file) leaves the check to the
+    frame's own read, which stops the run at that frame.
+    """
+    try:
+        info = read_info(path)
+    except (FrameReadError, OSError, ValueError):
+        return None
+    return info.geometry.display.width, info.geometry.display.height
+
+
 def read_image(path: Path, layer: Optional[str] = None, window: Optional[Box] = None) -> np.ndarray:
     """Any supported image -> ``H x W x C`` float32 over ``window`` (default: the frame box); see the module doc."""
     return read_with_info(path, layer, window)[0]
@@ -425,8 +445,9 @@ def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, e
         finally:
             out.close()
         if not ok or not tmp.is_file() or tmp.stat().st_size == 0:
-            raise FrameWriteError(f"cannot write {path}: {error or 'OpenImageIO refused to write the file'} "
-                                  f"(is its folder writable, is the disk full?)")
+            why = why_encoder_failed(path, data)
+            raise FrameWriteError(f"cannot write {path}: {why or error or 'OpenImageIO refused to write the file'}"
+                                  + ("" if why else " (is its folder writable?)"))
     except BaseException:
         discard(tmp)
         raise
@@ -445,10 +466,12 @@ def _write_png_temp(path: Path, data: np.ndarray, eight_bit: bool) -> Path:
     try:
         ok = cv2.imwrite(str(tmp), ints)
         if not ok or tmp.stat().st_size == 0:
-            raise FrameWriteError(f"cannot write {path}: the PNG encoder refused it (is the disk full?)")
+            why = why_encoder_failed(path, ints)
+            raise FrameWriteError(f"cannot write {path}: {why or 'the PNG encoder refused it (is its folder writable?)'}")
     except cv2.error as exc:
+        why = why_encoder_failed(path, ints)
         discard(tmp)
-        raise FrameWriteError(f"cannot write {path}: {exc}") from None
+        raise FrameWriteError(f"cannot write {path}: {why or exc}") from None
     except BaseException:
         discard(tmp)
         raise

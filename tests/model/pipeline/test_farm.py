@@ -156,7 +156,8 @@ def test_template_passes_openjd_check_and_chunks_cover_the_clip(tmp_path):
 def test_every_run_option_is_a_job_parameter_and_reaches_run_unchanged(tmp_path):
     clip = make_clip(tmp_path / "Shot_020", range(1, 4))
     ckpt = tmp_path / "weights.pth"
-    ckpt.write_bytes(b"not read by farm-job")
+    with open(ckpt, "wb") as f:  # only its size and first bytes are checked (as run does before loading)
+        f.truncate(2 << 20)
     out_dir = tmp_path / "keyed"
     given = {"--checkpoint": ckpt, "--img-size": 96, "--despill": 2.5, "--gamma": "linear", "--refiner": 0.25,
              "--despeckle-size": 7, "--device": "cpu", "--output-dir": out_dir, "--format": "png",
@@ -309,6 +310,7 @@ def test_bad_chunk_empty_range_and_other_errors_write_nothing(tmp_path):
     job = tmp_path / "job.yaml"
     empty = tmp_path / "no_hints"
     empty.mkdir()
+    (tmp_path / "w.pth").write_bytes(b"")  # given paths must exist, as run checks them
     for args, code, needle in [
         (["--chunk", 0], 2, "--chunk"),
         (["--frames", "2000-2010"], 1, "no frames in 2000-2010; it has frames 1001-1003"),
@@ -405,6 +407,7 @@ def test_openjd_run_keys_like_corridorkey_run_and_a_task_killed_mid_chunk_resume
     for name, pixels in outputs(out_dir).items():
         assert pixels is not None and np.array_equal(pixels, reference[name]), name
     left_by_kill = hidden()
+    assert Path(out_dir / ".corridorkey-locks") in left_by_kill, "SIGKILL leaves its lock (a dead pid: stale)"
 
     # 2. SIGTERM one frame later: run stops as on Ctrl-C (exit 130) and leaves no temporary file
     proc = subprocess.Popen(task, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -412,7 +415,9 @@ def test_openjd_run_keys_like_corridorkey_run_and_a_task_killed_mid_chunk_resume
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err, err
-    assert hidden() == left_by_kill
+    # the rerun took over the dead task's stale lock, swept the temporary files it left for these
+    # frames, and left none of its own (its lock released)
+    assert hidden() == set(), hidden()
     cancelled_at = done()
     assert cancelled_at < chunk, "the task finished its chunk before it could be cancelled"
 

@@ -115,13 +115,18 @@ def test_a_missing_blue_checkpoint_stops_before_any_frame(tmp_path, checkpoints,
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     clip = make_clip(tmp_path / "B_blue", 2)
-    result, text = run_cli(clip, "--screen", "blue", "--checkpoint", checkpoints[0], "--img-size", S,
-                           "--device", "cpu")
+    result, text = run_cli(clip, "--screen", "blue", "--img-size", S, "--device", "cpu")
     assert result.exit_code == 1
-    assert "CorridorKeyBlue_1.0.safetensors" in text and "--blue-checkpoint" in text
-    assert not any((clip / "Output").rglob("shot.*"))
+    assert "CorridorKeyBlue_1.0.safetensors" in text and "--checkpoint PATH with --screen blue" in text
+    assert not (clip / "Output").exists(), "a failed run leaves no empty folders"
+    # --screen auto with a blue clip and only the green weights given: the blue model is missing
+    result, text = run_cli(clip, "--screen", "auto", "--checkpoint", checkpoints[0], "--img-size", S,
+                           "--device", "cpu")
+    assert result.exit_code == 1 and "--blue-checkpoint" in text
+    assert not (clip / "Output").exists()
 
 
 def test_random_init_excludes_checkpoints(tmp_path):
+    (tmp_path / "x.pth").write_bytes(b"")
     result, text = run_cli(make_clip(tmp_path / "c", 1, 1), "--random-init", "--blue-checkpoint", tmp_path / "x.pth")
     assert result.exit_code == 2 and "not both" in text
