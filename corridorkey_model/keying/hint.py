@@ -12,12 +12,15 @@ resized, sRGB-encoded plate (the network's own input, before normalisation):
    ``d >= candidate_share * q98(d)``; the screen's chroma ``k_c`` and level
    ``k_l`` are the medians over them of ``c = d / S`` and of ``S``. A frame whose
    ``q98(d)`` is below ``min_screen_difference`` holds no screen: it is all subject.
-2. **Screen likeness** per pixel: ``s = clamp(c / k_c, 0, 1) * clamp(S / (dark_floor * k_l), 0, 1)``.
-   The chroma ratio ``c`` does not change when the screen is brighter, darker,
-   shadowed or lit unevenly (a gain on all three channels cancels, also through the
-   sRGB curve), so exposure, gradients and shadows keep ``s`` near 1; dark and
-   desaturated greenish subject parts (olive cloth, spill) have a small ``c``, and
-   anything darker than ``dark_floor`` of the screen's level counts as subject.
+2. **Screen likeness** per pixel, from the chroma ratio ``u = c / k_c`` and the level
+   ratio ``v = S / k_l``: ``s = ramp(u; chroma_low, chroma_high) * ramp(v; level_low, level_high)``
+   with ``ramp(x; lo, hi) = clamp((x - lo) / (hi - lo), 0, 1)``. The chroma ratio does
+   not change when the screen is brighter, darker, shadowed or unevenly lit (a gain on
+   all three channels cancels, also through the sRGB curve), so exposure, gradients and
+   shadows keep ``u`` near 1; a subject's colours, spill included, have a much smaller
+   ``c``. Dark greenish parts (olive or dark green cloth, whose chroma can come close to
+   the screen's) are told apart by their level: a linear 45 % shadow is still 0.72 of
+   the screen's sRGB level, dark cloth 0.2-0.4.
 3. **Solid**: ``s < solid_threshold``; **closing** (dilate then erode, radius
    ``close_radius * S``) fills small holes; **erosion** by ``erode_radius * S``
    pulls the matte inside the subject's edge; a **blur** (two box passes of radius
@@ -51,7 +54,10 @@ class HintParams(NamedTuple):
     screen_quantile: float  # quantile of the screen difference d that stands for the screen's
     candidate_share: float  # screen candidates: d at least this share of that quantile
     min_screen_difference: float  # below this q98(d) (sRGB code values) the frame holds no screen
-    dark_floor: float  # pixels darker than this share of the screen's level are never screen
+    chroma_low: float  # chroma ratio c / k_c at or below this: not screen at all
+    chroma_high: float  # ... at or above this: fully screen (linear in between)
+    level_low: float  # level ratio S / k_l at or below this: not screen at all (too dark for a lit screen)
+    level_high: float  # ... at or above this: as bright as a screen (linear in between)
     solid_threshold: float  # screen likeness below this is solid subject
     close_radius: float  # closing radius, fraction of S
     erode_radius: float  # erosion radius, fraction of S
@@ -62,7 +68,8 @@ class HintParams(NamedTuple):
 
 def hint_params() -> HintParams:
     """The hint's constants, written once."""
-    return HintParams(screen_quantile=0.98, candidate_share=0.5, min_screen_difference=0.04, dark_floor=0.2,
+    return HintParams(screen_quantile=0.98, candidate_share=0.5, min_screen_difference=0.04,
+                      chroma_low=0.2, chroma_high=0.6, level_low=0.3, level_high=0.7,
                       solid_threshold=0.5, close_radius=0.005, erode_radius=0.01, blur_radius=0.005,
                       stats_size=256, eps=1e-4)
 
@@ -133,8 +140,8 @@ def screen_likeness(rgb: Tensor, screen_channel: int) -> Tensor:
     out = []
     for i in range(int(rgb.shape[0])):
         k_c, k_l, found = estimate_screen(rgb[i], screen_channel)
-        by_colour = torch.clamp(chroma[i] / k_c, 0.0, 1.0)
-        by_level = torch.clamp(level[i] / (k_l * p.dark_floor), 0.0, 1.0)
+        by_colour = torch.clamp((chroma[i] / k_c - p.chroma_low) / (p.chroma_high - p.chroma_low), 0.0, 1.0)
+        by_level = torch.clamp((level[i] / k_l - p.level_low) / (p.level_high - p.level_low), 0.0, 1.0)
         out.append(by_colour * by_level * found)
     return torch.stack(out, dim=0)
 
