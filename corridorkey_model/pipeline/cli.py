@@ -31,6 +31,34 @@ _GAMMA = KNOBS_BY_NAME["gamma_input"]
 _REFINER = KNOBS_BY_NAME["refiner_strength"]
 _DESPECKLE = KNOBS_BY_NAME["despeckle_size"]
 GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
+#: ``--hint auto``: make the hint from each plate (knob ``auto_hint`` = 1) instead of reading one.
+AUTO_HINT = "auto"
+
+
+class HintSource(click.Path):
+    """``--hint``: an existing hint video or folder, or the word ``auto``.
+
+    ``keywords`` tells ``farm-job`` which words are not paths (they become a STRING job parameter).
+    """
+
+    name = "hint"
+    keywords = (AUTO_HINT,)
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, path_type=Path)
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if isinstance(value, str) and value == AUTO_HINT:
+            return AUTO_HINT
+        return super().convert(value, param, ctx)
+
+
+def hint_choice(value: Any) -> Tuple[Optional[Path], bool]:
+    """``--hint``'s value -> (hint path or None, whether the hint is made from the plate)."""
+    if value == AUTO_HINT:
+        return None, True
+    return value, False
+
 
 def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
     if value is None:
@@ -183,8 +211,14 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help="Output folder instead of CLIP/Output (VIDEO_Output for a video; OUTPUT/CLIP for a folder of clips)."),
         farm_decls=("--output-dir",), data_flow="OUT", per_clip=True),
     RunOption(("--hint",), dict(
-        type=click.Path(exists=True, path_type=Path), default=None,
-        help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/).")),
+        type=HintSource(), default=None, metavar="PATH|auto",
+        help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/). "
+             "auto: make a rough hint from each plate instead (the Nuke node's automatic hint, knob auto_hint: a "
+             "screen-difference key, eroded inside the subject); no hint files are read, AlphaHint/ included.")),
+    RunOption(("--write-hints/--no-write-hints",), dict(
+        default=False,
+        help="Also write Output/Hint/: the hint each frame was keyed with (whatever its source), one channel, "
+             "named like the other outputs, in Matte's file type. A frame counts as done only with it.")),
     RunOption(("--format", "image_format"), dict(
         type=click.Choice(stages.IMAGE_FORMATS), default="exr",
         help="File type of Matte/ and FG/ (png: 16-bit). Processed/ is always EXR, Comp/ 8-bit PNG.")),
@@ -234,22 +268,25 @@ def _stop_signals_interrupt() -> Iterator[None]:
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
         refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
         devices: List[torch.device],
-        frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Optional[Path],
-        image_format: str, exr_type: str, exr_compression: str, io_threads: int) -> None:
+        frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
+        write_hints: bool, image_format: str, exr_type: str, exr_compression: str, io_threads: int) -> None:
     """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
 
     Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
-    and Comp (checkerboard preview PNG), one file per input frame, named after it. Writes are atomic and
+    and Comp (checkerboard preview PNG), one file per input frame, named after it (and Hint with
+    --write-hints). A clip without AlphaHint/ needs --hint auto: the hint is then made from each plate. Writes are atomic and
     frames already written are skipped, so a killed or retried run resumes. Exit status: 0 on success,
     1 on any error (the message names the frame), 130 on Ctrl-C or SIGTERM (a farm cancelling the task).
     """
     if random_init and (checkpoint is not None or blue_checkpoint is not None):
         raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
+    hint_path, auto_hint = hint_choice(hint)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
-                                despeckle_size=despeckle_size)
-    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite)
+                                despeckle_size=despeckle_size, auto_hint=int(auto_hint))
+    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
+                                write_hints)
     try:
-        clips = stages.load_clips(stages.scan(path, hint=hint, output=output))
+        clips = stages.load_clips(stages.scan(path, hint=hint_path, output=output), auto_hint)
         plans = []
         for clip in clips:
             sel = stages.select_frames(clip, frame_range, out)
@@ -303,7 +340,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 raise click.exceptions.Exit(130) from None
             dt = time.perf_counter() - t_clip
             lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, gamma "
-                         f"{_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> {clip.output_dir}")
+                         f"{_GAMMA.choices[s.gamma_input]}, {'automatic hint' if auto_hint else 'hint from files'}), "
+                         f"{len(sel.done)} already written -> {clip.output_dir}")
     for line in lines:
         click.echo(line)
     click.echo(f"done: {total} frame(s) keyed, {skipped} skipped, {time.perf_counter() - t0:.1f} s")
@@ -348,7 +386,8 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
     try:
         if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
             values["output"] = stages.scan(path)[0].output_dir
-        folder, clips = farm.clip_frames(path, values["hint"], values["output"], values["frame_range"])
+        hint_path, auto_hint = hint_choice(values["hint"])
+        folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint)
         params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]
         job = farm.build_job(path, folder, clips, params, chunk=chunk, chunked=chunked, program=program)
         farm.check_job(job, farm.job_files(job_path)[0].parent.absolute())

@@ -7,7 +7,7 @@ The flow, one plain function per stage, each handing the next a frozen dataclass
     select_frames(clip, range, out)   -> Selection     the --frames chunk, minus frames already written
     iter_tasks(clip, refs)            -> FrameTask...  (video frames are decoded here, in order)
     read_frame(task)                  -> LoadedFrame   plate RGB + hint as one H x W x 4 float32 array
-    preprocess_frame(loaded, s)       -> Prepared      frame.preprocess: resize, gamma, normalise
+    preprocess_frame(loaded, s)       -> Prepared      frame.preprocess: resize, gamma, automatic hint, normalise
     infer(model, device, prepared, s) -> Inferred      the network + frame.combine (refiner strength)
     postprocess_frame(inferred, s)    -> Keyed         frame.postprocess (resize back, despill), then
                                                        despeckle, premultiplied linear RGBA, checker comp
@@ -22,8 +22,9 @@ Clip layout (as upstream CorridorKey)::
 
     Shot_010/
         Input/      plate frames (PNG/TIFF/JPEG/EXR) or one video file
-        AlphaHint/  one rough matte per plate frame, same count and order (or one video)
-        Output/     written here: Matte/ FG/ Processed/ Comp/
+        AlphaHint/  one rough matte per plate frame, same count and order (or one video);
+                    not needed with --hint auto (the hint is made from each plate)
+        Output/     written here: Matte/ FG/ Processed/ Comp/ (and Hint/ with --write-hints)
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ import torch
 from torch import Tensor
 
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
+from corridorkey_model.keying.colour import (
+    composite_over_checkerboard_np,
+    premultiply_np,
+    resize_bilinear_aa,
+    srgb_to_linear_np,
+)
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.frame_io import ExrOptions, FrameReadError
@@ -58,6 +64,10 @@ OUTPUTS = {
     "Processed": "linear premultiplied RGBA EXR: srgb_to_linear(fg) * alpha, alpha in the 4th channel",
     "Comp": "preview: fg over a checkerboard, mixed in linear, 8-bit sRGB PNG",
 }
+#: The optional output folder of ``--write-hints``: the hint each frame was keyed with.
+HINT_OUTPUT = "Hint"
+HINT_OUTPUT_DESCRIPTION = ("the hint each frame was keyed with (the network's hint channel at S, resized back to "
+                           "the plate size), one channel, Matte's file type")
 IMAGE_FORMATS = ("exr", "png")
 #: Island size ``--despeckle`` uses unless ``--despeckle-size`` says otherwise (upstream's default);
 #: the knob itself (``knobs.DESPECKLE_SIZE``) defaults to 0, off.
@@ -102,7 +112,7 @@ class FrameRef:
     number: int  # frame number (from the file name; 1-based position for videos)
     name: str  # output file stem, follows the input name
     plate: Path
-    hint: Path
+    hint: Optional[Path]  # None: the hint is made from the plate (--hint auto)
     plate_is_video: bool = False
     hint_is_video: bool = False
 
@@ -118,7 +128,7 @@ class Clip:
 
     name: str
     input: Media
-    hint: Media
+    hint: Optional[Media]  # None: no hint files are read, the hint is made from each plate (--hint auto)
     output_dir: Path
     frames: Tuple[FrameRef, ...]
 
@@ -138,9 +148,10 @@ class KeySettings:
     despeckle: bool = False
     despeckle_size: int = RUN_DESPECKLE_SIZE
     screen_channel: int = 1  # the clip's screen: 1 green, 2 blue (chooses the model and the despill channel)
+    auto_hint: int = KNOBS_BY_NAME["auto_hint"].typed_default  # 1: the hint is made from the plate
 
     def __post_init__(self) -> None:
-        for name in ("gamma_input", "despill_strength", "refiner_strength"):
+        for name in ("gamma_input", "despill_strength", "refiner_strength", "auto_hint"):
             KNOBS_BY_NAME[name].check(getattr(self, name))
         if self.despeckle_size < 0:
             raise ValueError(f"despeckle_size must be >= 0, got {self.despeckle_size}")
@@ -155,6 +166,7 @@ class OutputSettings:
     image_format: str = "exr"
     exr: ExrOptions = ExrOptions()
     overwrite: bool = False
+    write_hints: bool = False  # also write Hint/: the hint each frame was keyed with
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -199,6 +211,7 @@ class Inferred:
     fg: Tensor  # [1, 3, S, S], on the CPU
     height: int
     width: int
+    hint: Optional[Tensor] = None  # [1, 1, S, S] the network's hint channel, on the CPU
 
 
 @dataclass(frozen=True)
@@ -208,6 +221,7 @@ class Keyed:
     alpha: np.ndarray  # H x W linear alpha (despeckled if asked)
     processed: np.ndarray  # H x W x 4 linear premultiplied RGBA
     comp: np.ndarray  # H x W x 3 sRGB preview
+    hint: Optional[np.ndarray] = None  # H x W: the hint it was keyed with (only when written)
 
 
 @dataclass(frozen=True)
@@ -312,8 +326,8 @@ def _frame_numbers(paths: Sequence[Path]) -> List[int]:
     return nums if len(set(nums)) == len(nums) else list(range(1, len(paths) + 1))
 
 
-def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
-    plate_video, hint_video = inp.kind == "video", hint.kind == "video"
+def _frame_refs(inp: Media, hint: Optional[Media]) -> Tuple[FrameRef, ...]:
+    plate_video, hint_video = inp.kind == "video", hint is not None and hint.kind == "video"
     if plate_video:
         stem = inp.paths[0].stem
         numbers = list(range(1, inp.count + 1))
@@ -323,7 +337,10 @@ def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
         numbers = _frame_numbers(inp.paths)
         names = [p.stem for p in inp.paths]
         plates = list(inp.paths)
-    hints = [hint.paths[0]] * hint.count if hint_video else list(hint.paths)
+    if hint is None:  # --hint auto: no hint files
+        hints: List[Optional[Path]] = [None] * inp.count
+    else:
+        hints = [hint.paths[0]] * hint.count if hint_video else list(hint.paths)
     return tuple(FrameRef(i, numbers[i], names[i], plates[i], hints[i], plate_video, hint_video)
                  for i in range(inp.count))
 
@@ -335,15 +352,26 @@ def _first_frame(media: Media) -> np.ndarray:
     return frame_io.read_image(media.paths[0])
 
 
-def load_clip(source: ClipSource) -> Clip:
-    """List and check a clip: a hint source exists, frame counts match, first plate and hint are the same size."""
+def load_clip(source: ClipSource, auto_hint: bool = False) -> Clip:
+    """List and check a clip: a hint source exists, frame counts match, first plate and hint are the same size.
+
+    ``auto_hint``: the hint is made from each plate (``--hint auto``); no hint files are
+    looked at, an ``AlphaHint/`` folder included.
+    """
     inp = list_media(source.input_path, "input")
+    if auto_hint:
+        try:
+            _first_frame(inp)
+        except FrameReadError as exc:
+            raise ClipError(f"clip {source.name}: {exc}") from exc
+        return Clip(source.name, inp, None, source.output_dir, _frame_refs(inp, None))
     if source.hint_path is None:
         where = (f"{source.input_path.parent / HINT_DIR}/" if source.input_path.is_dir()
                  else "a hint video or folder given with --hint")
         raise ClipError(
             f"clip {source.name} has no alpha hint: the network needs a rough matte per frame. Put one hint "
-            f"per input frame (same count and order) in {where}"
+            f"per input frame (same count and order) in {where}, or pass --hint auto to make a rough hint "
+            f"from each plate"
         )
     hint = list_media(source.hint_path, "hint")
     if inp.count != hint.count:
@@ -364,12 +392,12 @@ def load_clip(source: ClipSource) -> Clip:
     return Clip(source.name, inp, hint, source.output_dir, _frame_refs(inp, hint))
 
 
-def load_clips(sources: Sequence[ClipSource]) -> List[Clip]:
+def load_clips(sources: Sequence[ClipSource], auto_hint: bool = False) -> List[Clip]:
     """:func:`load_clip` for each source; every problem is reported together in one :class:`ClipError`."""
     clips, problems = [], []
     for s in sources:
         try:
-            clips.append(load_clip(s))
+            clips.append(load_clip(s, auto_hint))
         except ClipError as exc:
             problems.append(str(exc))
     if problems:
@@ -393,12 +421,15 @@ def parse_frame_range(text: str) -> Tuple[int, int]:
 def output_paths(output_dir: Path, ref: FrameRef, out: OutputSettings) -> Dict[str, Path]:
     """Final file of each output folder for ``ref``."""
     ext = "." + out.image_format
-    return {
+    paths = {
         "Matte": output_dir / "Matte" / (ref.name + ext),
         "FG": output_dir / "FG" / (ref.name + ext),
         "Processed": output_dir / "Processed" / (ref.name + ".exr"),
         "Comp": output_dir / "Comp" / (ref.name + ".png"),
     }
+    if out.write_hints:  # a frame is done only when its hint is written too
+        paths[HINT_OUTPUT] = output_dir / HINT_OUTPUT / (ref.name + ext)
+    return paths
 
 
 def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: OutputSettings) -> Selection:
@@ -421,7 +452,7 @@ def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: Outpu
 def prepare_output(clip: Clip, out: OutputSettings) -> None:
     """Create the output folders and prove they are writable (before any frame is keyed)."""
     frame_io.check_exr_support()  # Processed/ is always EXR
-    for folder in OUTPUTS:
+    for folder in tuple(OUTPUTS) + ((HINT_OUTPUT,) if out.write_hints else ()):
         frame_io.check_writable(clip.output_dir / folder)
 
 
@@ -432,7 +463,8 @@ def iter_tasks(clip: Clip, refs: Sequence[FrameRef]) -> Iterator[FrameTask]:
     """Tasks for ``refs`` in order; frames from video files are decoded here (videos decode in order)."""
     positions = [r.position for r in refs]
     plates = frame_io.iter_video(clip.input.paths[0], positions) if clip.input.kind == "video" else None
-    hints = frame_io.iter_video(clip.hint.paths[0], positions) if clip.hint.kind == "video" else None
+    hints = (frame_io.iter_video(clip.hint.paths[0], positions)
+             if clip.hint is not None and clip.hint.kind == "video" else None)
     for ref in refs:
         plate = next(plates)[1] if plates is not None else None
         hint = next(hints)[1] if hints is not None else None
@@ -440,9 +472,15 @@ def iter_tasks(clip: Clip, refs: Sequence[FrameRef]) -> Iterator[FrameTask]:
 
 
 def read_frame(task: FrameTask) -> LoadedFrame:
-    """Plate RGB and hint (read from disk unless decoded already) as one ``H x W x 4`` float32 array."""
+    """Plate RGB and hint (read from disk unless decoded already) as one ``H x W x 4`` float32 array.
+
+    Without a hint source (``--hint auto``) the hint channel is 0; the preprocess makes the hint.
+    """
     ref = task.ref
     plate = task.plate if task.plate is not None else frame_io.read_image(ref.plate)
+    if task.hint is None and ref.hint is None:
+        rgba = np.concatenate([frame_io.plate_rgb(plate), np.zeros(plate.shape[:2] + (1,), np.float32)], axis=2)
+        return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32))
     hint = task.hint if task.hint is not None else frame_io.read_image(ref.hint)
     if plate.shape[:2] != hint.shape[:2]:
         raise FrameReadError(f"plate {ref.label} is {plate.shape[1]}x{plate.shape[0]} but its hint {ref.hint} "
@@ -472,7 +510,7 @@ def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prep
         log.warning("%s: %d of %d pixel(s) hold NaN or infinite values in the plate or hint; they are keyed as 0",
                     loaded.ref.label, bad, h * w)
     with torch.no_grad():
-        x = frame.preprocess(plate_to_tensor(loaded.plate), img_size, s.gamma_input)
+        x = frame.preprocess(plate_to_tensor(loaded.plate), img_size, s.gamma_input, s.auto_hint, s.screen_channel)
     return Prepared(loaded.ref, x, h, w)
 
 
@@ -481,7 +519,8 @@ def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: K
     with torch.no_grad():
         alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
-    return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width)
+    return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
+                    prepared.x[:, 3:4])
 
 
 def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -490,8 +529,18 @@ def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha[..., None]], axis=2).astype(np.float32)
 
 
-def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
-    """:func:`corridorkey_model.keying.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp."""
+def hint_at_plate_size(inferred: Inferred) -> np.ndarray:
+    """The network's hint channel resized back to the plate: ``H x W`` float32 (what ``--write-hints`` writes)."""
+    with torch.no_grad():
+        hint = resize_bilinear_aa(inferred.hint.float(), inferred.height, inferred.width)
+    return np.ascontiguousarray(hint[0, 0].numpy())
+
+
+def postprocess_frame(inferred: Inferred, s: KeySettings, with_hint: bool = False) -> Keyed:
+    """:func:`corridorkey_model.keying.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp.
+
+    ``with_hint``: also the hint the frame was keyed with, at plate size (:func:`hint_at_plate_size`).
+    """
     with torch.no_grad():
         # The .pt's postprocess: the same despill and despeckle (knob despeckle_size) functions.
         out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength,
@@ -499,13 +548,18 @@ def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     out = out[0].permute(1, 2, 0).contiguous().numpy()
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])
-    return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), composite_over_checkerboard_np(fg, alpha))
+    hint = hint_at_plate_size(inferred) if with_hint and inferred.hint is not None else None
+    return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), composite_over_checkerboard_np(fg, alpha),
+                 hint)
 
 
 def write_frame(keyed: Keyed, output_dir: Path, out: OutputSettings) -> Written:
-    """Write a frame's four outputs to temporary files (none left behind if one fails)."""
+    """Write a frame's four outputs (five with ``--write-hints``) to temporary files (none left behind if one fails)."""
     paths = output_paths(output_dir, keyed.ref, out)
-    data = {"Matte": keyed.alpha, "FG": keyed.fg, "Processed": keyed.processed, "Comp": keyed.comp}
+    data = {"Matte": keyed.alpha, "FG": keyed.fg, "Processed": keyed.processed, "Comp": keyed.comp,
+            HINT_OUTPUT: keyed.hint}
+    if HINT_OUTPUT in paths and keyed.hint is None:
+        raise ValueError(f"{keyed.ref.label}: --write-hints asked for its hint, but the frame was keyed without it")
     files: List[Tuple[Path, Path]] = []
     try:
         for kind, final in paths.items():
@@ -560,7 +614,8 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     stages = [
         Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
         Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
-        Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s), clip.output_dir, out), io_threads),
+        Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s, out.write_hints), clip.output_dir, out),
+                      io_threads),
     ]
     count = 0
     try:
@@ -581,7 +636,7 @@ def key_clip_sequential(clip: Clip, refs: Sequence[FrameRef], worker: Worker, im
     count = 0
     for task in iter_tasks(clip, refs):
         written = write_frame(postprocess_frame(infer(worker.model, worker.device, preprocess_frame(
-            read_frame(task), img_size, s), s), s), clip.output_dir, out)
+            read_frame(task), img_size, s), s), s, out.write_hints), clip.output_dir, out)
         commit_written(written)
         count += 1
     return count
@@ -626,11 +681,18 @@ def detect_screen(plate_rgb: np.ndarray, hint: np.ndarray) -> ScreenDecision:
 
 
 def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
-    """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint."""
+    """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint.
+
+    Without a hint (``--hint auto``) the whole first frame counts as background: the screen
+    covers most of a keyed frame, so its mean G and mean B still tell the screen.
+    """
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
-    plate, hint = _first_frame(clip.input), _first_frame(clip.hint)
-    return detect_screen(frame_io.plate_rgb(plate), frame_io.hint_channel(hint))
+    plate = frame_io.plate_rgb(_first_frame(clip.input))
+    if clip.hint is None:
+        decision = detect_screen(plate, np.zeros(plate.shape[:2], np.float32))
+        return dataclasses.replace(decision, reason=decision.reason + " (no hint: the whole first frame)")
+    return detect_screen(plate, frame_io.hint_channel(_first_frame(clip.hint)))
 
 
 def settings_for(clip: Clip, gamma: str, base: KeySettings) -> KeySettings:
