@@ -21,6 +21,10 @@ resized, sRGB-encoded plate (the network's own input, before normalisation):
    ``c``. Dark greenish parts (olive or dark green cloth, whose chroma can come close to
    the screen's) are told apart by their level: a linear 45 % shadow is still 0.72 of
    the screen's sRGB level, dark cloth 0.2-0.4.
+0. Above ``work_size`` (512) the plate is first resized to ``work_size`` (antialiased
+   bilinear, aspect kept) and the finished hint resized back to S: a rough matte needs
+   no more pixels, and the cost stays flat at large S. (Every radius is a fraction of
+   the size it runs at, so the hint is the same shape at any S.)
 3. **Solid**: ``s < solid_threshold``; **closing** (dilate then erode, radius
    ``close_radius * S``) fills small holes; **erosion** by ``erode_radius * S``
    pulls the matte inside the subject's edge; a **blur** (two box passes of radius
@@ -43,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from corridorkey_model.keying.colour import resize_bilinear_aa
+
 #: ``auto_hint`` values (the knob's enumeration).
 HINT_FROM_INPUT = 0
 HINT_AUTOMATIC = 1
@@ -63,6 +69,7 @@ class HintParams(NamedTuple):
     erode_radius: float  # erosion radius, fraction of S
     blur_radius: float  # radius of each of the two box-blur passes, fraction of S
     stats_size: int  # the screen statistics use every max(1, S // stats_size)-th pixel
+    work_size: int  # the key and its morphology run at min(S, work_size), then are resized back to S
     eps: float  # guards a division by a channel value of 0
 
 
@@ -71,7 +78,7 @@ def hint_params() -> HintParams:
     return HintParams(screen_quantile=0.98, candidate_share=0.5, min_screen_difference=0.04,
                       chroma_low=0.2, chroma_high=0.6, level_low=0.3, level_high=0.7,
                       solid_threshold=0.5, close_radius=0.005, erode_radius=0.01, blur_radius=0.005,
-                      stats_size=256, eps=1e-4)
+                      stats_size=256, work_size=512, eps=1e-4)
 
 
 #: The constants, for Python readers (docs, benchmark, tests).
@@ -172,13 +179,18 @@ def rough_hint(rgb: Tensor, screen_channel: int) -> Tensor:
     """
     p = hint_params()
     x = rgb.float()
-    size = max(int(x.shape[-2]), int(x.shape[-1]))
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    size = max(height, width)
+    if size > p.work_size:  # a rough matte needs no more pixels: the cost stays flat above work_size
+        x = resize_bilinear_aa(x, max(1, (height * p.work_size + size // 2) // size),
+                               max(1, (width * p.work_size + size // 2) // size))
+        size = max(int(x.shape[-2]), int(x.shape[-1]))
     solid = (screen_likeness(x, screen_channel) < p.solid_threshold).to(x.dtype)
     close = radius_px(p.close_radius, size)
     solid = erode(dilate(solid, close), close)
     core = erode(solid, radius_px(p.erode_radius, size))
     blur = radius_px(p.blur_radius, size)
-    hint = box_blur(box_blur(core, blur), blur)
+    hint = resize_bilinear_aa(box_blur(box_blur(core, blur), blur), height, width)
     return torch.clamp(hint, 0.0, 1.0).to(rgb.dtype)
 
 

@@ -109,16 +109,19 @@ def test_box_blur_is_the_mean_over_the_square_inside_the_frame():
         assert out[y, x] == pytest.approx(window.mean(), abs=1e-6)
 
 
-@pytest.mark.parametrize("screen,channel", [(GREEN, 1), (BLUE, 2)])
-def test_hint_is_inside_the_subject_and_zero_on_the_screen(screen, channel):
-    size = 128
+@pytest.mark.parametrize("screen,channel,size", [(GREEN, 1, 128), (BLUE, 2, 128), (GREEN, 1, 1024)])
+def test_hint_is_inside_the_subject_and_zero_on_the_screen(screen, channel, size):
+    # 1024: above the work size (512), the hint is made at 512 and resized back: the same shape
     x, inside = plate(size=size, screen=screen)
     hint = rough_hint(x, channel)[0, 0].numpy()
+    assert hint.shape == (size, size)
     solid = hint > 0.5
     assert not (solid & ~inside).any()  # nothing solid on the screen
-    assert hint[~cv2.dilate(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)].max() == 0.0
-    # inside: everything deeper than erosion + blur + a pixel is solid
-    deep = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    margin = 2 * max(2, int(0.01 * size)) + 1
+    assert hint[~cv2.dilate(inside.astype(np.uint8), np.ones((margin, margin), np.uint8)).astype(bool)].max() == 0.0
+    # inside: everything deeper than erosion + blur (2 % of S) and a few pixels is solid
+    k = 2 * (int(0.02 * size) + 3) + 1
+    deep = cv2.erode(inside.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
     assert solid[deep].all()
     # and the erosion pulled the solid area inside the edge: the disc's rim is not solid
     rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
