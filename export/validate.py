@@ -33,7 +33,7 @@ Sweeps (values per knob in :data:`SWEEP_VALUES`, one entry per knob):
 * ``"pairwise"`` (default): stage checks over a covering set in which every pair
   of values of any two knobs appears at least once; end-to-end calls as above;
 * ``"full"``: stage checks over the cartesian product, and ``forward`` end to end
-  for every plate and every setting (36 calls per plate: the old exhaustive
+  for every plate and every setting (72 calls per plate: the old exhaustive
   check, hours at S = 2048 on a CPU).
 
 fp16 ("Optimize for Speed and Memory" in Nuke: module and input ``.half()``)

@@ -520,7 +520,7 @@ def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: K
         alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
     return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
-                    prepared.x[:, 3:4])
+                    prepared.x[:, 3:4].clone())  # a copy: the [1, 4, S, S] input need not stay alive
 
 
 def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
