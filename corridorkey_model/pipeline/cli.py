@@ -188,7 +188,7 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         type=click.Choice(("green", "blue", "auto")), default="green",
         help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
              "despill channel. auto: per clip, from its first frame and hint (mean G vs mean B where the hint "
-             "is below 0.3; green, with a warning, when that cannot tell).")),
+             "is below 0.3, or over the whole frame with --hint auto; green, with a warning, when that cannot tell).")),
     RunOption(("--blue-checkpoint",), dict(
         type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="Blue-screen checkpoint (.safetensors/.pth) for blue clips. Default: CorridorKeyBlue_1.0.safetensors "
