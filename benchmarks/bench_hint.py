@@ -166,6 +166,7 @@ def make_plates(h: int, w: int) -> List[Plate]:
     # cast shadow: the subject's silhouette moved right and down, softened, darkening the screen to 45 %
     shadow_shape = cv2.GaussianBlur(_soft(person(h, w, shift_x=0.12, shift_y=0.03).body, edge), (0, 0), h * 0.02)
     add("cast shadow (45%)", a, fg, _screen(h, w, GREEN_SCREEN, shadow=1.0 - 0.55 * shadow_shape), seed=6)
+    add("deep cast shadow (25%)", a, fg, _screen(h, w, GREEN_SCREEN, shadow=1.0 - 0.75 * shadow_shape), seed=13)
     # spill: the screen colour bounced onto the subject, strongest at its edges
     near_edge = np.clip(1.0 - cv2.GaussianBlur(a, (0, 0), h * 0.02), 0.0, 1.0) * 0.6 + 0.4
     spill = np.asarray(GREEN_SCREEN, np.float32) * (0.5 * near_edge)[..., None]
@@ -186,6 +187,9 @@ def make_plates(h: int, w: int) -> List[Plate]:
     # (linear (0.015, 0.04, 0.015): sRGB ~ (0.13, 0.22, 0.13))
     a_ol, fg_ol = _colours(sub, edge, shirt=(0.03, 0.05, 0.012), legs_colour=(0.015, 0.04, 0.015))
     add("dark olive clothing", a_ol, fg_ol, _screen(h, w, GREEN_SCREEN), seed=10)
+    # a saturated mid-green shirt (linear (0.03, 0.12, 0.03): sRGB ~ (0.19, 0.38, 0.19)), half the screen's level
+    a_gr, fg_gr = _colours(sub, edge, shirt=(0.03, 0.12, 0.03))
+    add("green shirt", a_gr, fg_gr, _screen(h, w, GREEN_SCREEN), seed=14)
     # the subject cut by the frame's left and bottom edges
     sub_edge = person(h, w, shift_x=-0.38, shift_y=0.12, scale=1.3)
     a_e, fg_e = _colours(sub_edge, edge)

@@ -12,19 +12,19 @@ resized, sRGB-encoded plate (the network's own input, before normalisation):
    ``d >= candidate_share * q98(d)``; the screen's chroma ``k_c`` and level
    ``k_l`` are the medians over them of ``c = d / S`` and of ``S``. A frame whose
    ``q98(d)`` is below ``min_screen_difference`` holds no screen: it is all subject.
-2. **Screen likeness** per pixel, from the chroma ratio ``u = c / k_c`` and the level
-   ratio ``v = S / k_l``: ``s = ramp(u; chroma_low, chroma_high) * ramp(v; level_low, level_high)``
-   with ``ramp(x; lo, hi) = clamp((x - lo) / (hi - lo), 0, 1)``. The chroma ratio does
-   not change when the screen is brighter, darker, shadowed or unevenly lit (a gain on
-   all three channels cancels, also through the sRGB curve), so exposure, gradients and
-   shadows keep ``u`` near 1; a subject's colours, spill included, have a much smaller
-   ``c``. Dark greenish parts (olive or dark green cloth, whose chroma can come close to
-   the screen's) are told apart by their level: a linear 45 % shadow is still 0.72 of
-   the screen's sRGB level, dark cloth 0.2-0.4.
-0. Above ``work_size`` (512) the plate is first resized to ``work_size`` (antialiased
-   bilinear, aspect kept) and the finished hint resized back to S: a rough matte needs
-   no more pixels, and the cost stays flat at large S. (Every radius is a fraction of
-   the size it runs at, so the hint is the same shape at any S.)
+2. **Screen likeness** per pixel, from the chroma ratio ``u = c / k_c``, the level
+   ratio ``v = S / k_l`` and the hue distance ``h = |(A / S, B / S) - (k_a, k_b)|``
+   (``k_a``, ``k_b``: the screen's medians of ``A / S`` and ``B / S``):
+   ``s = ramp(u; chroma_low, chroma_high) * (1 - (1 - near) * dark) * ramp(v; level_low, level_high)``
+   with ``near = 1 - ramp(h; hue_near, hue_far)``, ``dark = 1 - ramp(v; hue_dark_high, hue_dark_low)``
+   and ``ramp(x; lo, hi) = clamp((x - lo) / (hi - lo), 0, 1)``. The ratios do not change
+   when the screen is brighter, darker, shadowed or unevenly lit (a gain on all three
+   channels cancels, also through the sRGB curve), so exposure, gradients and shadows
+   keep ``u`` near 1 and ``h`` near 0; a subject's colours, spill included, have a much
+   smaller ``c``. A dark greenish subject part can come near the screen's chroma: if it
+   is darker than ``hue_dark_high`` of the screen and of another hue (a green shirt is
+   more yellow or more neutral than the screen), it is subject; if it is darker than
+   ``level_low`` it is subject whatever its hue. A shadow keeps the screen's hue.
 3. **Solid**: ``s < solid_threshold``; **closing** (dilate then erode, radius
    ``close_radius * S``) fills small holes; **erosion** by ``erode_radius * S``
    pulls the matte inside the subject's edge; a **blur** (two box passes of radius
@@ -64,6 +64,10 @@ class HintParams(NamedTuple):
     chroma_high: float  # ... at or above this: fully screen (linear in between)
     level_low: float  # level ratio S / k_l at or below this: not screen at all (too dark for a lit screen)
     level_high: float  # ... at or above this: as bright as a screen (linear in between)
+    hue_near: float  # distance of (A / S, B / S) from the screen's at or below this: the screen's hue
+    hue_far: float  # ... at or above this: another colour, not screen (linear in between)
+    hue_dark_high: float  # the hue test applies fully at or below this level ratio S / k_l ...
+    hue_dark_low: float  # ... and not at all at or above this one (bright pixels: edges, spill)
     solid_threshold: float  # screen likeness below this is solid subject
     close_radius: float  # closing radius, fraction of S
     erode_radius: float  # erosion radius, fraction of S
@@ -77,6 +81,7 @@ def hint_params() -> HintParams:
     """The hint's constants, written once."""
     return HintParams(screen_quantile=0.98, candidate_share=0.5, min_screen_difference=0.04,
                       chroma_low=0.2, chroma_high=0.6, level_low=0.3, level_high=0.7,
+                      hue_near=0.06, hue_far=0.16, hue_dark_high=0.65, hue_dark_low=0.85,
                       solid_threshold=0.5, close_radius=0.005, erode_radius=0.01, blur_radius=0.005,
                       stats_size=256, work_size=512, eps=1e-4)
 
@@ -118,8 +123,9 @@ def masked_median(values: Tensor, mask: Tensor) -> Tensor:
     return ordered.gather(0, index.view(1)).view(())
 
 
-def estimate_screen(rgb: Tensor, screen_channel: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """The screen of one image ``[3, H, W]`` (float32): ``(chroma k_c, level k_l, found)``, 0-d tensors.
+def estimate_screen(rgb: Tensor, screen_channel: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The screen of one image ``[3, H, W]`` (float32): ``(chroma k_c, level k_l, found, k_a, k_b)``, 0-d
+    tensors; ``k_a``, ``k_b`` are the screen's ``A / S`` and ``B / S``.
 
     ``found`` is 1.0 when the frame holds a screen (``q98(d) >= min_screen_difference``), else 0.0.
     """
@@ -134,7 +140,10 @@ def estimate_screen(rgb: Tensor, screen_channel: int) -> Tuple[Tensor, Tensor, T
     found = (d_high >= p.min_screen_difference).to(rgb.dtype)
     k_c = torch.clamp(masked_median(chroma, candidates), min=p.eps)
     k_l = torch.clamp(masked_median(level, candidates), min=p.eps)
-    return k_c, k_l, found
+    a, b = other_channels(screen_channel)
+    k_a = masked_median(sample[0, a].flatten() / torch.clamp(level, min=p.eps), candidates)
+    k_b = masked_median(sample[0, b].flatten() / torch.clamp(level, min=p.eps), candidates)
+    return k_c, k_l, found, k_a, k_b
 
 
 def screen_likeness(rgb: Tensor, screen_channel: int) -> Tensor:
@@ -143,11 +152,19 @@ def screen_likeness(rgb: Tensor, screen_channel: int) -> Tensor:
     rgb = torch.clamp(rgb, 0.0, 1.0)
     d = screen_difference(rgb, screen_channel)
     level = rgb.narrow(1, screen_channel, 1)
-    chroma = d / torch.clamp(level, min=p.eps)
+    safe_level = torch.clamp(level, min=p.eps)
+    chroma = d / safe_level
+    a, b = other_channels(screen_channel)
+    ratio_a = rgb.narrow(1, a, 1) / safe_level
+    ratio_b = rgb.narrow(1, b, 1) / safe_level
     out = []
     for i in range(int(rgb.shape[0])):
-        k_c, k_l, found = estimate_screen(rgb[i], screen_channel)
+        k_c, k_l, found, k_a, k_b = estimate_screen(rgb[i], screen_channel)
+        hue = torch.sqrt((ratio_a[i] - k_a) ** 2 + (ratio_b[i] - k_b) ** 2)
+        by_hue = torch.clamp((p.hue_far - hue) / (p.hue_far - p.hue_near), 0.0, 1.0)
         by_colour = torch.clamp((chroma[i] / k_c - p.chroma_low) / (p.chroma_high - p.chroma_low), 0.0, 1.0)
+        dark = torch.clamp((p.hue_dark_low - level[i] / k_l) / (p.hue_dark_low - p.hue_dark_high), 0.0, 1.0)
+        by_colour = by_colour * (1.0 - (1.0 - by_hue) * dark)
         by_level = torch.clamp((level[i] / k_l - p.level_low) / (p.level_high - p.level_low), 0.0, 1.0)
         out.append(by_colour * by_level * found)
     return torch.stack(out, dim=0)

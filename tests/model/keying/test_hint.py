@@ -60,9 +60,10 @@ def test_radii_are_fractions_of_s_at_least_one_pixel():
 @pytest.mark.parametrize("screen,channel", [(GREEN, 1), (BLUE, 2)])
 def test_screen_estimate_is_the_screen_colour(screen, channel):
     x, _inside = plate(screen=screen, noise=0.0)
-    k_c, k_l, found = estimate_screen(x[0], channel)
+    k_c, k_l, found, k_a, k_b = estimate_screen(x[0], channel)
     others = [c for i, c in enumerate(screen) if i != channel]
     assert float(k_l) == pytest.approx(screen[channel], abs=1e-6)
+    assert (float(k_a), float(k_b)) == pytest.approx((others[0] / screen[channel], others[1] / screen[channel]), abs=1e-6)
     assert float(k_c) == pytest.approx((screen[channel] - max(others)) / screen[channel], abs=1e-6)
     assert float(found) == 1.0
 
@@ -80,13 +81,21 @@ def test_screen_likeness_formula():
     x[0, :, 0, 1] = torch.tensor([0.60, 0.70, 0.55])  # a pale greenish mix
     s = screen_likeness(x, 1)
     k_c = (0.70 - 0.30) / 0.70
+    k_a, k_b = 0.25 / 0.70, 0.30 / 0.70  # the screen's R / G and B / G
+
+    def ramp(x, lo, hi):
+        return min(max((x - lo) / (hi - lo), 0.0), 1.0)
+
     for (r, g, b), got in (((0.10, 0.22, 0.11), s[0, 0, 0, 0]), ((0.60, 0.70, 0.55), s[0, 0, 0, 1]),
                             (GREEN, s[0, 0, 5, 5])):
         u = (g - max(r, b)) / g / k_c
         v = g / 0.70
-        ramp_u = min(max((u - PARAMS.chroma_low) / (PARAMS.chroma_high - PARAMS.chroma_low), 0), 1)
-        ramp_v = min(max((v - PARAMS.level_low) / (PARAMS.level_high - PARAMS.level_low), 0), 1)
-        assert float(got) == pytest.approx(ramp_u * ramp_v, abs=1e-5)
+        hue = ((r / g - k_a) ** 2 + (b / g - k_b) ** 2) ** 0.5
+        near = 1.0 - ramp(hue, PARAMS.hue_near, PARAMS.hue_far)
+        dark = 1.0 - ramp(v, PARAMS.hue_dark_high, PARAMS.hue_dark_low)
+        expected = (ramp(u, PARAMS.chroma_low, PARAMS.chroma_high) * (1.0 - (1.0 - near) * dark)
+                    * ramp(v, PARAMS.level_low, PARAMS.level_high))
+        assert float(got) == pytest.approx(expected, abs=1e-5)
     assert float(s[0, 0, 5, 5]) == 1.0 and float(s[0, 0, 0, 0]) < PARAMS.solid_threshold
 
 
@@ -133,6 +142,7 @@ def test_gradient_shadow_and_exposure_keep_the_screen_empty():
     ys, xs = np.mgrid[0:size, 0:size] / size
     gain = 0.7 + 0.6 * xs  # +-30 % left to right
     gain = np.where((xs > 0.75) & (ys > 0.5), gain * 0.45 ** (1 / 2.4), gain)  # a 45 % (linear) shadow
+    gain = np.where((xs > 0.6) & (ys < 0.15), gain * 0.25 ** (1 / 2.4), gain)  # and a 25 % one, on the lit side
     for exposure in (0.35, 1.0, 1.4):  # under- and over-exposed screens (clipped at 1 by the hint)
         x, inside = plate(size=size, gain=gain * exposure)
         hint = rough_hint(x, 1)[0, 0].numpy()
@@ -141,7 +151,7 @@ def test_gradient_shadow_and_exposure_keep_the_screen_empty():
         assert (hint[deep] > 0.5).all(), exposure
 
 
-@pytest.mark.parametrize("cloth", [(0.19, 0.25, 0.11), (0.13, 0.22, 0.13), (0.35, 0.45, 0.30)])
+@pytest.mark.parametrize("cloth", [(0.19, 0.25, 0.11), (0.13, 0.22, 0.13), (0.35, 0.45, 0.30), (0.19, 0.38, 0.19)])
 def test_dark_or_desaturated_greenish_subject_has_no_hole(cloth):
     x, inside = plate(size=128, subject=cloth)
     hint = rough_hint(x, 1)[0, 0].numpy()
