@@ -53,6 +53,7 @@ from corridorkey_model.keying.colour import resize_bilinear_aa
 HINT_FROM_INPUT = 0
 HINT_AUTOMATIC = 1
 
+
 class HintParams(NamedTuple):
     """The hint's constants (docs/DESIGN.md §3.2a), read through :func:`hint_params` (TorchScript cannot
     read module globals)."""
@@ -88,6 +89,11 @@ def hint_params() -> HintParams:
 
 #: The constants, for Python readers (docs, benchmark, tests).
 PARAMS = hint_params()
+
+
+def ramp(x: Tensor, low: float, high: float) -> Tensor:
+    """``clamp((x - low) / (high - low), 0, 1)``: 0 at or below ``low``, 1 at or above ``high``."""
+    return torch.clamp((x - low) / (high - low), 0.0, 1.0)
 
 
 def radius_px(fraction: float, size: int) -> int:
@@ -160,13 +166,13 @@ def screen_likeness(rgb: Tensor, screen_channel: int) -> Tensor:
     out = []
     for i in range(int(rgb.shape[0])):
         k_c, k_l, found, k_a, k_b = estimate_screen(rgb[i], screen_channel)
-        hue = torch.sqrt((ratio_a[i] - k_a) ** 2 + (ratio_b[i] - k_b) ** 2)
-        by_hue = torch.clamp((p.hue_far - hue) / (p.hue_far - p.hue_near), 0.0, 1.0)
-        by_colour = torch.clamp((chroma[i] / k_c - p.chroma_low) / (p.chroma_high - p.chroma_low), 0.0, 1.0)
-        dark = torch.clamp((p.hue_dark_low - level[i] / k_l) / (p.hue_dark_low - p.hue_dark_high), 0.0, 1.0)
-        by_colour = by_colour * (1.0 - (1.0 - by_hue) * dark)
-        by_level = torch.clamp((level[i] / k_l - p.level_low) / (p.level_high - p.level_low), 0.0, 1.0)
-        out.append(by_colour * by_level * found)
+        u = chroma[i] / k_c  # chroma ratio: ~1 on the screen, lit or not
+        v = level[i] / k_l  # level ratio
+        hue = torch.sqrt((ratio_a[i] - k_a) ** 2 + (ratio_b[i] - k_b) ** 2)  # 0: the screen's hue
+        near = 1.0 - ramp(hue, p.hue_near, p.hue_far)
+        dark = 1.0 - ramp(v, p.hue_dark_high, p.hue_dark_low)
+        by_colour = ramp(u, p.chroma_low, p.chroma_high) * (1.0 - (1.0 - near) * dark)
+        out.append(by_colour * ramp(v, p.level_low, p.level_high) * found)
     return torch.stack(out, dim=0)
 
 
@@ -212,7 +218,7 @@ def rough_hint(rgb: Tensor, screen_channel: int) -> Tensor:
 
 
 __all__ = [
-    "HINT_FROM_INPUT", "HINT_AUTOMATIC", "HintParams", "hint_params", "PARAMS", "radius_px", "other_channels",
+    "HINT_FROM_INPUT", "HINT_AUTOMATIC", "HintParams", "hint_params", "PARAMS", "ramp", "radius_px", "other_channels",
     "screen_difference", "masked_median", "estimate_screen", "screen_likeness", "dilate", "erode", "box_blur",
     "rough_hint",
 ]

@@ -73,6 +73,10 @@ def test_a_frame_without_screen_is_all_subject():
     x[:, 1] = 0.42  # greyish, barely greener: q98(d) = 0.02 < 0.04
     assert float(estimate_screen(x[0], 1)[2]) == 0.0
     assert torch.equal(rough_hint(x, 1), torch.ones(1, 1, 64, 64))
+    red = torch.zeros(1, 3, 64, 64)
+    red[:, 0] = 0.8  # no pixel is greenest: no screen candidate at all
+    assert torch.equal(rough_hint(red, 1), torch.ones(1, 1, 64, 64))
+    assert torch.equal(rough_hint(torch.zeros(1, 3, 64, 64), 1), torch.ones(1, 1, 64, 64))  # black
 
 
 def test_screen_likeness_formula():
