@@ -41,9 +41,11 @@ Facts about Nuke that these files rely on, and where they come from:
   ``color_picking`` before the network and back after it (Foundry's
   ``BackgroundMatting.gizmo``); the nuke-default config maps ``color_picking`` to
   ``sRGB`` (imageworks/OpenColorIO-Configs ``nuke-default/config.ocio``).
-* The automatic hint (knob ``auto_hint``): the gizmo's Python decides it, as Foundry's
-  Cattery gizmos report setup problems, in onCreate and knobChanged, on the Status line.
-  ``Node.input(i)`` is the node connected to input ``i`` or ``None`` (Foundry's Python
+* The automatic hint (knob ``auto_hint``): the gizmo's Python decides it in onCreate and
+  knobChanged and says so on the Status line, where the node already reports a missing
+  .cat. (Foundry's own RAFT.gizmo / BackgroundMatting.gizmo text was not available to
+  check how they report a missing input; the facts used come from Foundry's Python
+  documentation and public gizmos.) ``Node.input(i)`` is the node connected to input ``i`` or ``None`` (Foundry's Python
   reference, ``nuke.Node``; community gizmos test ``n.input(1) is None``); knobChanged also
   runs "when the inputs to the node changes" (Foundry's Python Developer's Guide,
   ``nuke.addKnobChanged``), with ``nuke.thisKnob().name() == 'inputChange'`` (the dummy
