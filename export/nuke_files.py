@@ -41,6 +41,19 @@ Facts about Nuke that these files rely on, and where they come from:
   ``color_picking`` before the network and back after it (Foundry's
   ``BackgroundMatting.gizmo``); the nuke-default config maps ``color_picking`` to
   ``sRGB`` (imageworks/OpenColorIO-Configs ``nuke-default/config.ocio``).
+* The automatic hint (knob ``auto_hint``): the gizmo's Python decides it in onCreate and
+  knobChanged and says so on the Status line, where the node already reports a missing
+  .cat. (Foundry's own RAFT.gizmo / BackgroundMatting.gizmo text was not available to
+  check how they report a missing input; the facts used come from Foundry's Python
+  documentation and public gizmos.) ``Node.input(i)`` is the node connected to input ``i`` or ``None`` (Foundry's Python
+  reference, ``nuke.Node``; community gizmos test ``n.input(1) is None``); knobChanged also
+  runs "when the inputs to the node changes" (Foundry's Python Developer's Guide,
+  ``nuke.addKnobChanged``), with ``nuke.thisKnob().name() == 'inputChange'`` (the dummy
+  knob's name as public gizmos and scripts test it). onCreate runs when a script loads,
+  terminal renders included, so the saved ``auto_hint`` is re-derived from the connections
+  before any render. An Enumeration knob's ``setValue`` takes the item's index (Foundry's
+  Python reference, ``Enumeration_Knob``); ``+INVISIBLE`` on ``addUserKnob`` hides a knob
+  that scripts drive (public gizmos, e.g. ``addUserKnob {4 name l label +INVISIBLE M {...}}``).
 * Startup: Nuke runs ``init.py`` (every session, terminal ones too) then ``menu.py``
   (interactive only) in each plugin-path folder, and ``nuke.pluginAddPath`` called from
   an ``init.py`` runs that folder's ``init.py`` (Foundry Python Developer's Guide,
@@ -60,7 +73,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import click
 
 from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, OUTPUT_SCALE, SCREENS, NukeModel
-from corridorkey_model.keying.knobs import GAMMA_INPUT, KNOBS, KnobSpec
+from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS, KnobSpec
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +95,16 @@ OUTPUT_MODES: Tuple[str, ...] = (
     "Raw model output",
     "Matte only",
 )
-#: Which channel of the Hint input becomes the hint (rgba.alpha of the model input), in menu order.
-HINT_CHANNELS: Tuple[str, ...] = ("alpha", "red", "luminance")
+#: Which channel of the Hint input becomes the hint (rgba.alpha of the model input), in menu order;
+#: "automatic" ignores the Hint input and makes the hint from the plate (knob auto_hint = 1).
+HINT_CHANNELS: Tuple[str, ...] = ("alpha", "red", "luminance", "automatic")
+#: Index of "automatic" in the Hint Channel menu.
+HINT_AUTOMATIC = HINT_CHANNELS.index("automatic")
+#: Status line texts of the automatic hint (the gizmo's Python writes them).
+AUTO_HINT_UNCONNECTED = ("CorridorKey: no Hint input is connected, so the node makes an automatic hint from the "
+                         "plate (connect a rough matte to Hint to use your own).")
+AUTO_HINT_CHOSEN = ("CorridorKey: Hint Channel is automatic: the hint is made from the plate and the Hint input "
+                    "is ignored.")
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -156,9 +177,12 @@ def gizmo_defaults() -> Dict[str, float]:
     return {k.name: k.typed_default for k in KNOBS}
 
 
-def user_knob_line(spec: KnobSpec, tooltip: str) -> str:
-    """``addUserKnob`` for one knob spec: float -> 7 (slider), int with choices -> 4 (pulldown), int -> 3."""
-    head = f"{spec.name} l {nk_quote(spec.label)} t {nk_quote(tooltip)}"
+def user_knob_line(spec: KnobSpec, tooltip: str, flags: str = "") -> str:
+    """``addUserKnob`` for one knob spec: float -> 7 (slider), int with choices -> 4 (pulldown), int -> 3.
+
+    ``flags``: e.g. ``"+INVISIBLE"`` for a knob the gizmo's Python drives.
+    """
+    head = f"{spec.name} l {nk_quote(spec.label)} t {nk_quote(tooltip)}" + (f" {flags}" if flags else "")
     if spec.kind == "float":
         return f"addUserKnob {{7 {head} R {nk_number(spec.minimum)} {nk_number(spec.maximum)}}}"
     if spec.choices:
@@ -225,16 +249,39 @@ def _cat_check_script() -> str:
         "                      % (ck_cat, ck_screen))\n"
         "except Exception as ck_exc:\n"
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
-        "ck_node['status'].setValue(ck_message)\n"
+        + _hint_state_script() +
+        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_hint_note) if ck_line))\n"
         "if ck_message:\n"
         "    nuke.warning(ck_message)\n"
+    )
+
+
+def _hint_state_script() -> str:
+    """Python that sets the .cat's ``auto_hint`` (through the gizmo knob it links to) and the hint note.
+
+    Automatic when the Hint input (input 1) is not connected or Hint Channel is "automatic".
+    Sets ``ck_hint_note`` (the Status line's hint sentence, empty when the Hint input is used).
+    """
+    return (
+        "ck_hint_note = ''\n"
+        "try:\n"
+        "    ck_unconnected = ck_node.input(1) is None\n"
+        f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
+        f"    ck_node[{AUTO_HINT.name!r}].setValue(1 if (ck_unconnected or ck_chosen) else 0)\n"
+        f"    if ck_unconnected:\n"
+        f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
+        f"    elif ck_chosen:\n"
+        f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
+        "except Exception as ck_exc:\n"
+        "    ck_hint_note = 'CorridorKey: could not decide the hint source: %s' % ck_exc\n"
     )
 
 
 def _knob_changed_script() -> str:
     """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
     return (
-        "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace'):\n"
+        "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
+        "'hint_channel', 'inputChange'):\n"
         + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
     )
 
@@ -268,7 +315,8 @@ def _gizmo_knobs() -> List[str]:
         + " +STARTLINE}")
     lines.append(
         " addUserKnob {26 status l Status t "
-        + nk_quote("Empty when the chosen screen's .cat loaded. Otherwise what is missing and where to put it.")
+        + nk_quote("Empty when the chosen screen's .cat loaded and the Hint input is used. Otherwise what is "
+                   "missing and where to put it, and whether the node makes an automatic hint from the plate.")
         + ' T ""}')
     lines.append(' addUserKnob {26 ""}')
     screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
@@ -296,7 +344,9 @@ def _gizmo_knobs() -> List[str]:
         " addUserKnob {4 hint_channel l \"Hint Channel\" t "
         + nk_quote("Which channel of the Hint input is the rough matte the network refines: its alpha (a "
                    "Roto or keyer output), its red channel (a greyscale or RGB matte file, which has no "
-                   "alpha), or its Rec.709 luminance.")
+                   "alpha), or its Rec.709 luminance. automatic: ignore the Hint input and make a rough "
+                   "hint from the plate (a screen-difference key, eroded inside the subject). With no Hint "
+                   "input connected the node always uses the automatic hint, and its Status line says so.")
         + f" M {{{' '.join(HINT_CHANNELS)}}}}}")
     lines.append(" addUserKnob {26 colour_divider l \"<b>Colour</b>\"}")
     lines.append(
@@ -315,7 +365,9 @@ def _gizmo_knobs() -> List[str]:
     lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
     for spec in KNOBS:
         tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
-        lines.append(" " + user_knob_line(spec, tooltip))
+        # auto_hint follows the Hint input and Hint Channel (the gizmo's Python sets it): not a panel knob
+        flags = "+INVISIBLE" if spec.name == AUTO_HINT.name else ""
+        lines.append(" " + user_knob_line(spec, tooltip, flags))
         lines.append(" " + user_knob_value(spec, defaults[spec.name]))
     return lines
 
@@ -339,6 +391,7 @@ def _inference_node(screen: NukeModel, index: int) -> List[str]:
 
 def render_gizmo() -> str:
     """The text of ``CorridorKey.gizmo``."""
+    # "automatic" (3) falls through to luminance here; the .cat ignores the hint channel then (auto_hint = 1).
     hint_expr = (
         "parent.hint_channel == 0 ? a : (parent.hint_channel == 1 ? r : "
         f"{LUMINANCE_WEIGHTS[0]}*r + {LUMINANCE_WEIGHTS[1]}*g + {LUMINANCE_WEIGHTS[2]}*b)"

@@ -33,7 +33,7 @@ Sweeps (values per knob in :data:`SWEEP_VALUES`, one entry per knob):
 * ``"pairwise"`` (default): stage checks over a covering set in which every pair
   of values of any two knobs appears at least once; end-to-end calls as above;
 * ``"full"``: stage checks over the cartesian product, and ``forward`` end to end
-  for every plate and every setting (36 calls per plate: the old exhaustive
+  for every plate and every setting (72 calls per plate: the old exhaustive
   check, hours at S = 2048 on a CPU).
 
 fp16 ("Optimize for Speed and Memory" in Nuke: module and input ``.half()``)
@@ -60,6 +60,7 @@ from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, GREEN, O
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model.keying import frame
 from corridorkey_model.keying.knobs import (
+    AUTO_HINT,
     DESPECKLE_SIZE,
     DESPILL_STRENGTH,
     GAMMA_INPUT,
@@ -91,6 +92,8 @@ SWEEP_VALUES: Dict[str, Tuple] = {
     REFINER_STRENGTH.name: (0.0, 0.5, 1.0),
     # 0 = off, and a size that removes small islands of the validation plates' mattes
     DESPECKLE_SIZE.name: (0, VALIDATION_DESPECKLE_SIZE),
+    # 0 = the hint channel, 1 = the automatic hint made from the plate (the hint channel ignored)
+    AUTO_HINT.name: (0, 1),
 }
 
 #: The file's stage methods that take knobs (``run_network`` takes none).
@@ -217,7 +220,8 @@ def trace_example(img_size: int) -> Tensor:
     """
     plate = default_plates(img_size)[0]
     knobs = end_to_end_settings(1)[0]
-    return frame.preprocess(plate.for_setting(knobs), int(img_size), **_stage_kwargs(frame.preprocess, knobs))
+    return frame.preprocess(plate.for_setting(knobs), int(img_size), screen_channel=plate.screen_channel,
+                            **_stage_kwargs(frame.preprocess, knobs))
 
 
 # --------------------------------------------------------------------------- report
@@ -559,13 +563,15 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                 set_knobs(ts, **knobs)
                 rows.append(_compare(ts(plate), ref, spec, knobs, "fp32"))
                 outputs.setdefault(spec.name, memo.outputs_for(
-                    frame.preprocess(plate, img_size, **_stage_kwargs(frame.preprocess, knobs))))
+                    frame.preprocess(plate, img_size, screen_channel=screen_channel,
+                                     **_stage_kwargs(frame.preprocess, knobs))))
                 bar.update(1)
             any_outputs = next(iter(outputs.values()))
             for spec in plan.plates:  # the stages over the sweep, on cached network outputs
                 for knobs in pre_settings:
                     plate = spec.for_setting(knobs).to(device)
-                    ref = frame.preprocess(plate, img_size, **_stage_kwargs(frame.preprocess, knobs))
+                    ref = frame.preprocess(plate, img_size, screen_channel=screen_channel,
+                                           **_stage_kwargs(frame.preprocess, knobs))
                     rows.append(_compare(getattr(ts, PRE_STAGE)(plate, **knobs), ref, spec, knobs, "fp32",
                                          PRE_STAGE))
                     bar.update(1)
@@ -621,7 +627,8 @@ def _knob_text(knobs: Dict[str, object]) -> str:
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
 
 
-_SHORT = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner"}
+_SHORT = {GAMMA_INPUT.name: "gamma", DESPILL_STRENGTH.name: "despill", REFINER_STRENGTH.name: "refiner",
+          AUTO_HINT.name: "autohint"}
 
 
 def format_report(report: ValidationReport) -> str:

@@ -64,6 +64,7 @@ class CorridorKeyNuke(nn.Module):
         self.gamma_input = KNOBS_BY_NAME["gamma_input"].typed_default
         self.refiner_strength = KNOBS_BY_NAME["refiner_strength"].typed_default
         self.despeckle_size = KNOBS_BY_NAME["despeckle_size"].typed_default
+        self.auto_hint = KNOBS_BY_NAME["auto_hint"].typed_default
         missing = [k.name for k in KNOBS if not hasattr(self, k.name)]
         if missing:  # the knob spec grew a knob that forward() does not read
             raise RuntimeError(f"CorridorKeyNuke does not implement knob(s) {missing} of the knob spec")
@@ -71,15 +72,16 @@ class CorridorKeyNuke(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         height = x.shape[-2]
         width = x.shape[-1]
-        net_in = self.preprocess(x, self.gamma_input)
+        net_in = self.preprocess(x, self.gamma_input, self.auto_hint)
         alpha_logits, fg_logits, delta_logits = self.run_network(net_in)
         return self.postprocess(alpha_logits, fg_logits, delta_logits, height, width,
                                 self.refiner_strength, self.despill_strength, self.despeckle_size)
 
     @torch.jit.export
-    def preprocess(self, x: Tensor, gamma_input: int) -> Tensor:
-        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.keying.frame.preprocess`)."""
-        return frame.preprocess(x, self.img_size, gamma_input)
+    def preprocess(self, x: Tensor, gamma_input: int, auto_hint: int) -> Tensor:
+        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.keying.frame.preprocess`;
+        ``auto_hint`` 1 makes the hint from the plate on the file's screen channel)."""
+        return frame.preprocess(x, self.img_size, gamma_input, auto_hint, self.screen_channel)
 
     @torch.jit.export
     def run_network(self, net_in: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

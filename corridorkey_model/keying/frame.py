@@ -22,6 +22,7 @@ from torch import Tensor
 
 from corridorkey_model.keying.colour import despill, imagenet_normalize, linear_to_srgb, resize_bilinear_aa
 from corridorkey_model.keying.despeckle import despeckle
+from corridorkey_model.keying.hint import rough_hint
 
 #: ``gamma_input`` values (the knob's enumeration).
 GAMMA_SRGB = 0
@@ -33,7 +34,8 @@ def finite_or_zero(x: Tensor) -> Tensor:
     return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def preprocess(plate: Tensor, img_size: int, gamma_input: int) -> Tensor:
+def preprocess(plate: Tensor, img_size: int, gamma_input: int, auto_hint: int = 0,
+               screen_channel: int = 1) -> Tensor:
     """``[N, 4, H, W]`` plate + hint -> ``[N, 4, S, S]`` network input.
 
     0. non-finite values (NaN, +-inf: CG renders, damaged EXRs) count as 0, so that
@@ -41,7 +43,10 @@ def preprocess(plate: Tensor, img_size: int, gamma_input: int) -> Tensor:
        whole frame;
     1. antialiased bilinear resize of plate and hint to ``S x S`` (aspect not kept);
     2. for a linear plate (``gamma_input == 1``) sRGB-encode the RGB *after* the resize;
-    3. ImageNet-normalise the RGB; the hint is passed through.
+    3. with ``auto_hint == 1`` the hint is made from the sRGB plate at S
+       (:func:`corridorkey_model.keying.hint.rough_hint`, on the screen channel
+       ``screen_channel``: 1 green, 2 blue) and the hint channel is ignored;
+    4. ImageNet-normalise the RGB; the hint is passed through.
     """
     plate = finite_or_zero(plate)
     x = resize_bilinear_aa(plate, img_size, img_size)
@@ -49,6 +54,8 @@ def preprocess(plate: Tensor, img_size: int, gamma_input: int) -> Tensor:
     hint = x[:, 3:4]
     if gamma_input == 1:  # GAMMA_LINEAR; TorchScript cannot read a module-level int
         rgb = linear_to_srgb(rgb)
+    if auto_hint == 1:  # HINT_AUTOMATIC
+        hint = rough_hint(rgb, screen_channel)
     return torch.cat([imagenet_normalize(rgb), hint], dim=1)
 
 
@@ -87,14 +94,14 @@ def postprocess(alpha: Tensor, fg: Tensor, height: int, width: int, despill_stre
 
 def key_frame(model: torch.nn.Module, plate: Tensor, gamma_input: int = GAMMA_SRGB,
               despill_strength: float = 0.0, refiner_strength: float = 1.0, despeckle_size: int = 0,
-              screen_channel: int = 1) -> Tensor:
+              screen_channel: int = 1, auto_hint: int = 0) -> Tensor:
     """The reference: eager model + the contract's pre/post-processing.
 
     ``model`` is a :class:`~corridorkey_model.network.greenformer.GreenFormer` (or anything
     with its ``img_size`` and ``(alpha_logits, fg_logits, delta_logits)`` forward).
     """
     height, width = int(plate.shape[-2]), int(plate.shape[-1])
-    x = preprocess(plate, int(model.img_size), gamma_input)
+    x = preprocess(plate, int(model.img_size), gamma_input, auto_hint, screen_channel)
     alpha_logits, fg_logits, delta_logits = model(x)
     alpha, fg = combine(alpha_logits, fg_logits, delta_logits, refiner_strength)
     return postprocess(alpha, fg, height, width, despill_strength, despeckle_size, screen_channel)

@@ -162,8 +162,24 @@ DESPECKLE_SIZE = KnobSpec(
     ),
 )
 
+AUTO_HINT = KnobSpec(
+    name="auto_hint",
+    kind="int",
+    default=0,
+    minimum=0,
+    maximum=1,
+    label="Auto Hint",
+    tooltip=(
+        "Where the rough hint comes from. Hint Input: the hint channel (the 4th input channel). "
+        "Automatic: made from the plate by a screen-difference key (screen colour estimated from "
+        "the plate, thresholded, eroded inside the subject's edge and softened, at the model "
+        "resolution); the hint channel is ignored."
+    ),
+    choices=("Hint Input", "Automatic"),
+)
+
 #: All knobs, in the order they appear in Nuke and in help texts.
-KNOBS: Tuple[KnobSpec, ...] = (DESPILL_STRENGTH, GAMMA_INPUT, REFINER_STRENGTH, DESPECKLE_SIZE)
+KNOBS: Tuple[KnobSpec, ...] = (DESPILL_STRENGTH, GAMMA_INPUT, REFINER_STRENGTH, DESPECKLE_SIZE, AUTO_HINT)
 
 KNOBS_BY_NAME: Dict[str, KnobSpec] = {k.name: k for k in KNOBS}
 

@@ -31,6 +31,34 @@ _GAMMA = KNOBS_BY_NAME["gamma_input"]
 _REFINER = KNOBS_BY_NAME["refiner_strength"]
 _DESPECKLE = KNOBS_BY_NAME["despeckle_size"]
 GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
+#: ``--hint auto``: make the hint from each plate (knob ``auto_hint`` = 1) instead of reading one.
+AUTO_HINT = "auto"
+
+
+class HintSource(click.Path):
+    """``--hint``: an existing hint video or folder, or the word ``auto``.
+
+    ``keywords`` tells ``farm-job`` which words are not paths (they become a STRING job parameter).
+    """
+
+    name = "hint"
+    keywords = (AUTO_HINT,)
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, path_type=Path)
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if isinstance(value, str) and value == AUTO_HINT:
+            return AUTO_HINT
+        return super().convert(value, param, ctx)
+
+
+def hint_choice(value: Any) -> Tuple[Optional[Path], bool]:
+    """``--hint``'s value -> (hint path or None, whether the hint is made from the plate)."""
+    if value == AUTO_HINT:
+        return None, True
+    return value, False
+
 
 def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
     if value is None:
@@ -162,7 +190,7 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         type=click.Choice(("green", "blue", "auto")), default="green",
         help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
              "despill channel. auto: per clip, from its first frame and hint (mean G vs mean B where the hint "
-             "is below 0.3; green, with a warning, when that cannot tell).")),
+             "is below 0.3, or over the whole frame with --hint auto; green, with a warning, when that cannot tell).")),
     RunOption(("--blue-checkpoint",), dict(
         type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
         help="Blue-screen checkpoint (.safetensors/.pth) for the blue clips of --screen auto (with --screen blue "
@@ -186,8 +214,14 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help="Output folder instead of CLIP/Output (VIDEO_Output for a video; OUTPUT/CLIP for a folder of clips)."),
         farm_decls=("--output-dir",), data_flow="OUT", per_clip=True),
     RunOption(("--hint",), dict(
-        type=click.Path(exists=True, path_type=Path), default=None,
-        help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/).")),
+        type=HintSource(), default=None, metavar="PATH|auto",
+        help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/). "
+             "auto: make a rough hint from each plate instead (the Nuke node's automatic hint, knob auto_hint: a "
+             "screen-difference key, eroded inside the subject); no hint files are read, AlphaHint/ included.")),
+    RunOption(("--write-hints/--no-write-hints",), dict(
+        default=False,
+        help="Also write Output/Hint/: the hint each frame was keyed with (whatever its source), one channel, "
+             "named like the other outputs, in Matte's file type. A frame counts as done only with it.")),
     RunOption(("--layer",), dict(
         default=None, metavar="NAME",
         help="EXR part or layer of the plates to key (a part's name, or a channel prefix: beauty for beauty.R/G/B). "
@@ -279,23 +313,25 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
         refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
         devices: List[torch.device],
-        frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Optional[Path],
-        layer: Optional[str], ocio_config: Optional[str], working_space: str, network_space: str,
-        image_format: str, exr_type: str, exr_compression: str, layered_exr: bool, video_out: str,
-        io_threads: int) -> None:
+        frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
+        write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
+        network_space: str, image_format: str, exr_type: str, exr_compression: str, layered_exr: bool,
+        video_out: str, io_threads: int) -> None:
     """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
 
     Writes CLIP/Output/Matte (alpha), FG (straight sRGB fg), Processed (linear premultiplied RGBA EXR)
-    and Comp (checkerboard preview PNG), one file per input frame, named after it. Writes are atomic and
-    frames already written are skipped, so a killed or retried run resumes. The frames being keyed are
-    locked (Output/.corridorkey-locks/): a second run on them fails at once, naming the first one's host
-    and pid. Output/corridorkey_settings.json records the settings; a resume with others is refused
-    without --overwrite. Exit status: 0 on success, 1 on any error (the message names the frame or
-    file), 2 on a bad option (before anything is read), 130 on Ctrl-C or SIGTERM (a farm cancelling
-    the task).
+    and Comp (checkerboard preview PNG), one file per input frame, named after it (and Hint with
+    --write-hints). A clip without AlphaHint/ needs --hint auto: the hint is then made from each plate.
+    Writes are atomic and frames already written are skipped, so a killed or retried run resumes. The
+    frames being keyed are locked (Output/.corridorkey-locks/): a second run on them fails at once,
+    naming the first one's host and pid. Output/corridorkey_settings.json records the settings; a resume
+    with others is refused without --overwrite. Exit status: 0 on success, 1 on any error (the message
+    names the frame or file), 2 on a bad option (before anything is read), 130 on Ctrl-C or SIGTERM (a
+    farm cancelling the task).
     """
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
                                     random_init=random_init, screen=screen))
+    hint_path, auto_hint = hint_choice(hint)
     try:
         colour = colour_management.load_conversion(
             ocio_config if ocio_config is not None else colour_management.config_from_environment(),
@@ -307,11 +343,11 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                  "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
                  "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
-                                despeckle_size=despeckle_size, colour=colour)
+                                despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint))
     out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
-                                layered_exr)
+                                layered=layered_exr, write_hints=write_hints)
     try:
-        clips = stages.load_clips(stages.scan(path, hint=hint, output=output), layer)
+        clips = stages.load_clips(stages.scan(path, hint=hint_path, output=output), layer, auto_hint)
         plans = [(clip, stages.select_frames(clip, frame_range, out)) for clip in clips]
         for clip, sel in plans:
             if sel.todo:
@@ -371,8 +407,9 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                         raise click.ClickException(f"clip {clip.name}: {exc}") from None
                     dt = time.perf_counter() - t_clip
                     lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, "
-                                 f"gamma {_GAMMA.choices[s.gamma_input]}), {len(sel.done)} already written -> "
-                                 f"{clip.output_dir}")
+                                 f"gamma {_GAMMA.choices[s.gamma_input]}, "
+                                 f"{'automatic hint' if auto_hint else 'hint from files'}), {len(sel.done)} "
+                                 f"already written -> {clip.output_dir}")
         failed = False
     except KeyboardInterrupt:
         click.echo("\ninterrupted: frames written so far are complete; run the same command again to resume",
@@ -407,7 +444,8 @@ def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_siz
                "network_space": s.colour.network} if s.colour is not None else {"ocio_config": None})
     return {"screen": screen, "weights": weights, "img_size": img_size, "gamma_input": s.gamma_input,
             "despill_strength": s.despill_strength, "refiner_strength": s.refiner_strength,
-            "despeckle_size": s.despeckle_size if s.despeckle else 0, "image_format": out.image_format,
+            "despeckle_size": s.despeckle_size if s.despeckle else 0, "auto_hint": s.auto_hint,
+            "image_format": out.image_format,
             "exr_type": out.exr.pixel_type, "exr_compression": out.exr.compression, "layer": layer,
             "layered_exr": out.layered, **colour}
 
@@ -479,7 +517,8 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
     try:
         if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
             values["output"] = stages.scan(path)[0].output_dir
-        folder, clips = farm.clip_frames(path, values["hint"], values["output"], values["frame_range"])
+        hint_path, auto_hint = hint_choice(values["hint"])
+        folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint)
         params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]
         job = farm.build_job(path, folder, clips, params, chunk=chunk, chunked=chunked, program=program)
         farm.check_job(job, farm.job_files(job_path)[0].parent.absolute())

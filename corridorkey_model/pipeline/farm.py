@@ -174,8 +174,9 @@ def explicit_chunks(frames: Sequence[int], size: int) -> List[str]:
 
 
 def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
-                frame_range: Optional[Tuple[int, int]]) -> Tuple[bool, List[ClipFrames]]:
-    """The clips at ``path`` and their frame numbers, read as ``corridorkey run`` reads them.
+                frame_range: Optional[Tuple[int, int]], auto_hint: bool = False) -> Tuple[bool, List[ClipFrames]]:
+    """The clips at ``path`` and their frame numbers, read as ``corridorkey run`` reads them
+    (``auto_hint``: ``--hint auto``, no hint files needed).
 
     Returns ``(folder_of_clips, clips)``. Raises :class:`stages.ClipError` for a bad clip
     layout or a ``frame_range`` that holds no frame of a clip.
@@ -184,7 +185,7 @@ def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
     folder = path.is_dir() and all(s.input_path.parent != path for s in sources)
     clips = []
     everything = stages.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them
-    for clip, source in zip(stages.load_clips(sources), sources):
+    for clip, source in zip(stages.load_clips(sources, auto_hint=auto_hint), sources):
         refs = stages.select_frames(clip, frame_range, everything).todo
         numbers = tuple(sorted({r.number for r in refs}))
         clips.append(ClipFrames(clip.name, source.input_path.parent.name if folder else None, numbers))
@@ -251,6 +252,8 @@ def job_parameter(arg: RunArgument) -> Optional[JobParameter]:
     flag = opt.opts[0]
     if value is None:  # an optional value not given: the task's run keeps its own default
         return None
+    if value in getattr(opt.type, "keywords", ()):  # a path option given one of its words (--hint auto)
+        return JobParameter({**base, "type": "STRING", "allowedValues": [str(value)], "default": str(value)}, flag)
     if isinstance(opt.type, click.Path):
         definition = {**base, "type": "PATH", "dataFlow": arg.data_flow}
         if not opt.type.dir_okay:

@@ -7,7 +7,7 @@ The flow, one plain function per stage, each handing the next a frozen dataclass
     select_frames(clip, range, out)   -> Selection     the --frames chunk, minus frames already written
     iter_tasks(clip, refs)            -> FrameTask...  (video frames are decoded here, in order)
     read_frame(task)                  -> LoadedFrame   plate RGB + hint as one H x W x 4 float32 array
-    preprocess_frame(loaded, s)       -> Prepared      frame.preprocess: resize, gamma, normalise
+    preprocess_frame(loaded, s)       -> Prepared      frame.preprocess: resize, gamma, automatic hint, normalise
     infer(model, device, prepared, s) -> Inferred      the network + frame.combine (refiner strength)
     postprocess_frame(inferred, s)    -> Keyed         frame.postprocess (resize back, despill), then
                                                        despeckle, premultiplied linear RGBA, checker comp
@@ -22,8 +22,10 @@ Clip layout (as upstream CorridorKey)::
 
     Shot_010/
         Input/      plate frames (PNG/TIFF/JPEG/EXR) or one video file
-        AlphaHint/  one rough matte per plate frame, same count and order (or one video)
-        Output/     written here: Matte/ FG/ Processed/ Comp/ (--layered-exr: Layered/ Comp/)
+    AlphaHint/  one rough matte per plate frame, same count and order (or one video);
+                not needed with --hint auto (the hint is made from each plate)
+    Output/     written here: Matte/ FG/ Processed/ Comp/ (--layered-exr: Layered/ Comp/), and Hint/
+                with --write-hints
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ from torch import Tensor
 
 from corridorkey_model import atomic
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.colour import composite_over_checkerboard_np, premultiply_np, srgb_to_linear_np
+from corridorkey_model.keying.colour import (
+    composite_over_checkerboard_np,
+    premultiply_np,
+    resize_bilinear_aa,
+    srgb_to_linear_np,
+)
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.colour_management import OcioConversion
@@ -68,6 +75,10 @@ LAYERED_CHANNELS = ("R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "matte.A")
 #: ``oiio:ColorSpace`` labels of the outputs without an OCIO config (OpenImageIO's colour interop names).
 LINEAR_LABEL = "lin_rec709_scene"
 SRGB_LABEL = "srgb_rec709_scene"
+#: The optional output folder of ``--write-hints``: the hint each frame was keyed with.
+HINT_OUTPUT = "Hint"
+HINT_OUTPUT_DESCRIPTION = ("the hint each frame was keyed with (the network's hint channel at S, resized back to "
+                           "the plate size), one channel, Matte's file type")
 IMAGE_FORMATS = ("exr", "png")
 #: Island size ``--despeckle`` uses unless ``--despeckle-size`` says otherwise (upstream's default);
 #: the knob itself (``knobs.DESPECKLE_SIZE``) defaults to 0, off.
@@ -112,7 +123,7 @@ class FrameRef:
     number: int  # frame number (from the file name; 1-based position for videos)
     name: str  # output file stem, follows the input name
     plate: Path
-    hint: Path
+    hint: Optional[Path]  # None: the hint is made from the plate (--hint auto)
     plate_is_video: bool = False
     hint_is_video: bool = False
 
@@ -128,7 +139,7 @@ class Clip:
 
     name: str
     input: Media
-    hint: Media
+    hint: Optional[Media]  # None: no hint files are read, the hint is made from each plate (--hint auto)
     output_dir: Path
     frames: Tuple[FrameRef, ...]
     layer: Optional[str] = None  # --layer: the EXR part or layer of the plates to key
@@ -150,9 +161,10 @@ class KeySettings:
     despeckle_size: int = RUN_DESPECKLE_SIZE
     screen_channel: int = 1  # the clip's screen: 1 green, 2 blue (chooses the model and the despill channel)
     colour: Optional[OcioConversion] = None  # --ocio-config: working <-> network by OCIO; None: project sRGB maths
+    auto_hint: int = KNOBS_BY_NAME["auto_hint"].typed_default  # 1: the hint is made from the plate
 
     def __post_init__(self) -> None:
-        for name in ("gamma_input", "despill_strength", "refiner_strength"):
+        for name in ("gamma_input", "despill_strength", "refiner_strength", "auto_hint"):
             KNOBS_BY_NAME[name].check(getattr(self, name))
         if self.despeckle_size < 0:
             raise ValueError(f"despeckle_size must be >= 0, got {self.despeckle_size}")
@@ -168,6 +180,7 @@ class OutputSettings:
     exr: ExrOptions = ExrOptions()
     overwrite: bool = False
     layered: bool = False  # --layered-exr: one multi-layer EXR per frame (Layered/) instead of Matte/FG/Processed
+    write_hints: bool = False  # also write Hint/: the hint each frame was keyed with
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -216,6 +229,7 @@ class Inferred:
     height: int
     width: int
     info: Optional[ImageInfo] = None
+    hint: Optional[Tensor] = None  # [1, 1, S, S] the network's hint channel, on the CPU
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,7 @@ class Keyed:
     info: Optional[ImageInfo] = None
     fg_space: str = SRGB_LABEL  # colour space names written into the files (oiio:ColorSpace)
     processed_space: str = LINEAR_LABEL
+    hint: Optional[np.ndarray] = None  # H x W: the hint it was keyed with (only when written)
 
 
 @dataclass(frozen=True)
@@ -353,8 +368,8 @@ def _frame_numbers(paths: Sequence[Path]) -> List[int]:
     return nums
 
 
-def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
-    plate_video, hint_video = inp.kind == "video", hint.kind == "video"
+def _frame_refs(inp: Media, hint: Optional[Media]) -> Tuple[FrameRef, ...]:
+    plate_video, hint_video = inp.kind == "video", hint is not None and hint.kind == "video"
     if plate_video:
         stem = inp.paths[0].stem
         numbers = list(range(1, inp.count + 1))
@@ -364,7 +379,10 @@ def _frame_refs(inp: Media, hint: Media) -> Tuple[FrameRef, ...]:
         numbers = _frame_numbers(inp.paths)
         names = [p.stem for p in inp.paths]
         plates = list(inp.paths)
-    hints = [hint.paths[0]] * hint.count if hint_video else list(hint.paths)
+    if hint is None:  # --hint auto: no hint files
+        hints: List[Optional[Path]] = [None] * inp.count
+    else:
+        hints = [hint.paths[0]] * hint.count if hint_video else list(hint.paths)
     return tuple(FrameRef(i, numbers[i], names[i], plates[i], hints[i], plate_video, hint_video)
                  for i in range(inp.count))
 
@@ -377,18 +395,27 @@ def _format_of(media: Media, layer: Optional[str] = None) -> frame_io.Box:
     return frame_io.read_info(media.paths[0], layer).geometry.display
 
 
-def load_clip(source: ClipSource, layer: Optional[str] = None) -> Clip:
+def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool = False) -> Clip:
     """List and check a clip: a hint source exists, frame counts match, first plate and hint have one format.
 
     ``layer`` (``--layer``) picks the plates' EXR part or layer; it is checked on the first plate here.
+    ``auto_hint``: the hint is made from each plate (``--hint auto``); no hint files are
+    looked at, an ``AlphaHint/`` folder included.
     """
     inp = list_media(source.input_path, "input")
+    if auto_hint:
+        try:
+            _format_of(inp, layer)  # the first plate's header, and its --layer
+        except FrameReadError as exc:
+            raise ClipError(f"clip {source.name}: {exc}") from exc
+        return Clip(source.name, inp, None, source.output_dir, _frame_refs(inp, None), layer)
     if source.hint_path is None:
         where = (f"{source.input_path.parent / HINT_DIR}/" if source.input_path.is_dir()
                  else "a hint video or folder given with --hint")
         raise ClipError(
             f"clip {source.name} has no alpha hint: the network needs a rough matte per frame. Put one hint "
-            f"per input frame (same count and order) in {where}"
+            f"per input frame (same count and order) in {where}, or pass --hint auto to make a rough hint "
+            f"from each plate"
         )
     hint = list_media(source.hint_path, "hint")
     if inp.count != hint.count:
@@ -433,12 +460,12 @@ def _check_every_hint_size(clip: str, refs: Sequence[FrameRef], plate0: Tuple[in
                         f"{more}; resize the hints to the plate size")
 
 
-def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None) -> List[Clip]:
+def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None, auto_hint: bool = False) -> List[Clip]:
     """:func:`load_clip` for each source; every problem is reported together in one :class:`ClipError`."""
     clips, problems = [], []
     for s in sources:
         try:
-            clips.append(load_clip(s, layer))
+            clips.append(load_clip(s, layer, auto_hint))
         except ClipError as exc:
             problems.append(str(exc))
     if problems:
@@ -463,14 +490,20 @@ def output_paths(output_dir: Path, ref: FrameRef, out: OutputSettings) -> Dict[s
     """Final file of each output folder for ``ref``."""
     ext = "." + out.image_format
     if out.layered:
-        return {LAYERED_DIR: output_dir / LAYERED_DIR / (ref.name + ".exr"),
-                "Comp": output_dir / "Comp" / (ref.name + ".png")}
-    return {
+        paths = {LAYERED_DIR: output_dir / LAYERED_DIR / (ref.name + ".exr"),
+                 "Comp": output_dir / "Comp" / (ref.name + ".png")}
+        if out.write_hints:
+            paths[HINT_OUTPUT] = output_dir / HINT_OUTPUT / (ref.name + ext)
+        return paths
+    paths = {
         "Matte": output_dir / "Matte" / (ref.name + ext),
         "FG": output_dir / "FG" / (ref.name + ext),
         "Processed": output_dir / "Processed" / (ref.name + ".exr"),
         "Comp": output_dir / "Comp" / (ref.name + ".png"),
     }
+    if out.write_hints:  # a frame is done only when its hint is written too
+        paths[HINT_OUTPUT] = output_dir / HINT_OUTPUT / (ref.name + ext)
+    return paths
 
 
 def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: OutputSettings) -> Selection:
@@ -491,8 +524,10 @@ def select_frames(clip: Clip, frame_range: Optional[Tuple[int, int]], out: Outpu
 
 
 def output_folders(out: OutputSettings) -> Tuple[str, ...]:
-    """The folders a run writes into: Layered/ and Comp/ with ``--layered-exr``, else those of OUTPUTS."""
-    return (LAYERED_DIR, "Comp") if out.layered else tuple(OUTPUTS)
+    """The folders a run writes into: Layered/ and Comp/ with ``--layered-exr``, else those of OUTPUTS;
+    and Hint/ with ``--write-hints``."""
+    folders = (LAYERED_DIR, "Comp") if out.layered else tuple(OUTPUTS)
+    return folders + ((HINT_OUTPUT,) if out.write_hints else ())
 
 
 def prepare_output(clip: Clip, out: OutputSettings) -> None:
@@ -539,7 +574,8 @@ def iter_tasks(clip: Clip, refs: Sequence[FrameRef]) -> Iterator[FrameTask]:
     """Tasks for ``refs`` in order; frames from video files are decoded here (videos decode in order)."""
     positions = [r.position for r in refs]
     plates = frame_io.iter_video(clip.input.paths[0], positions) if clip.input.kind == "video" else None
-    hints = frame_io.iter_video(clip.hint.paths[0], positions) if clip.hint.kind == "video" else None
+    hints = (frame_io.iter_video(clip.hint.paths[0], positions)
+             if clip.hint is not None and clip.hint.kind == "video" else None)
     for ref in refs:
         plate = next(plates)[1] if plates is not None else None
         hint = next(hints)[1] if hints is not None else None
@@ -547,13 +583,19 @@ def iter_tasks(clip: Clip, refs: Sequence[FrameRef]) -> Iterator[FrameTask]:
 
 
 def read_frame(task: FrameTask) -> LoadedFrame:
-    """Plate RGB and hint (read from disk unless decoded already) as one ``H x W x 4`` float32 array."""
+    """Plate RGB and hint (read from disk unless decoded already) as one ``H x W x 4`` float32 array.
+
+    Without a hint source (``--hint auto``) the hint channel is 0; the preprocess makes the hint.
+    """
     ref = task.ref
     info = None
     if task.plate is not None:
         plate = task.plate
     else:
         plate, info = frame_io.read_with_info(ref.plate, task.layer)
+    if task.hint is None and ref.hint is None:  # --hint auto: the channel stays 0, the preprocess makes the hint
+        rgba = np.concatenate([frame_io.plate_rgb(plate), np.zeros(plate.shape[:2] + (1,), np.float32)], axis=2)
+        return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32), info)
     if task.hint is not None:
         hint = task.hint
     else:  # an image hint is read into the plate's frame box, wherever its own pixels are stored
@@ -589,7 +631,7 @@ def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prep
     if s.colour is not None and s.gamma_input == frame.GAMMA_SRGB:  # the gizmo's ToNetwork (bypassed for Linear)
         plate = np.concatenate([s.colour.to_network(plate[..., 0:3]), plate[..., 3:4]], axis=2)
     with torch.no_grad():
-        x = frame.preprocess(plate_to_tensor(plate), img_size, s.gamma_input)
+        x = frame.preprocess(plate_to_tensor(plate), img_size, s.gamma_input, s.auto_hint, s.screen_channel)
     return Prepared(loaded.ref, x, h, w, loaded.info)
 
 
@@ -599,7 +641,7 @@ def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: K
         alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
     return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
-                    prepared.info)
+                    prepared.info, prepared.x[:, 3:4].clone())  # a copy: the [1, 4, S, S] input need not stay alive
 
 
 def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -608,8 +650,18 @@ def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha[..., None]], axis=2).astype(np.float32)
 
 
-def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
-    """:func:`corridorkey_model.keying.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp."""
+def hint_at_plate_size(inferred: Inferred) -> np.ndarray:
+    """The network's hint channel resized back to the plate: ``H x W`` float32 (what ``--write-hints`` writes)."""
+    with torch.no_grad():
+        hint = resize_bilinear_aa(inferred.hint.float(), inferred.height, inferred.width)
+    return np.ascontiguousarray(hint[0, 0].numpy())
+
+
+def postprocess_frame(inferred: Inferred, s: KeySettings, with_hint: bool = False) -> Keyed:
+    """:func:`corridorkey_model.keying.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp.
+
+    ``with_hint``: also the hint the frame was keyed with, at plate size (:func:`hint_at_plate_size`).
+    """
     with torch.no_grad():
         # The .pt's postprocess: the same despill and despeckle (knob despeckle_size) functions.
         out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength,
@@ -618,24 +670,28 @@ def postprocess_frame(inferred: Inferred, s: KeySettings) -> Keyed:
     fg = np.ascontiguousarray(out[..., 0:3])
     alpha = np.ascontiguousarray(out[..., 3])
     comp = composite_over_checkerboard_np(fg, alpha)
+    hint = hint_at_plate_size(inferred) if with_hint and inferred.hint is not None else None
     if s.colour is None:
-        return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), comp, inferred.info)
+        return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), comp, inferred.info, hint=hint)
     # The gizmo's FromNetwork (the alpha is not converted), then its Premult, in the working space.
     fg = s.colour.to_working(fg)
     processed = np.concatenate([premultiply_np(fg, alpha), alpha[..., None]], axis=2).astype(np.float32)
-    return Keyed(inferred.ref, fg, alpha, processed, comp, inferred.info, s.colour.working, s.colour.working)
+    return Keyed(inferred.ref, fg, alpha, processed, comp, inferred.info, s.colour.working, s.colour.working, hint)
 
 
 def write_frame(keyed: Keyed, output_dir: Path, out: OutputSettings) -> Written:
-    """Write a frame's four outputs to temporary files (none left behind if one fails)."""
+    """Write a frame's four outputs (five with ``--write-hints``) to temporary files (none left behind if one fails)."""
     paths = output_paths(output_dir, keyed.ref, out)
-    data = {"Matte": keyed.alpha, "FG": keyed.fg, "Processed": keyed.processed, "Comp": keyed.comp}
+    data = {"Matte": keyed.alpha, "FG": keyed.fg, "Processed": keyed.processed, "Comp": keyed.comp,
+            HINT_OUTPUT: keyed.hint}
     labels = {"Matte": "", "FG": keyed.fg_space, "Processed": keyed.processed_space, "Comp": SRGB_LABEL,
-              LAYERED_DIR: keyed.processed_space}
+              LAYERED_DIR: keyed.processed_space, HINT_OUTPUT: ""}
     names: Dict[str, Optional[Tuple[str, ...]]] = {}
     if out.layered:
         data[LAYERED_DIR] = np.concatenate([keyed.processed, keyed.fg, keyed.alpha[..., None]], axis=2)
         names[LAYERED_DIR] = LAYERED_CHANNELS
+    if HINT_OUTPUT in paths and keyed.hint is None:
+        raise ValueError(f"{keyed.ref.label}: --write-hints asked for its hint, but the frame was keyed without it")
     files: List[Tuple[Path, Path]] = []
     try:
         for kind, final in paths.items():
@@ -694,7 +750,8 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     stages = [
         Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
         Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
-        Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s), clip.output_dir, out), io_threads),
+        Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s, out.write_hints), clip.output_dir, out),
+                      io_threads),
     ]
     count = 0
     try:
@@ -715,7 +772,7 @@ def key_clip_sequential(clip: Clip, refs: Sequence[FrameRef], worker: Worker, im
     count = 0
     for task in iter_tasks(clip, refs):
         written = write_frame(postprocess_frame(infer(worker.model, worker.device, preprocess_frame(
-            read_frame(task), img_size, s), s), s), clip.output_dir, out)
+            read_frame(task), img_size, s), s), s, out.write_hints), clip.output_dir, out)
         commit_written(written)
         count += 1
     return count
@@ -760,11 +817,18 @@ def detect_screen(plate_rgb: np.ndarray, hint: np.ndarray) -> ScreenDecision:
 
 
 def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
-    """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint."""
+    """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint.
+
+    Without a hint (``--hint auto``) the whole first frame counts as background: the screen
+    covers most of a keyed frame, so its mean G and mean B still tell the screen.
+    """
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
-    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint read into the plate's frame
-    return detect_screen(first.plate[..., 0:3], first.plate[..., 3])
+    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint read into the plate's frame (0 without)
+    decision = detect_screen(first.plate[..., 0:3], first.plate[..., 3])
+    if clip.hint is None:
+        return dataclasses.replace(decision, reason=decision.reason + " (no hint: the whole first frame)")
+    return decision
 
 
 def settings_for(clip: Clip, gamma: str, base: KeySettings) -> KeySettings:

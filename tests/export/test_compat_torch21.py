@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import despeckle_oracle
+import numpy as np
 import pytest
 import torch
 from repo_paths import REPO
@@ -31,6 +32,7 @@ from repo_paths import REPO
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_model.keying.despeckle import despeckle
+from corridorkey_model.keying.hint import rough_hint
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor
 
@@ -101,6 +103,9 @@ def make_cases() -> List[dict]:
         # the despeckle inside the .pt (knob despeckle_size), switched on. The random network's alpha has no
         # solid islands here, so the island search itself is checked on 2.1.2 by the scripted-despeckle test below.
         case("despeckle_on", 96, 128, _knobs(despeckle_size=40, despill_strength=5.0), seed=5),
+        # the automatic hint (corridorkey_model/keying/hint.py) inside the .pt: the hint channel ignored
+        case("auto_hint", 180, 240, _knobs(auto_hint=1, despill_strength=5.0), seed=6),
+        damaged(case("auto_hint_linear_nan_inf", 97, 131, _knobs(auto_hint=1, gamma_input=1), seed=7, linear=True)),
     ]
 
 
@@ -183,6 +188,11 @@ def test_cases_exercise_the_knobs(exported):
         setattr(module, knob, runner.knob_value(value))
     module.refiner_strength = 1.0
     assert float((module(base["input"]) - out["fp32/wide_despill_refiner_half"]).abs().max()) > 1e-3
+    auto = cases["auto_hint"]
+    for knob, value in auto["knobs"].items():
+        setattr(module, knob, runner.knob_value(value))
+    module.auto_hint = 0
+    assert float((module(auto["input"]) - out["fp32/auto_hint"]).abs().max()) > 1e-3
 
 
 def test_fp16_cpu_in_exporting_torch_is_finite_and_close(tmp_path):
@@ -247,6 +257,56 @@ def test_unloadable_file_is_reported(torch21_python, tmp_path):
     assert proc.returncode == 1
     assert "cannot load" in proc.stdout
     assert not (tmp_path / "out.pt").exists()
+
+
+# ------------------------------------------------------------------------- the automatic hint (corridorkey_model/keying/hint.py)
+
+
+class HintProbe(torch.nn.Module):
+    """The automatic hint in a scripted module: ``[1, 4, S, S]`` in, its RGB and the hint made from it out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.screen = 1  # an int attribute, read on every call (green 1, blue 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, 0:3], rough_hint(x[:, 0:3], self.screen)], dim=1)
+
+
+def _hint_cases() -> List[dict]:
+    """Green and blue plates at model resolutions, and an empty screen (tests/model/keying/test_hint.py's kind)."""
+    def case(name, size, screen, seed, subject=True):
+        rgb = green_screen_plate(size, size, seed=seed, screen_channel=screen)[..., :3]
+        if not subject:  # the plate's screen colour everywhere
+            rgb = rgb * 0 + rgb[0:1, 0:1]
+        return {"name": name, "input": plate_tensor(np.concatenate([rgb, np.zeros_like(rgb[..., :1])], axis=2)),
+                "knobs": {"screen": torch.tensor(screen, dtype=torch.int64)}}
+
+    return [case("hint_green_256", 256, 1, 0), case("hint_blue_512", 512, 2, 1), case("hint_green_1024", 1024, 1, 2),
+            case("hint_empty_256", 256, 1, 3, subject=False)]
+
+
+def test_hint_scripted_loads_and_matches_on_torch21(tmp_path, torch21_python):
+    """Scripted and saved here, loaded and run in torch 2.1.2 (fp32 and CPU fp16): the same hints."""
+    pt = tmp_path / "hint.pt"
+    torch.jit.save(torch.jit.script(HintProbe()), str(pt))
+    cases = _hint_cases()
+    torch.save(cases, tmp_path / "cases.pt")
+    module = torch.jit.load(str(pt), map_location="cpu").eval()
+    outputs = {**runner.run_cases(module, cases, "fp32"), **runner.run_cases(module, cases, "fp16")}
+    runner.save_atomic({"torch": str(torch.__version__), "outputs": outputs}, str(tmp_path / "expected.pt"))
+    for case in cases:  # what the comparison is worth: a matte with a subject and a screen, or none
+        hint = outputs["fp32/" + case["name"]][0, 3]
+        if case["name"] == "hint_empty_256":
+            assert float(hint.max()) == 0.0
+        else:
+            assert float(hint.max()) == 1.0 and float(hint.min()) == 0.0, case["name"]
+    proc = run_old(torch21_python, pt, tmp_path / "cases.pt", tmp_path / "torch21.pt", "--dtype", "fp32",
+                   "--dtype", "fp16", "--expected", tmp_path / "expected.pt", "--atol-fp32", 1e-6,
+                   "--atol-fp16", 1e-3, cwd=tmp_path)
+    assert proc.returncode == 0, f"torch 2.1.2 rejected or mismatched the hint:\n{proc.stdout[-4000:]}"
+    got = torch.load(tmp_path / "torch21.pt", weights_only=True)
+    assert got["torch"].startswith("2.1.2") and set(got["outputs"]) == set(outputs)
 
 
 # --------------------------------------------------------------------------- despeckle (corridorkey_model/keying/despeckle.py)

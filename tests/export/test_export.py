@@ -19,6 +19,8 @@ from corridorkey_export.nuke_contract import MODEL_ID
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_export.validate import PlateSpec, knob_settings, validate_torchscript
 from corridorkey_export.wrapper import set_knobs
+from corridorkey_model.keying import frame
+from corridorkey_model.keying.hint import rough_hint
 from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.network.checkpoint import load_model, sha256_of
 
@@ -63,8 +65,8 @@ def test_full_knob_sweep_matches_reference_within_1e5(exported, model_and_info):
     # tiny plates are covered below and by the pairwise sweep of the CLI test
     plates = [PlateSpec("odd-larger-than-S-superwhite", 301, 417, seed=5, extremes=True)]
     report = validate_torchscript(exported.output, model, plates=plates, sweep="full", fp16="off", progress=False)
-    # gamma x despill x refiner x despeckle, each end to end
-    assert len([r for r in report.rows if r.stage == "forward"]) == len(knob_settings("full")) == 2 * 3 * 3 * 2
+    # gamma x despill x refiner x despeckle x auto_hint, each end to end
+    assert len([r for r in report.rows if r.stage == "forward"]) == len(knob_settings("full")) == 2 * 3 * 3 * 2 * 2
     assert report.passed, report.problems
     assert report.max_abs_fp32 <= 1e-5
     assert all(r.finite and r.alpha_in_range for r in report.rows)  # superwhite/negative plate included
@@ -76,7 +78,7 @@ def test_every_knob_changes_the_output(knobs_reset):
     base = m(x)
     # despeckle_size: the random network's alpha has no solid islands to remove; the knob is checked on a
     # matte with islands in tests/export/test_export_cli.py::test_scripted_wrapper_despeckle_knob_removes_small_islands
-    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0)):
+    for name, value in (("despill_strength", 10.0), ("gamma_input", 1), ("refiner_strength", 0.0), ("auto_hint", 1)):
         set_knobs(m, **{k.name: k.typed_default for k in KNOBS})
         set_knobs(m, **{name: value})
         changed = (m(x) - base).abs().max().item()
@@ -99,6 +101,25 @@ def test_refiner_zero_is_the_coarse_prediction(knobs_reset, model_and_info):
     assert (out - expected).abs().max().item() <= 1e-5
     set_knobs(m, refiner_strength=1.0)
     assert (m(x) - expected).abs().max().item() > 1e-3  # the refiner does something, so the check above bites
+
+
+def test_auto_hint_ignores_the_hint_channel_and_uses_the_shared_hint(knobs_reset, model_and_info):
+    model, _ = model_and_info
+    m = knobs_reset
+    x = plate(61, 83, seed=12)
+    other = x.clone()
+    other[:, 3] = torch.rand(61, 83)  # a different hint channel
+    set_knobs(m, auto_hint=1)
+    out = m(x)
+    assert torch.equal(out, m(other))
+    # the network saw the shared hint function's matte of the plate resized to S (not the hint channel)
+    net_in = m.preprocess(x, 0, 1)
+    small = F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
+    assert (net_in[:, 3:4] - rough_hint(small[:, :3], 1)).abs().max().item() <= 1e-5
+    assert (net_in[:, 3:4] - small[:, 3:4]).abs().max().item() > 0.1  # and not the hint channel
+    assert (out - frame.key_frame(model, x, auto_hint=1)).abs().max().item() <= 1e-5
+    set_knobs(m, auto_hint=0)
+    assert not torch.equal(m(x), m(other))  # the hint channel matters again
 
 
 def test_despill_follows_the_formula(knobs_reset):
@@ -203,7 +224,7 @@ def test_stage_methods_compose_to_forward(knobs_reset):
     m = knobs_reset
     x = plate(37, 52, seed=11, linear=True)
     set_knobs(m, gamma_input=1, despill_strength=7.0, refiner_strength=0.3, despeckle_size=20)
-    logits = m.run_network(m.preprocess(x, 1))
+    logits = m.run_network(m.preprocess(x, 1, 0))
     composed = m.postprocess(logits[0], logits[1], logits[2], 37, 52, 0.3, 7.0, 20)
     assert torch.equal(m(x), composed)
 

@@ -190,6 +190,34 @@ def test_scripted_wrapper_despills_its_screen_channel(screen_channel):
     torch.testing.assert_close(out, expect, atol=1e-5, rtol=0)
 
 
+def test_scripted_wrapper_auto_hint_uses_its_screen_channel():
+    """auto_hint = 1 makes the hint from the plate on the file's screen channel. A tiny stand-in network
+    turns the hint channel it receives into alpha logits, so the output alpha shows the hint the file made
+    (no parity is claimed here: the export tests prove parity with the real network)."""
+    from corridorkey_export.wrapper import CorridorKeyNuke, set_knobs
+
+    class HintAsAlpha(torch.nn.Module):
+        def forward(self, x):
+            return (x[:, 3:4] - 0.5) * 40.0, torch.zeros_like(x[:, :3]), torch.zeros_like(x)
+
+    size = 64
+    ys, xs = torch.meshgrid(torch.arange(size) / size, torch.arange(size) / size, indexing="ij")
+    disc = ((ys - 0.5) ** 2 + (xs - 0.5) ** 2) < 0.3 ** 2
+    blue_plate = torch.where(disc, torch.tensor([0.5, 0.45, 0.4]).view(3, 1, 1),
+                             torch.tensor([0.22, 0.35, 0.78]).view(3, 1, 1))
+    plate = torch.cat([blue_plate, torch.zeros(1, size, size)])[None]  # an empty hint channel
+    alphas = {}
+    for channel in (1, 2):
+        module = torch.jit.script(CorridorKeyNuke(torch.jit.script(HintAsAlpha()), size, channel))
+        with torch.no_grad():
+            assert module(plate)[0, 3].max() < 1e-6  # auto_hint = 0: the empty hint channel
+            set_knobs(module, auto_hint=1)
+            alphas[channel] = module(plate)[0, 3]
+    blue = alphas[2]
+    assert blue[disc].float().mean() > 0.8 and blue[~disc].max() < 1e-6  # the subject, not the screen
+    assert alphas[1].min() > 0.99  # a green-screen file finds no green screen here: all subject
+
+
 def test_scripted_wrapper_despeckle_knob_removes_small_islands():
     """The despeckle_size knob drives the despeckle at plate resolution inside the scripted wrapper.
 

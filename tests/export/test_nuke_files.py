@@ -284,7 +284,7 @@ def test_gizmo_has_gpu_half_precision_output_hint_screen_and_colour_knobs(gizmo)
     assert gizmo.value("halfPrecision", "false") == "false"
     assert gizmo.user_knob("output_mode").menu == list(nuke_files.OUTPUT_MODES)
     assert gizmo.value("output_mode") is None  # first item: comp-ready
-    assert gizmo.user_knob("hint_channel").menu == ["alpha", "red", "luminance"]
+    assert gizmo.user_knob("hint_channel").menu == ["alpha", "red", "luminance", "automatic"]
     assert gizmo.user_knob("screen").menu == [s.label for s in SCREENS] == ["Green", "Blue"]
     model_file = gizmo.user_knob("modelFile")
     assert model_file.type_id == 41 and model_file.text == f"{nuke_files.INFERENCE_NODE}.modelFile"
@@ -346,6 +346,53 @@ def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
     assert "CorridorKeyBlue.cat" in warning and "blue" in warning
     runtime.run(gizmo.value("knobChanged"), knob="despill_strength")  # other knobs: nothing to do
     assert len(runtime.warnings) == 1
+
+
+def test_auto_hint_is_a_hidden_knob_the_gizmo_drives(gizmo):
+    knob = gizmo.user_knob("auto_hint")
+    assert "+INVISIBLE" in knob.flags and knob.menu == ["Hint Input", "Automatic"]
+    assert gizmo.value("auto_hint") == "Hint Input"  # the saved default; onCreate re-derives it
+    assert "automatic" in gizmo.user_knob("hint_channel").tooltip and "Status" in gizmo.user_knob("hint_channel").tooltip
+    for name in ("gamma_input", "despill_strength", "refiner_strength", "despeckle_size", "screen"):
+        assert "+INVISIBLE" not in gizmo.user_knob(name).flags
+
+
+@pytest.mark.parametrize("script", ["onCreate", "knobChanged"])
+def test_unconnected_hint_input_uses_the_automatic_hint_and_says_so(gizmo, tmp_path, script):
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
+                           hint_connected=False)
+    runtime.run(gizmo.value(script), knob="inputChange")  # knobChanged's dummy knob when inputs change
+    assert ("input", "CorridorKey1", 1) in runtime.events
+    assert runtime.gizmo.knob("auto_hint").value() == 1
+    status = runtime.gizmo.knob("status").value()
+    assert "no Hint input is connected" in status and "automatic hint" in status
+    assert runtime.warnings == []  # a note, not a problem: nothing in the error console
+
+
+def test_connected_hint_uses_the_hint_input_unless_automatic_is_chosen(gizmo, tmp_path):
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.gizmo.knob("auto_hint").setValue(1)  # a stale value saved when Hint was unconnected
+    runtime.run(gizmo.value("onCreate"))
+    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+    runtime.gizmo.knob("hint_channel").setValue(float(nuke_files.HINT_CHANNELS.index("automatic")))
+    runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
+    assert runtime.gizmo.knob("auto_hint").value() == 1
+    assert "Hint Channel is automatic" in runtime.gizmo.knob("status").value()
+    runtime.gizmo.knob("hint_channel").setValue(1.0)  # red
+    runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
+    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+
+
+def test_missing_cat_and_automatic_hint_share_the_status_line(gizmo):
+    runtime = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"], hint_connected=False)
+    runtime.run(gizmo.value("onCreate"))
+    [warning] = runtime.warnings  # only the missing .cat is a warning
+    lines = runtime.gizmo.knob("status").value().split("\n")
+    assert lines[0] == warning and "CorridorKey.cat" in warning and "automatic hint" in lines[1]
 
 
 def test_on_create_turns_any_failure_into_a_message(gizmo):

@@ -230,6 +230,7 @@ class StandInNuke(types.ModuleType):
 #   nuke.thisNode(), nuke.thisKnob(), nuke.toNode(), nuke.warning(), nuke.message(),
 #   nuke.pluginAddPath(), nuke.nodePaste(), nuke.menu().addMenu().addCommand(),
 #   Group.node(name), Node.forceValidate() (RAFT.gizmo / BackgroundMatting.gizmo onCreate),
+#   Node.input(i) (Foundry's Python reference, nuke.Node: the node on input i, None when unconnected),
 #   File_Knob.evaluate() (Python API: EvalString_Knob.evaluate), Knob.value()/getValue()/setValue().
 # Anything else raises AttributeError, as a call Nuke lacks would.
 
@@ -260,8 +261,10 @@ class RuntimeKnob:
 
 
 class RuntimeNode:
-    def __init__(self, log: List[tuple], name: str, knobs: Dict[str, Any], children=(), loads_cat=True):
+    def __init__(self, log: List[tuple], name: str, knobs: Dict[str, Any], children=(), loads_cat=True,
+                 inputs: Sequence[Optional[RuntimeNode]] = ()):
         self._log, self._name = log, name
+        self._inputs = list(inputs)
         self._knobs = {k: (v if isinstance(v, RuntimeKnob) else RuntimeKnob(log, self, k, v))
                        for k, v in knobs.items()}
         for k in self._knobs.values():
@@ -284,6 +287,10 @@ class RuntimeNode:
     def node(self, name: str) -> Optional[RuntimeNode]:  # nuke.Group.node
         return self._children.get(name)
 
+    def input(self, i: int) -> Optional[RuntimeNode]:  # nuke.Node.input: None when nothing is connected
+        self._log.append(("input", self._name, i))
+        return self._inputs[i] if 0 <= i < len(self._inputs) else None
+
     def forceValidate(self) -> None:
         self._log.append(("forceValidate", self._name))
         self.validated = True
@@ -293,10 +300,12 @@ class GizmoRuntime(types.ModuleType):
     """Stand-in ``nuke`` for running the gizmo's onCreate/knobChanged on one CorridorKey node.
 
     ``cats``: the path each Inference node's modelFile evaluates to ("" = not found on
-    the plugin path). ``screen``: the Screen knob's index.
+    the plugin path). ``screen``: the Screen knob's index. ``hint_connected``: whether a node is
+    connected to the Hint input (input 1); ``hint_channel``: the Hint Channel knob's index.
     """
 
-    def __init__(self, cats: Dict[str, str], screen: int = 0, disabled: Sequence[str] = ()):
+    def __init__(self, cats: Dict[str, str], screen: int = 0, disabled: Sequence[str] = (),
+                 hint_connected: bool = True, hint_channel: int = 0):
         super().__init__("nuke")
         self.__file__ = __file__
         self.STAND_IN = True
@@ -309,8 +318,12 @@ class GizmoRuntime(types.ModuleType):
         children += [RuntimeNode(self.events, "ToNetwork", {"in_colorspace": "scene_linear",
                                                             "out_colorspace": "color_picking"}),
                      RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": ""})]
+        upstream = [RuntimeNode(self.events, "Read1", {}),
+                    RuntimeNode(self.events, "Roto1", {}) if hint_connected else None]
         self.gizmo = RuntimeNode(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
-                                                              "status": "", "modelFile": ""}, children)
+                                                              "status": "", "modelFile": "",
+                                                              "hint_channel": float(hint_channel), "auto_hint": 0},
+                                 children, inputs=upstream)
         self._this_knob: Optional[str] = None
 
     def thisNode(self) -> RuntimeNode:
