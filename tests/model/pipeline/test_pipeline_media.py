@@ -23,7 +23,7 @@ from media_files import encode, exr_header, write_oiio
 
 from corridorkey_model.keying import frame
 from corridorkey_model.network.checkpoint import load_model
-from corridorkey_model.pipeline import frame_io
+from corridorkey_model.pipeline import frame_io, settings_record
 from corridorkey_model.pipeline.cli import main
 from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
 
@@ -165,7 +165,7 @@ def test_dwaa_dwab_outputs_and_layered_exr(tmp_path, ckpt):
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--layered-exr",
                            "--output", layered)
     assert result.exit_code == 0, text
-    assert sorted(p.name for p in layered.iterdir()) == ["Comp", "Layered"]
+    assert sorted(p.name for p in layered.iterdir() if p.name != settings_record.FILENAME) == ["Comp", "Layered"]
     path = layered / "Layered" / "shot.1002.exr"
     assert sorted(n for n, _t in exr_header(path)["channels"]) == sorted(
         ["R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "matte.A"])
