@@ -87,6 +87,10 @@ INFERENCE_NODES: Dict[str, str] = {"green": "Inference", "blue": "InferenceBlue"
 INFERENCE_NODE = INFERENCE_NODES["green"]
 #: Oldest Nuke the package claims (TorchScript from a PyTorch 2.x export; see export/targets.py).
 MINIMUM_NUKE = 15.1
+#: The screen whose Inference node the gizmo's Model File knob links to.
+MODEL_FILE_SCREEN = "green"
+#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py).
+VERIFY_COMMAND = "import nuke\nimport corridorkey_verify\ncorridorkey_verify.verify(nuke.thisNode())"
 
 #: Output choice of the gizmo, in menu order (the Switch node's input order).
 OUTPUT_MODES: Tuple[str, ...] = (
@@ -219,8 +223,12 @@ def _cat_check_script() -> str:
     ``forceValidate()`` first, as Foundry's Cattery gizmos do: the Inference node reads its
     .cat (and so gets the .cat's knobs, linked through ``serialiseKnob``) only when
     validated. Then the chosen screen's .cat is looked up; when it is missing the node's
-    Status line and Nuke's error console name the file and where to put it. Any failure
-    becomes that message too, never a Python traceback.
+    Status line and Nuke's error console name the file and where to put it (Model File is
+    mentioned only for the screen whose Inference node it links to). A .cat that exists but
+    leaves the Inference node in error after ``forceValidate()`` (``Node.hasError()``: "True if
+    the node itself has an error", Foundry's Python reference, nuke.Node) is reported as
+    damaged or made for another Nuke. Any failure becomes a message too, never a Python
+    traceback.
     """
     screens = ", ".join(f"({s.name!r}, {INFERENCE_NODES[s.name]!r}, {s.cat_filename!r})" for s in SCREENS)
     return (
@@ -245,8 +253,14 @@ def _cat_check_script() -> str:
         "    if not ck_path or not os.path.isfile(ck_path):\n"
         "        ck_message = ('CorridorKey: %s (the %s-screen model) was not found on the plugin path. '\n"
         "                      'Build it from the exported .pt with corridorkey_create_cat.py in NukeX and put it '\n"
-        "                      'in the Cattery/CorridorKey folder next to CorridorKey.gizmo, or set Model File.'\n"
-        "                      % (ck_cat, ck_screen))\n"
+        "                      'in the Cattery/CorridorKey folder next to CorridorKey.gizmo%s.'\n"
+        f"                      % (ck_cat, ck_screen, ' (or point Model File at it)' if ck_screen == {MODEL_FILE_SCREEN!r} "
+        "else ''))\n"
+        "    elif ck_inf.hasError():\n"
+        "        ck_message = ('CorridorKey: %s was found (%s) but its Inference node reports an error: the .cat '\n"
+        "                      'is damaged, or was made for another Nuke (by a newer NukeX, or from a .pt '\n"
+        "                      'exported for another --target-nuke). Build it again with corridorkey_create_cat.py '\n"
+        "                      'in this NukeX.' % (ck_cat, ck_path))\n"
         "except Exception as ck_exc:\n"
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
         + _hint_state_script() +
@@ -316,8 +330,21 @@ def _gizmo_knobs() -> List[str]:
     lines.append(
         " addUserKnob {26 status l Status t "
         + nk_quote("Empty when the chosen screen's .cat loaded and the Hint input is used. Otherwise what is "
-                   "missing and where to put it, and whether the node makes an automatic hint from the plate.")
+                   "missing and where to put it, whether the .cat loaded with an error (damaged, or made for "
+                   "another Nuke), and whether the node makes an automatic hint from the plate. It is checked "
+                   "when the node is created and when Screen, Model File, the colour spaces, Hint Channel or "
+                   "the inputs change; an error that appears only while rendering shows on the node, not here. "
+                   "Verify runs the model on a test plate and writes its verdict here.")
         + ' T ""}')
+    # The Verify button: a PyScript_Knob (id 22, NDK "Knob Types"); the {22 name l Label T "python"} form is
+    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It calls the package's
+    # corridorkey_verify.py (gizmos/Cattery/CorridorKey/), on sys.path through nuke.pluginAddPath.
+    lines.append(
+        " addUserKnob {22 verify l Verify t "
+        + nk_quote("Run this node's model on a small test plate on this machine, with its GPU and Optimize for "
+                   "Speed and Memory settings, and compare the result with the reference values written at "
+                   "export time. The verdict goes to Status.")
+        + " T " + nk_quote(VERIFY_COMMAND) + " +STARTLINE}")
     lines.append(' addUserKnob {26 ""}')
     screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
                   + ") or the blue-screen model (" + SCREENS[1].cat_filename + "). Each is its own .cat, "
@@ -603,11 +630,21 @@ def init_block(package_dir: Path) -> str:
     """The lines ``--install-to`` adds to ``<nuke home>/init.py``.
 
     Nuke's Cattery menu finds ``<nuke home>/Cattery/CorridorKey/cat.json`` by itself in an
-    interactive session; this line also puts the package folder on the plugin path in
-    terminal and render sessions (``nuke -x``, ``nuke -t``), where no menu is built, so
-    that the ``CorridorKey`` node class and its .cat files are found there too.
+    interactive session (and honours its minimum Nuke version); this line also puts the
+    package folder on the plugin path in terminal and render sessions (``nuke -x``,
+    ``nuke -t``), where no menu is built, so that the ``CorridorKey`` node class and its
+    .cat files are found there too, in Nuke MINIMUM_NUKE or later only; an older Nuke gets
+    a warning saying why. The version comes from ``nuke.env['NukeVersionMajor']`` /
+    ``['NukeVersionMinor']``, as public init.py files read it (nim-labs/connectors
+    plugins/Nuke/install/init.py). One statement, so the block stays three lines.
     """
-    return f"{INIT_MARK}\nimport nuke\nnuke.pluginAddPath({nuke_path(package_dir)!r})\n"
+    major, minor = (int(v) for v in str(MINIMUM_NUKE).split("."))
+    too_old = (f"nuke.warning('CorridorKey needs Nuke {MINIMUM_NUKE} or later (its .cat runs on the PyTorch 2.1 "
+               f"runtime of Nuke {MINIMUM_NUKE}+): not added to this Nuke %s.%s' % "
+               "(nuke.env['NukeVersionMajor'], nuke.env['NukeVersionMinor']))")
+    return (f"{INIT_MARK}\nimport nuke\n"
+            f"nuke.pluginAddPath({nuke_path(package_dir)!r}) if (int(nuke.env['NukeVersionMajor']), "
+            f"int(nuke.env['NukeVersionMinor'])) >= ({major}, {minor}) else {too_old}\n")
 
 
 def _registered_init(text: str, package_dir: Path) -> str:

@@ -693,9 +693,9 @@ def cat_file_settings(screen: NukeModel = GREEN) -> str:
         "  User knobs (add to the CatFileCreator before Create .cat file; the name must match exactly):",
     ]
     for k in KNOBS:
-        if k.choices:
-            kind = f"Enumeration knob (values {k.describe_choices()})"
-            nk = f'addUserKnob {{4 {k.name} l "{k.label}" M {{{" ".join(k.choices)}}}}}'
+        if k.choices:  # an Int knob on the .cat (nuke/corridorkey_create_cat.py, make_knob, says why)
+            kind = f"Integer knob, {k.describe_choices()}"
+            nk = f'addUserKnob {{3 {k.name} l "{k.label}"}}'
         elif k.kind == "int":
             kind = f"Integer knob, {k.minimum:g} to {k.maximum:g}"
             nk = f'addUserKnob {{3 {k.name} l "{k.label}"}}'

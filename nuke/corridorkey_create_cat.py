@@ -125,18 +125,28 @@ def get_nuke():
 
 
 def make_knob(nuke, spec: dict):
-    """A user knob for one model knob: float -> Double_Knob, int with choices -> Enumeration_Knob, int -> Int_Knob."""
+    """A user knob for one model knob: float -> Double_Knob, int -> Int_Knob (an enumeration too).
+
+    The knob types CatFileCreator supports are those of Foundry's .cat File Creation
+    Reference Guide, appendix "Supported Nuke Knobs" (learn.foundry.com/nuke/developers/
+    14.0/catfilecreationreferenceguide/appendix.html): an integer knob maps to an int
+    attribute. No Foundry page we could read confirms how an Enumeration knob maps to an
+    attribute, so an enumeration (gamma_input, auto_hint) is an Int knob on the .cat, its
+    range the choices' indices and its tooltip naming them; the gizmo shows the choices as
+    a menu and links its index to this knob (serialiseKnob).
+    """
     if spec["kind"] == "float":
         knob = nuke.Double_Knob(spec["name"], spec["label"])
         knob.setRange(float(spec["minimum"]), float(spec["maximum"]))
-    elif spec.get("choices"):
-        knob = nuke.Enumeration_Knob(spec["name"], spec["label"], list(spec["choices"]))
     elif spec["kind"] == "int":
         knob = nuke.Int_Knob(spec["name"], spec["label"])
         knob.setRange(int(spec["minimum"]), int(spec["maximum"]))
     else:
         raise CatError(f"knob {spec['name']}: unsupported kind {spec['kind']!r}")
-    knob.setTooltip(spec["tooltip"])
+    tooltip = spec["tooltip"]
+    if spec.get("choices"):
+        tooltip += " (" + ", ".join(f"{i} = {c}" for i, c in enumerate(spec["choices"])) + ")"
+    knob.setTooltip(tooltip)
     knob.setValue(spec["default"])
     return knob
 

@@ -25,9 +25,18 @@ def _here():
         return os.path.dirname(os.path.abspath(inspect.getfile(inspect.currentframe())))
 
 
+#: The oldest Nuke the package works in (cat.json says the same): its .cat needs the PyTorch 2.1
+#: runtime of Nuke 15.1 and later. The version is read as public init.py files read it
+#: (nim-labs/connectors, plugins/Nuke/install/init.py: nuke.env['NukeVersionMajor'] / ['NukeVersionMinor']).
+MINIMUM_NUKE = (15, 1)
+_version = (int(nuke.env["NukeVersionMajor"]), int(nuke.env["NukeVersionMinor"]))
+
 _gizmos = os.path.join(os.path.dirname(_here()), "gizmos")
 _package = os.path.join(_gizmos, "Cattery", "CorridorKey")
-if os.path.isfile(os.path.join(_package, "CorridorKey.gizmo")):
+if _version < MINIMUM_NUKE:
+    nuke.warning("CorridorKey needs Nuke %d.%d or later (its .cat runs on the PyTorch 2.1 runtime of Nuke "
+                 "15.1+): not added to this Nuke %d.%d" % (MINIMUM_NUKE + _version))
+elif os.path.isfile(os.path.join(_package, "CorridorKey.gizmo")):
     # Forward slashes, as Nuke writes paths on every OS (and as the Cattery menu adds this folder).
     nuke.pluginAddPath(_gizmos.replace("\\", "/"))
     nuke.pluginAddPath(_package.replace("\\", "/"))

@@ -524,3 +524,63 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
         for v in (lo, hi):  # every value the gizmo offers is accepted by the scripted attribute
             setattr(scripted, spec.name, spec.python_type(v))
             assert getattr(scripted, spec.name) == v
+
+
+# --------------------------------------------------------------------------- #23: messages, load errors, versions
+
+
+def test_missing_cat_message_mentions_model_file_only_for_the_screen_it_links(gizmo):
+    """Model File links only the green Inference node's modelFile: the blue message must not send users there."""
+    assert nuke_files.MODEL_FILE_SCREEN == "green"
+    assert gizmo.user_knob("modelFile").text == f"{nuke_files.INFERENCE_NODE}.modelFile"  # type 41: a link
+    green = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    green.run(gizmo.value("onCreate"))
+    blue = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, screen=1, disabled=["Inference"])
+    blue.run(gizmo.value("onCreate"))
+    [green_warning], [blue_warning] = green.warnings, blue.warnings
+    assert "Model File" in green_warning and "CorridorKey.cat" in green_warning
+    assert "Model File" not in blue_warning and "CorridorKeyBlue.cat" in blue_warning
+
+
+def test_a_cat_that_loads_with_an_error_is_reported_on_the_status_line(gizmo, tmp_path):
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"not a cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
+                           in_error=["Inference"])
+    runtime.run(gizmo.value("onCreate"))
+    kinds = [e[0] for e in runtime.events]
+    assert kinds.index("forceValidate") < kinds.index("hasError")  # asked after the .cat was loaded
+    [warning] = runtime.warnings
+    assert str(cat) in warning and "error" in warning and "corridorkey_create_cat.py" in warning
+    assert runtime.gizmo.knob("status").value() == warning
+    assert "error" in gizmo.user_knob("status").tooltip  # the tooltip says what Status checks
+
+
+def _exec_with_nuke(monkeypatch, path, version):
+    nuke = PluginRuntime(version)
+    monkeypatch.setitem(sys.modules, "nuke", nuke)
+    return nuke, runpy.run_path(str(path))
+
+
+@pytest.mark.parametrize("script", [nuke_files.NUKE_INIT_PATH, nuke_files.MENU_PATH])
+def test_startup_scripts_refuse_a_nuke_older_than_the_minimum_and_say_why(monkeypatch, script):
+    old, module = _exec_with_nuke(monkeypatch, REPO / script, (15, 0))
+    assert module["MINIMUM_NUKE"] == tuple(int(v) for v in str(nuke_files.MINIMUM_NUKE).split("."))
+    [warning] = [e[1] for e in old.events if e[0] == "warning"]
+    assert "15.1 or later" in warning and "15.0" in warning
+    assert not [e for e in old.events if e[0] in ("pluginAddPath", "addMenu", "addCommand")]
+    new, _ = _exec_with_nuke(monkeypatch, REPO / script, (15, 1))
+    assert not [e for e in new.events if e[0] == "warning"]
+    assert [e for e in new.events if e[0] in ("pluginAddPath", "addCommand")]
+
+
+def test_installed_init_block_registers_only_in_a_new_enough_nuke(tmp_path, monkeypatch):
+    package = tmp_path / "Cattery" / "CorridorKey"
+    block = nuke_files.init_block(package)
+    assert len(block.splitlines()) == 3  # the mark, import, one statement: what a reinstall replaces
+    for version, registered in (((14, 0), False), ((15, 1), True), ((17, 0), True)):
+        nuke = PluginRuntime(version)
+        monkeypatch.setitem(sys.modules, "nuke", nuke)
+        exec(compile(block, "init.py", "exec"), {})
+        assert (("pluginAddPath", package.absolute().as_posix()) in nuke.events) == registered
+        assert bool([e for e in nuke.events if e[0] == "warning"]) != registered

@@ -69,8 +69,10 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
 
     # One custom knob per spec knob, with the spec's type, range, default and tooltip.
     added = [(e[2], e[3]) for e in nuke.events if e[0] == "addKnob"]
+    # Int and Float knobs as Foundry's .cat guide lists them (appendix "Supported Nuke Knobs"); an
+    # enumeration is an Int knob on the .cat (no Foundry source for an Enumeration knob there).
     expected_class = {"float": "Double_Knob", "int": "Int_Knob"}
-    assert added == [(k.name, "Enumeration_Knob" if k.choices else expected_class[k.kind]) for k in KNOBS]
+    assert added == [(k.name, expected_class[k.kind]) for k in KNOBS]
 
     # Create .cat file is pressed once, after every knob was set.
     kinds = [e[0] for e in nuke.events]
@@ -84,10 +86,11 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
         "modelId": MODEL_ID, "outputScale": OUTPUT_SCALE}
     for k in KNOBS:
         got = record["_custom"][k.name]
-        assert got["label"] == k.label and got["tooltip"] == k.tooltip
+        assert got["label"] == k.label and got["tooltip"].startswith(k.tooltip)
         assert got["value"] == k.default
-        if k.choices:
-            assert got["items"] == list(k.choices)
+        if k.choices:  # the Int knob's range is the choices' indices, and its tooltip names them
+            assert tuple(got["range"]) == (0, len(k.choices) - 1)
+            assert got["tooltip"].endswith("(" + ", ".join(f"{i} = {c}" for i, c in enumerate(k.choices)) + ")")
         else:
             assert tuple(got["range"]) == (k.minimum, k.maximum)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CorridorKey.cat", "CorridorKey.pt"]

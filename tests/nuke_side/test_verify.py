@@ -196,23 +196,13 @@ def test_screen_table_matches_the_nuke_contract():
                                    for s in SCREENS)
 
 
-#: The button the lead adds to the gizmo's knobs (export/nuke_files.py, _gizmo_knobs, after the Status knob):
-#: a PyScript_Knob, type 22, with its Python in T (the form of public gizmos, e.g. STMapRefFrame's
-#: ``addUserKnob {22 reveal l "reveal in explorer" -STARTLINE T "from nuke_utils import ...(nuke.thisNode())"}``,
-#: and the Write node's own PyScript_Knob "Render" in Nuke 17's node reference).
-PROPOSED_BUTTON = (' addUserKnob {22 verify l Verify t "Run this node\'s model on a small test plate on this machine, '
-                   'with its GPU and Optimize for Speed and Memory settings, and compare the result with the '
-                   'reference values written at export time. The verdict goes to Status." '
-                   'T "import nuke\\nimport corridorkey_verify\\ncorridorkey_verify.verify(nuke.thisNode())" '
-                   '+STARTLINE}')
-
-
-def test_the_proposed_button_parses_and_runs_verify(installed, monkeypatch):
+def test_the_gizmos_verify_button_runs_verify(installed, monkeypatch):
+    """The Verify button of the shipped gizmo: a PyScript_Knob (type 22) whose Python calls verify()."""
     from nukescript import parse
 
     package, pt = installed
-    gizmo = parse("Gizmo {\n" + PROPOSED_BUTTON + "\n}\nend_group\n").nodes[0]
-    [button] = gizmo.user_knobs
+    gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
+    button = gizmo.user_knob("verify")
     assert (button.type_id, button.name, button.label) == (22, "verify", "Verify")
     runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
     monkeypatch.syspath_prepend(str(REPO / nuke_files.PACKAGE_DIR))  # the plugin path is on sys.path

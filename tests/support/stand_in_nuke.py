@@ -231,6 +231,9 @@ class StandInNuke(types.ModuleType):
 #   nuke.pluginAddPath(), nuke.nodePaste(), nuke.menu().addMenu().addCommand(),
 #   Group.node(name), Node.forceValidate() (RAFT.gizmo / BackgroundMatting.gizmo onCreate),
 #   Node.input(i) (Foundry's Python reference, nuke.Node: the node on input i, None when unconnected),
+#   Node.hasError() (Foundry's Python reference, nuke.Node: "True if the node itself has an error"),
+#   nuke.env['NukeVersionMajor'] / ['NukeVersionMinor'] (read so in public init.py files, e.g.
+#   nim-labs/connectors plugins/Nuke/install/init.py),
 #   File_Knob.evaluate() (Python API: EvalString_Knob.evaluate), Knob.value()/getValue()/setValue().
 # Anything else raises AttributeError, as a call Nuke lacks would.
 
@@ -262,8 +265,9 @@ class RuntimeKnob:
 
 class RuntimeNode:
     def __init__(self, log: List[tuple], name: str, knobs: Dict[str, Any], children=(), loads_cat=True,
-                 inputs: Sequence[Optional[RuntimeNode]] = ()):
+                 inputs: Sequence[Optional[RuntimeNode]] = (), has_error: bool = False):
         self._log, self._name = log, name
+        self._has_error = has_error
         self._inputs = list(inputs)
         self._knobs = {k: (v if isinstance(v, RuntimeKnob) else RuntimeKnob(log, self, k, v))
                        for k, v in knobs.items()}
@@ -295,6 +299,10 @@ class RuntimeNode:
         self._log.append(("forceValidate", self._name))
         self.validated = True
 
+    def hasError(self) -> bool:  # nuke.Node.hasError: the node itself is in error (here: after validating)
+        self._log.append(("hasError", self._name))
+        return self._has_error and self.validated
+
 
 class GizmoRuntime(types.ModuleType):
     """Stand-in ``nuke`` for running the gizmo's onCreate/knobChanged on one CorridorKey node.
@@ -305,7 +313,7 @@ class GizmoRuntime(types.ModuleType):
     """
 
     def __init__(self, cats: Dict[str, str], screen: int = 0, disabled: Sequence[str] = (),
-                 hint_connected: bool = True, hint_channel: int = 0):
+                 hint_connected: bool = True, hint_channel: int = 0, in_error: Sequence[str] = ()):
         super().__init__("nuke")
         self.__file__ = __file__
         self.STAND_IN = True
@@ -313,7 +321,8 @@ class GizmoRuntime(types.ModuleType):
         self.warnings: List[str] = []
         children = [RuntimeNode(self.events, name, {"modelFile": RuntimeKnob(self.events, None, "modelFile", "[...]",
                                                                              evaluates_to=path),
-                                                    "gpuName": "Stand-in GPU", "disable": name in disabled})
+                                                    "gpuName": "Stand-in GPU", "disable": name in disabled},
+                                has_error=name in in_error)
                     for name, path in cats.items()]
         children += [RuntimeNode(self.events, "ToNetwork", {"in_colorspace": "scene_linear",
                                                             "out_colorspace": "color_picking"}),
@@ -357,12 +366,14 @@ class GizmoRuntime(types.ModuleType):
 class PluginRuntime(types.ModuleType):
     """Stand-in ``nuke`` for nuke/init.py and menu.py: records plugin-path, menu and paste calls."""
 
-    def __init__(self):
+    def __init__(self, version: Tuple[int, int] = (16, 0)):
         super().__init__("nuke")
         self.__file__ = __file__
         self.STAND_IN = True
         self.events: List[tuple] = []
         self.commands: Dict[str, Any] = {}
+        # strings, so that code reading them must int() them, as the public scripts do
+        self.env = {"NukeVersionMajor": str(version[0]), "NukeVersionMinor": str(version[1])}
 
     def pluginAddPath(self, path: str, addToSysPath: bool = True) -> None:
         self.events.append(("pluginAddPath", path))

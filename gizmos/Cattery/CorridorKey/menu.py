@@ -30,6 +30,16 @@ def insert_corridorkey_template():
     nuke.nodePaste(_TEMPLATE)
 
 
-_toolbar = nuke.menu("Nodes").addMenu("CorridorKey", icon="CorridorKey.png")
-_toolbar.addCommand("CorridorKey", "nuke.createNode('CorridorKey')", icon="CorridorKey.png")
-_toolbar.addCommand("Insert template comp", insert_corridorkey_template)
+#: The oldest Nuke the node works in (cat.json's minimum_nuke_version_required, which Nuke's own
+#: Cattery menu honours): its .cat needs the PyTorch 2.1 runtime of Nuke 15.1 and later. Read as
+#: public init.py files read it (nim-labs/connectors: nuke.env['NukeVersionMajor'] / ['NukeVersionMinor']).
+MINIMUM_NUKE = (15, 1)
+_version = (int(nuke.env["NukeVersionMajor"]), int(nuke.env["NukeVersionMinor"]))
+
+if _version < MINIMUM_NUKE:
+    nuke.warning("CorridorKey needs Nuke %d.%d or later (its .cat runs on the PyTorch 2.1 runtime of Nuke "
+                 "15.1+): no menu entries in this Nuke %d.%d" % (MINIMUM_NUKE + _version))
+else:
+    _toolbar = nuke.menu("Nodes").addMenu("CorridorKey", icon="CorridorKey.png")
+    _toolbar.addCommand("CorridorKey", "nuke.createNode('CorridorKey')", icon="CorridorKey.png")
+    _toolbar.addCommand("Insert template comp", insert_corridorkey_template)
