@@ -273,6 +273,28 @@ class HintProbe(torch.nn.Module):
         return torch.cat([x[:, 0:3], rough_hint(x[:, 0:3], self.screen)], dim=1)
 
 
+def _script_and_run_here(tmp_path, probe: torch.nn.Module, cases: List[dict], name: str):
+    """Script ``probe``, save it and the cases, run them here (fp32 and CPU fp16); (the .pt, the outputs)."""
+    pt = tmp_path / f"{name}.pt"
+    torch.jit.save(torch.jit.script(probe), str(pt))
+    torch.save(cases, tmp_path / "cases.pt")
+    module = torch.jit.load(str(pt), map_location="cpu").eval()
+    outputs = {**runner.run_cases(module, cases, "fp32"), **runner.run_cases(module, cases, "fp16")}
+    runner.save_atomic({"torch": str(torch.__version__), "outputs": outputs}, str(tmp_path / "expected.pt"))
+    return pt, outputs
+
+
+def _run_in_torch21(tmp_path, torch21_python, pt: Path, outputs: dict, name: str) -> dict:
+    """Load and run the saved probe in torch 2.1.2 on the same cases; its outputs must match (1e-6 / 1e-3)."""
+    proc = run_old(torch21_python, pt, tmp_path / "cases.pt", tmp_path / "torch21.pt", "--dtype", "fp32",
+                   "--dtype", "fp16", "--expected", tmp_path / "expected.pt", "--atol-fp32", 1e-6,
+                   "--atol-fp16", 1e-3, cwd=tmp_path)
+    assert proc.returncode == 0, f"torch 2.1.2 rejected or mismatched the {name}:\n{proc.stdout[-4000:]}"
+    got = torch.load(tmp_path / "torch21.pt", weights_only=True)
+    assert got["torch"].startswith("2.1.2") and set(got["outputs"]) == set(outputs)
+    return got
+
+
 def _hint_cases() -> List[dict]:
     """Green and blue plates at model resolutions, and an empty screen (tests/model/keying/test_hint.py's kind)."""
     def case(name, size, screen, seed, subject=True):
@@ -288,25 +310,15 @@ def _hint_cases() -> List[dict]:
 
 def test_hint_scripted_loads_and_matches_on_torch21(tmp_path, torch21_python):
     """Scripted and saved here, loaded and run in torch 2.1.2 (fp32 and CPU fp16): the same hints."""
-    pt = tmp_path / "hint.pt"
-    torch.jit.save(torch.jit.script(HintProbe()), str(pt))
     cases = _hint_cases()
-    torch.save(cases, tmp_path / "cases.pt")
-    module = torch.jit.load(str(pt), map_location="cpu").eval()
-    outputs = {**runner.run_cases(module, cases, "fp32"), **runner.run_cases(module, cases, "fp16")}
-    runner.save_atomic({"torch": str(torch.__version__), "outputs": outputs}, str(tmp_path / "expected.pt"))
+    pt, outputs = _script_and_run_here(tmp_path, HintProbe(), cases, "hint")
     for case in cases:  # what the comparison is worth: a matte with a subject and a screen, or none
         hint = outputs["fp32/" + case["name"]][0, 3]
         if case["name"] == "hint_empty_256":
             assert float(hint.max()) == 0.0
         else:
             assert float(hint.max()) == 1.0 and float(hint.min()) == 0.0, case["name"]
-    proc = run_old(torch21_python, pt, tmp_path / "cases.pt", tmp_path / "torch21.pt", "--dtype", "fp32",
-                   "--dtype", "fp16", "--expected", tmp_path / "expected.pt", "--atol-fp32", 1e-6,
-                   "--atol-fp16", 1e-3, cwd=tmp_path)
-    assert proc.returncode == 0, f"torch 2.1.2 rejected or mismatched the hint:\n{proc.stdout[-4000:]}"
-    got = torch.load(tmp_path / "torch21.pt", weights_only=True)
-    assert got["torch"].startswith("2.1.2") and set(got["outputs"]) == set(outputs)
+    _run_in_torch21(tmp_path, torch21_python, pt, outputs, "hint")
 
 
 # --------------------------------------------------------------------------- despeckle (corridorkey_model/keying/despeckle.py)
@@ -336,13 +348,8 @@ def _despeckle_cases() -> List[dict]:
 
 def test_despeckle_scripted_loads_and_matches_on_torch21(tmp_path, torch21_python):
     """Scripted and saved here, loaded and run in torch 2.1.2 (fp32 and CPU fp16): the same mattes."""
-    pt = tmp_path / "despeckle.pt"
-    torch.jit.save(torch.jit.script(DespeckleProbe()), str(pt))
     cases = _despeckle_cases()
-    torch.save(cases, tmp_path / "cases.pt")
-    module = torch.jit.load(str(pt), map_location="cpu").eval()
-    outputs = {**runner.run_cases(module, cases, "fp32"), **runner.run_cases(module, cases, "fp16")}
-    runner.save_atomic({"torch": str(torch.__version__), "outputs": outputs}, str(tmp_path / "expected.pt"))
+    pt, outputs = _script_and_run_here(tmp_path, DespeckleProbe(), cases, "despeckle")
     for case in cases:  # what the comparison is worth: the OpenCV oracle's mattes
         alpha = case["input"][0, 3].numpy()
         got = outputs["fp32/" + case["name"]][0, 3].numpy()
@@ -351,11 +358,6 @@ def test_despeckle_scripted_loads_and_matches_on_torch21(tmp_path, torch21_pytho
         assert float(abs(got - want).max()) <= 1e-5, case["name"]
         assert size == 0 or float(abs(got - alpha).max()) > 0.5, case["name"]
         assert torch.isfinite(outputs["fp16/" + case["name"]]).all(), case["name"]  # fp16 vs fp32: test_despeckle.py
-    proc = run_old(torch21_python, pt, tmp_path / "cases.pt", tmp_path / "torch21.pt", "--dtype", "fp32",
-                   "--dtype", "fp16", "--expected", tmp_path / "expected.pt", "--atol-fp32", 1e-6,
-                   "--atol-fp16", 1e-3, cwd=tmp_path)
-    assert proc.returncode == 0, f"torch 2.1.2 rejected or mismatched the despeckle:\n{proc.stdout[-4000:]}"
-    got = torch.load(tmp_path / "torch21.pt", weights_only=True)
-    assert got["torch"].startswith("2.1.2") and set(got["outputs"]) == set(outputs)
+    got = _run_in_torch21(tmp_path, torch21_python, pt, outputs, "despeckle")
     for key, want in outputs.items():
         assert float((got["outputs"][key] - want).abs().max()) <= (1e-6 if key.startswith("fp32/") else 1e-3), key
