@@ -173,7 +173,7 @@ AUTO_HINT = KnobSpec(
         "Where the rough hint comes from. Hint Input: the hint channel (the 4th input channel). "
         "Automatic: made from the plate by a screen-difference key (screen colour estimated from "
         "the plate, thresholded, eroded inside the subject's edge and softened, at the model "
-        "resolution); the hint channel is ignored."
+        "resolution, or at 512 px when that is larger); the hint channel is ignored."
     ),
     choices=("Hint Input", "Automatic"),
 )
