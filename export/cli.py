@@ -264,10 +264,30 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
       export-torchscript validate CorridorKey.pt --checkpoint CorridorKey_v1.0.pth
     """
     _setup_logging(verbose - quiet)
-    from corridorkey_export.export import ExportError, check_loaded, read_manifest, returning_freed_memory
+    from corridorkey_export.export import returning_freed_memory
     from corridorkey_export.validate import validate_torchscript
 
     dev = _device(device)
+    module, model, manifest = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
+    with returning_freed_memory():
+        report = validate_torchscript(module, model, device=dev, fused_attn=fused,
+                                      **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+    click.echo(format_report(report))
+    if not report.passed:
+        raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")
+
+
+def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int],
+                     dev: torch.device):
+    """(loaded .pt, eager reference model, manifest) for ``validate`` and the parity commands.
+
+    Reads PT_FILE's manifest when present (it must be the file's: ``file_sha256``): the
+    checkpoint and seed it names, never silently switching to other weights; checks the
+    loaded file (model resolution, screen) against it.
+    """
+    from corridorkey_export.export import ExportError, check_loaded, read_manifest
+
     try:
         manifest = read_manifest(pt_file) or {}
     except ExportError as exc:
@@ -318,45 +338,7 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
                 f"mismatch. Give the checkpoint it was exported from with --checkpoint PATH.")
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
-    fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
-    with returning_freed_memory():
-        report = validate_torchscript(module, model, device=dev, fused_attn=fused,
-                                      **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
-    click.echo(format_report(report))
-    if not report.passed:
-        raise click.ClickException(f"{pt_file} does not match the reference: {report.problems[0]}")
-
-
-def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int],
-                     dev: torch.device):
-    """(loaded .pt, eager reference model) for the parity commands, found as ``validate`` finds them."""
-    from corridorkey_export.export import ExportError, read_manifest
-
-    try:
-        manifest = read_manifest(pt_file) or {}
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from None
-    if manifest:
-        _check_manifest_is_the_files(pt_file, manifest)  # the same rules as `validate`
-    recorded = manifest.get("checkpoint") or {}
-    if recorded.get("random_init") and not (random_init or checkpoint):
-        random_init = True
-        log.info("the manifest says the file was exported with --random-init; rebuilding that network")
-    if checkpoint is None and not random_init and recorded.get("path"):
-        checkpoint = _manifest_checkpoint(pt_file, recorded)
-    if seed is None:
-        seed = int(recorded.get("seed") or 0)
-    try:
-        module = torch.jit.load(str(pt_file), map_location=dev)
-    except Exception as exc:  # torch raises RuntimeError / ValueError of many kinds for a bad file
-        raise click.ClickException(f"{pt_file} is not a loadable TorchScript file ({type(exc).__name__}); "
-                                   "re-export it") from None
-    img_size = getattr(module, "img_size", None)
-    if not isinstance(img_size, int):
-        raise click.ClickException(f"{pt_file} is not a CorridorKey export: it has no img_size attribute")
-    screen = next((s for s in SCREENS if s.channel == int(getattr(module, "screen_channel", 1))), SCREENS[0])
-    model, _info = _load(checkpoint, random_init, seed, img_size, dev, screen.name)
-    return module, model
+    return module, model, manifest
 
 
 def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
@@ -442,7 +424,7 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
         raise click.UsageError("--clip needs --frames (and --frames and --hint need --clip)")
     frames, clip_knobs = _clip_frames(clip, clip_hint, clip_frames) if clip is not None else ([], None)
     dev = _device(device)
-    module, model = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    module, model, _manifest = _reference_model(pt_file, checkpoint, random_init, seed, dev)
     try:
         result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
                            module=module, clip_frames=frames, clip_knobs=clip_knobs)
