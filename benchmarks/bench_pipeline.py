@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline import clips, frame_io, outputs, stages
 from corridorkey_model.testing import green_screen_plate
 
 
@@ -65,11 +65,11 @@ def run_both(root: Path, work: Path, model: torch.nn.Module, img_size: int, io_t
     """Key the clip at ``root`` with the sequential loop and with the threaded runner; frames/s of each."""
     worker = stages.Worker(model.eval(), torch.device("cpu"))
     s = stages.KeySettings(despill_strength=5.0)
-    out = stages.OutputSettings(overwrite=True)
+    out = outputs.OutputSettings(overwrite=True)
     results = {}
     for name in ("sequential", "runner"):
-        clip = stages.load_clip(stages.scan(root, output=work / f"Output_{name}")[0])
-        stages.prepare_output(clip, out)
+        clip = clips.load_clip(clips.scan(root, output=work / f"Output_{name}")[0])
+        outputs.prepare_output(clip, out)
         t = time.perf_counter()
         if name == "sequential":
             count = stages.key_clip_sequential(clip, clip.frames, worker, img_size, s, out)

@@ -343,17 +343,17 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
 
 def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
     """([(frame number, H x W x 4 plate + hint)], {gamma_input}) of the frames ``frames`` of one clip."""
-    from corridorkey_model.pipeline import frame_io, stages
+    from corridorkey_model.pipeline import clips, frame_io, outputs, stages
 
     try:
-        first, last = stages.parse_frame_range(frames)
+        first, last = outputs.parse_frame_range(frames)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--frames") from None
     try:
-        sources = stages.scan(clip, hint=hint)
+        sources = clips.scan(clip, hint=hint)
         if len(sources) != 1:
             raise click.UsageError(f"--clip {clip} holds {len(sources)} clips; give one clip folder or video")
-        loaded = stages.load_clip(sources[0])
+        loaded = clips.load_clip(sources[0])
         refs = [r for r in loaded.frames if first <= r.number <= last]
         if not refs:
             nums = [r.number for r in loaded.frames]
@@ -361,7 +361,7 @@ def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
         if len(refs) > 10:
             log.warning("%d clip frames: each is a full network forward here and in Nuke", len(refs))
         out = [(task.ref.number, stages.read_frame(task).plate) for task in stages.iter_tasks(loaded, refs)]
-    except (stages.ClipError, frame_io.FrameReadError) as exc:
+    except (clips.ClipError, frame_io.FrameReadError) as exc:
         raise click.ClickException(str(exc)) from None
     return out, {"gamma_input": stages.resolve_gamma("auto", loaded)}
 

@@ -73,18 +73,9 @@ import numpy as np
 import torch
 
 from corridorkey_export.exr import CHANNELS, ExrError, read_exr_rgba, write_exr
+from corridorkey_export.gizmo import GIZMO_CLASS, HINT_CHANNELS, MINIMUM_NUKE, OUTPUT_MODES, WORKING_ROLE
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
-from corridorkey_export.nuke_files import (
-    GIZMO_CLASS,
-    HINT_CHANNELS,
-    MINIMUM_NUKE,
-    OUTPUT_MODES,
-    WORKING_ROLE,
-    nk_quote,
-    nk_word,
-    user_knob_line,
-    user_knob_value,
-)
+from corridorkey_export.nuke_script import nk_quote, nk_word, user_knob_line, user_knob_value
 from corridorkey_export.validate import FP32_TOLERANCE, PlateSpec, _MemoNetwork, knob_settings
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model import atomic

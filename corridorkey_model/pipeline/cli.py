@@ -19,7 +19,8 @@ from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_
 from corridorkey_model.devices import parse_device
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
-from corridorkey_model.pipeline import colour_management, farm, frame_io, settings_record, stages, video_out
+from corridorkey_model.pipeline import clips as clip_layout
+from corridorkey_model.pipeline import colour_management, farm, frame_io, outputs, settings_record, stages, video_out
 from corridorkey_model.pipeline.lock import OutputClaim, OutputLocked
 from corridorkey_model.pipeline.runner import StageError
 from corridorkey_model.testing import RANDOM_INIT_WARNING
@@ -64,7 +65,7 @@ def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[
     if value is None:
         return None
     try:
-        return stages.parse_frame_range(value)
+        return outputs.parse_frame_range(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -241,7 +242,7 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help="With an OCIO config: the sRGB-encoded Rec.709 space the network sees (the node's Network "
              "Colorspace); a colour space or role.")),
     RunOption(("--format", "image_format"), dict(
-        type=click.Choice(stages.IMAGE_FORMATS), default="exr",
+        type=click.Choice(outputs.IMAGE_FORMATS), default="exr",
         help="File type of Matte/ and FG/ (png: 16-bit). Processed/ is always EXR, Comp/ 8-bit PNG.")),
     RunOption(("--exr-type",), dict(
         type=click.Choice(tuple(frame_io.EXR_TYPES)), default="half", help="EXR pixel type.")),
@@ -344,15 +345,15 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                  "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
                                 despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint))
-    out = stages.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
+    out = outputs.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
                                 layered=layered_exr, write_hints=write_hints)
     try:
-        clips = stages.load_clips(stages.scan(path, hint=hint_path, output=output), layer, auto_hint)
-        plans = [(clip, stages.select_frames(clip, frame_range, out)) for clip in clips]
+        clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output), layer, auto_hint)
+        plans = [(clip, outputs.select_frames(clip, frame_range, out)) for clip in clips]
         for clip, sel in plans:
             if sel.todo:
-                stages.check_output(clip, out)  # creates nothing: a failed run leaves no empty folders
-    except (stages.ClipError, frame_io.FrameReadError, frame_io.FrameWriteError) as exc:
+                outputs.check_output(clip, out)  # creates nothing: a failed run leaves no empty folders
+    except (clip_layout.ClipError, frame_io.FrameReadError, frame_io.FrameWriteError) as exc:
         raise click.ClickException(str(exc)) from None
 
     total = sum(len(sel.todo) for _clip, sel in plans)
@@ -424,7 +425,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     _write_videos(clips, out, video_out)
 
 
-def _write_videos(clips: List[stages.Clip], out: stages.OutputSettings, codec: str) -> None:
+def _write_videos(clips: List[clip_layout.Clip], out: outputs.OutputSettings, codec: str) -> None:
     """``--video-out``: each clip's review videos, once all its frames are written."""
     if codec == "none":
         return
@@ -438,7 +439,7 @@ def _write_videos(clips: List[stages.Clip], out: stages.OutputSettings, codec: s
 
 
 def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_size: int,
-                       out: stages.OutputSettings, layer: Optional[str] = None) -> Dict[str, Any]:
+                       out: outputs.OutputSettings, layer: Optional[str] = None) -> Dict[str, Any]:
     """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels."""
     colour = ({"ocio_config": s.colour.config_name, "working_space": s.colour.working,
                "network_space": s.colour.network} if s.colour is not None else {"ocio_config": None})
@@ -450,15 +451,15 @@ def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_siz
             "layered_exr": out.layered, **colour}
 
 
-def _claim(clip: stages.Clip, sel: stages.Selection, out: stages.OutputSettings) -> OutputClaim:
+def _claim(clip: clip_layout.Clip, sel: outputs.Selection, out: outputs.OutputSettings) -> OutputClaim:
     """Lock ``sel.todo`` of the clip's output (folders made, stale temporaries swept); ClickException if refused."""
     try:
-        return stages.claim_output(clip, sel.todo, out)
+        return outputs.claim_output(clip, sel.todo, out)
     except (OutputLocked, frame_io.FrameWriteError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _record(clip: stages.Clip, claim: OutputClaim, record: Dict[str, Any], overwrite: bool, partial: bool) -> None:
+def _record(clip: clip_layout.Clip, claim: OutputClaim, record: Dict[str, Any], overwrite: bool, partial: bool) -> None:
     """Check the clip output's settings record against ``record`` and write it; ClickException on a mismatch."""
     path = settings_record.record_path(clip.output_dir)
     try:
@@ -516,14 +517,14 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
     path = Path(os.path.abspath(path))
     try:
         if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
-            values["output"] = stages.scan(path)[0].output_dir
+            values["output"] = clip_layout.scan(path)[0].output_dir
         hint_path, auto_hint = hint_choice(values["hint"])
         folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint)
         params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]
         job = farm.build_job(path, folder, clips, params, chunk=chunk, chunked=chunked, program=program)
         farm.check_job(job, farm.job_files(job_path)[0].parent.absolute())
         template_path, values_path = farm.write_job(job, job_path)
-    except (stages.ClipError, frame_io.FrameReadError, farm.FarmJobError) as exc:
+    except (clip_layout.ClipError, frame_io.FrameReadError, farm.FarmJobError) as exc:
         raise click.ClickException(str(exc)) from None
 
     if values["random_init"]:

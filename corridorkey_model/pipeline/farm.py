@@ -55,7 +55,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from corridorkey_model.pipeline import stages
+from corridorkey_model.pipeline import clips as clip_layout
+from corridorkey_model.pipeline import outputs
 
 SPECIFICATION_VERSION = "jobtemplate-2023-09"
 TASK_CHUNKING = "TASK_CHUNKING"
@@ -178,15 +179,15 @@ def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
     """The clips at ``path`` and their frame numbers, read as ``corridorkey run`` reads them
     (``auto_hint``: ``--hint auto``, no hint files needed).
 
-    Returns ``(folder_of_clips, clips)``. Raises :class:`stages.ClipError` for a bad clip
+    Returns ``(folder_of_clips, clips)``. Raises :class:`clip_layout.ClipError` for a bad clip
     layout or a ``frame_range`` that holds no frame of a clip.
     """
-    sources = stages.scan(path, hint=hint, output=output)
+    sources = clip_layout.scan(path, hint=hint, output=output)
     folder = path.is_dir() and all(s.input_path.parent != path for s in sources)
     clips = []
-    everything = stages.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them
-    for clip, source in zip(stages.load_clips(sources, auto_hint=auto_hint), sources):
-        refs = stages.select_frames(clip, frame_range, everything).todo
+    everything = outputs.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them
+    for clip, source in zip(clip_layout.load_clips(sources, auto_hint=auto_hint), sources):
+        refs = outputs.select_frames(clip, frame_range, everything).todo
         numbers = tuple(sorted({r.number for r in refs}))
         clips.append(ClipFrames(clip.name, source.input_path.parent.name if folder else None, numbers))
     return folder, clips

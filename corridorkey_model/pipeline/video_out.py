@@ -21,20 +21,20 @@ from typing import Any, Dict, Iterator, List
 import numpy as np
 
 from corridorkey_model import atomic
-from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline import clips, frame_io, outputs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_FPS = 24
 
 
-def video_paths(clip: stages.Clip, codec: str) -> Dict[str, Path]:
+def video_paths(clip: clips.Clip, codec: str) -> Dict[str, Path]:
     ext = frame_io.VIDEO_CODECS[codec].extension
     return {"comp": clip.output_dir / f"{clip.name}.comp{ext}", "matte": clip.output_dir / f"{clip.name}.matte{ext}",
             "sidecar": clip.output_dir / f"{clip.name}.video.json"}
 
 
-def source_metadata(clip: stages.Clip) -> Dict[str, Any]:
+def source_metadata(clip: clips.Clip) -> Dict[str, Any]:
     """What the clip's plates are: a video's stream tags, or an image sequence's format and header."""
     first = clip.input.paths[0]
     if clip.input.kind == "video":
@@ -62,11 +62,11 @@ def _frames(paths: List[Path], layer: Any) -> Iterator[np.ndarray]:
         yield frame_io.read_image(p, layer, window=display)
 
 
-def write_clip_videos(clip: stages.Clip, out: stages.OutputSettings, codec: str) -> List[Path]:
+def write_clip_videos(clip: clips.Clip, out: outputs.OutputSettings, codec: str) -> List[Path]:
     """Encode ``clip``'s Comp/ and matte frames; returns the files written (none until every frame exists)."""
     refs = clip.frames
-    outputs = [stages.output_paths(clip.output_dir, r, out) for r in refs]
-    missing = [r for r, paths in zip(refs, outputs) if not all(p.is_file() for p in paths.values())]
+    files = [outputs.output_paths(clip.output_dir, r, out) for r in refs]
+    missing = [r for r, paths in zip(refs, files) if not all(p.is_file() for p in paths.values())]
     if missing:
         log.info("clip %s: --video-out waits for %d frame(s) not written yet (first: %s); the run that writes "
                  "the last of them encodes the videos", clip.name, len(missing), missing[0].label)
@@ -79,11 +79,11 @@ def write_clip_videos(clip: stages.Clip, out: stages.OutputSettings, codec: str)
     fps = Fraction(source["frame_rate"]) if source.get("frame_rate") else Fraction(DEFAULT_IMAGE_FPS)
     if not source.get("frame_rate"):
         log.info("clip %s: the plates give no frame rate; the videos run at %d fps", clip.name, DEFAULT_IMAGE_FPS)
-    comp_files = [o["Comp"] for o in outputs]
+    comp_files = [o["Comp"] for o in files]
     if out.layered:
-        matte_files, matte_layer = [o[stages.LAYERED_DIR] for o in outputs], "matte"
+        matte_files, matte_layer = [o[outputs.LAYERED_DIR] for o in files], "matte"
     else:
-        matte_files, matte_layer = [o["Matte"] for o in outputs], None
+        matte_files, matte_layer = [o["Matte"] for o in files], None
     frame_io.write_video(paths["comp"], _frames(comp_files, None), fps, codec, transfer="iec61966-2-1")
     frame_io.write_video(paths["matte"], _frames(matte_files, matte_layer), fps, codec, transfer="linear")
     spec = frame_io.VIDEO_CODECS[codec]

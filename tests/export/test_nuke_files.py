@@ -18,6 +18,7 @@ from nukescript import parse, parse_serialise_knob, upstream
 from repo_paths import REPO
 from stand_in_nuke import GizmoRuntime, PluginRuntime
 
+from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files
 from corridorkey_export.nuke_contract import CHANNELS_IN, MODEL_ID, SCREENS
 from corridorkey_model.keying.knobs import KNOBS, knob_table_markdown
@@ -43,7 +44,7 @@ def expected_default(spec):
 
 def inference_nodes(gizmo):
     nodes = gizmo.by_class("Inference")
-    assert [n.name for n in nodes] == [nuke_files.INFERENCE_NODES[s.name] for s in reversed(SCREENS)]
+    assert [n.name for n in nodes] == [gz.INFERENCE_NODES[s.name] for s in reversed(SCREENS)]
     return {n.name: n for n in nodes}
 
 
@@ -106,7 +107,7 @@ def test_repository_package_is_found_by_the_cattery_menu_through_nuke_path(monke
     assert package == REPO / nuke_files.PACKAGE_DIR
     assert (package / cat["filepath"]).is_file() and cat["filepath"] == "CorridorKey.gizmo"
     assert (package / cat["icon"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert cat["name"] == nuke_files.GIZMO_CLASS
+    assert cat["name"] == gz.GIZMO_CLASS
 
 
 def test_install_builds_a_cattery_package_in_the_nuke_home(tmp_path):
@@ -282,12 +283,12 @@ def test_gizmo_has_gpu_half_precision_output_hint_screen_and_colour_knobs(gizmo)
     half = gizmo.user_knob("halfPrecision")
     assert half.type_id == 6 and half.label == "Optimize for Speed and Memory"
     assert gizmo.value("halfPrecision", "false") == "false"
-    assert gizmo.user_knob("output_mode").menu == list(nuke_files.OUTPUT_MODES)
+    assert gizmo.user_knob("output_mode").menu == list(gz.OUTPUT_MODES)
     assert gizmo.value("output_mode") is None  # first item: comp-ready
     assert gizmo.user_knob("hint_channel").menu == ["alpha", "red", "luminance", "automatic"]
     assert gizmo.user_knob("screen").menu == [s.label for s in SCREENS] == ["Green", "Blue"]
     model_file = gizmo.user_knob("modelFile")
-    assert model_file.type_id == 41 and model_file.text == f"{nuke_files.INFERENCE_NODE}.modelFile"
+    assert model_file.type_id == 41 and model_file.text == f"{gz.INFERENCE_NODE}.modelFile"
     assert gizmo.user_knob("working_colorspace").text == "ToNetwork.in_colorspace"
     assert gizmo.user_knob("network_colorspace").text == "ToNetwork.out_colorspace"
     assert gizmo.user_knob("status").type_id == 26
@@ -297,7 +298,7 @@ def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
     """Each Inference node links every .cat knob in serialiseKnob; no plain .cat-knob lines (they do not
     exist before the .cat loads)."""
     for screen in SCREENS:
-        inference = inference_nodes(gizmo)[nuke_files.INFERENCE_NODES[screen.name]]
+        inference = inference_nodes(gizmo)[gz.INFERENCE_NODES[screen.name]]
         assert inference.value("modelFile") == f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
         assert inference.expression("useGPUIfAvailable") == "parent.useGPUIfAvailable"
         assert inference.expression("halfPrecision") == "parent.halfPrecision"
@@ -378,7 +379,7 @@ def test_connected_hint_uses_the_hint_input_unless_automatic_is_chosen(gizmo, tm
     runtime.gizmo.knob("auto_hint").setValue(1)  # a stale value saved when Hint was unconnected
     runtime.run(gizmo.value("onCreate"))
     assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
-    runtime.gizmo.knob("hint_channel").setValue(float(nuke_files.HINT_CHANNELS.index("automatic")))
+    runtime.gizmo.knob("hint_channel").setValue(float(gz.HINT_CHANNELS.index("automatic")))
     runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
     assert runtime.gizmo.knob("auto_hint").value() == 1
     assert "Hint Channel is automatic" in runtime.gizmo.knob("status").value()
@@ -433,7 +434,7 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
     comp, straight, raw, matte = (upstream(i) for i in switch.inputs)
     screen_switch = raw
     assert screen_switch.cls == "Switch" and screen_switch.expression("which") == "parent.screen"
-    assert [upstream(i).name for i in screen_switch.inputs] == [nuke_files.INFERENCE_NODES[s.name] for s in SCREENS]
+    assert [upstream(i).name for i in screen_switch.inputs] == [gz.INFERENCE_NODES[s.name] for s in SCREENS]
     assert all(upstream(i) is nodes[upstream(i).name] for i in screen_switch.inputs)
     # 0 comp-ready: fg back to the working space (OCIO), network alpha kept, then Premult
     assert comp.cls == "Premult"
@@ -456,7 +457,7 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
 
 def test_template_is_a_paste_snippet_with_matching_hint_channel(template):
     assert template.by_class("Root") == []  # pasting must not change the user's project settings
-    [ck] = template.by_class(nuke_files.GIZMO_CLASS)
+    [ck] = template.by_class(gz.GIZMO_CLASS)
     plate, hint = ck.inputs
     assert plate.cls == hint.cls == "Read" and "plate" in plate.value("file") and "hint" in hint.value("file")
     assert hint.value("raw") == "true" and plate.value("raw", "false") == "false"
@@ -475,7 +476,7 @@ def test_cat_json_describes_the_package():
     data = json.loads((REPO / nuke_files.CAT_JSON_PATH).read_text())
     [entry] = data["cats"]
     folder = (REPO / nuke_files.CAT_JSON_PATH).parent
-    assert (folder / entry["filepath"]).is_file() and entry["name"] == nuke_files.GIZMO_CLASS
+    assert (folder / entry["filepath"]).is_file() and entry["name"] == gz.GIZMO_CLASS
     assert (folder / entry["icon"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["minimum_nuke_version_required"] >= 15.1
 
@@ -531,8 +532,8 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
 
 def test_missing_cat_message_mentions_model_file_only_for_the_screen_it_links(gizmo):
     """Model File links only the green Inference node's modelFile: the blue message must not send users there."""
-    assert nuke_files.MODEL_FILE_SCREEN == "green"
-    assert gizmo.user_knob("modelFile").text == f"{nuke_files.INFERENCE_NODE}.modelFile"  # type 41: a link
+    assert gz.MODEL_FILE_SCREEN == "green"
+    assert gizmo.user_knob("modelFile").text == f"{gz.INFERENCE_NODE}.modelFile"  # type 41: a link
     green = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"])
     green.run(gizmo.value("onCreate"))
     blue = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, screen=1, disabled=["Inference"])
@@ -565,7 +566,7 @@ def _exec_with_nuke(monkeypatch, path, version):
 @pytest.mark.parametrize("script", [nuke_files.NUKE_INIT_PATH, nuke_files.MENU_PATH])
 def test_startup_scripts_refuse_a_nuke_older_than_the_minimum_and_say_why(monkeypatch, script):
     old, module = _exec_with_nuke(monkeypatch, REPO / script, (15, 0))
-    assert module["MINIMUM_NUKE"] == tuple(int(v) for v in str(nuke_files.MINIMUM_NUKE).split("."))
+    assert module["MINIMUM_NUKE"] == tuple(int(v) for v in str(gz.MINIMUM_NUKE).split("."))
     [warning] = [e[1] for e in old.events if e[0] == "warning"]
     assert "15.1 or later" in warning and "15.0" in warning
     assert not [e for e in old.events if e[0] in ("pluginAddPath", "addMenu", "addCommand")]

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from nukescript import parse, parse_serialise_knob
 from repo_paths import REPO
 
+from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files, parity
 from corridorkey_export.cli import main
 from corridorkey_export.export import export_torchscript
@@ -100,7 +101,7 @@ def script_render_plan(kit: Path, name: str):
                 knobs[k.name] = knob_value(k, by_name[node_name].value(knob))
             variant = "inference"
         else:
-            assert source.cls == nuke_files.GIZMO_CLASS
+            assert source.cls == gz.GIZMO_CLASS
             knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS}
             variant = "gizmo"
         assert write.value("first") == write.value("last")
@@ -141,7 +142,7 @@ def test_kit_script_parses_with_sourced_nodes_and_relative_paths(kit):
     root = script.by_class("Root")[0]
     assert root.value("project_directory") == "[python {nuke.script_directory()}]"
     assert (root.value("first_frame"), root.value("last_frame")) == ("1", str(len(cases)))
-    assert {n.cls for n in script.nodes} == {"Root", "Read", "NoOp", "Inference", "Write", nuke_files.GIZMO_CLASS}
+    assert {n.cls for n in script.nodes} == {"Root", "Read", "NoOp", "Inference", "Write", gz.GIZMO_CLASS}
     for read in script.by_class("Read"):
         assert read.value("raw") == "true"
         assert not Path(read.value("file")).is_absolute() and (kit / read.value("file")).is_file()
@@ -170,7 +171,7 @@ def test_gizmo_instances_use_only_the_gizmos_knobs_and_raw_output(kit):
     gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
     knobs = {k.name: k for k in gizmo.user_knobs}
     script = parse((kit / parity.SCRIPT).read_text())
-    for node in script.by_class(nuke_files.GIZMO_CLASS):
+    for node in script.by_class(gz.GIZMO_CLASS):
         set_knobs = [k for k in node.order if k not in ("inputs", "name")]
         assert set(set_knobs) <= set(knobs), set(set_knobs) - set(knobs)
         assert node.value("output_mode") == "Raw model output" in knobs["output_mode"].menu
@@ -185,7 +186,7 @@ def test_gizmo_instances_use_only_the_gizmos_knobs_and_raw_output(kit):
 def test_fp16_script_sets_half_precision_and_writes_elsewhere(kit):
     script = parse((kit / parity.SCRIPT_FP16).read_text())
     assert all(n.value("halfPrecision") == "true" for n in script.by_class("Inference"))
-    assert all(n.value("halfPrecision") == "true" for n in script.by_class(nuke_files.GIZMO_CLASS))
+    assert all(n.value("halfPrecision") == "true" for n in script.by_class(gz.GIZMO_CLASS))
     assert all(w.value("file").startswith(parity.RENDERS_DIR_FP16 + "/") for w in script.by_class("Write"))
 
 
@@ -324,7 +325,7 @@ def test_blue_kit_uses_blue_plates_and_the_blue_cat():
     cases = parity.kit_cases(S, BLUE.channel)
     assert all(c.source.screen_channel == 2 and c.plate.startswith("blue-") for c in cases)
     script = parse(parity.render_script(cases, BLUE, half=False, renders="renders"))
-    assert all(n.value("screen") == "Blue" for n in script.by_class(nuke_files.GIZMO_CLASS))
+    assert all(n.value("screen") == "Blue" for n in script.by_class(gz.GIZMO_CLASS))
     assert all(BLUE.cat_filename in n.value("modelFile") for n in script.by_class("Inference"))
     assert all(n.value("modelFile") == "/show/cats/Blue.cat" for n in
                parse(parity.render_script(cases, BLUE, half=False, renders="renders", cat="/show/cats/Blue.cat"))

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from repo_paths import REPO
 from stand_in_nuke import VerifyRuntime
 
+from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.exr import read_exr_rgba
@@ -192,7 +193,7 @@ def test_blue_screen_uses_the_blue_inference_node_and_files(installed):
 
 def test_screen_table_matches_the_nuke_contract():
     module = load_verify_module()
-    assert module.SCREENS == tuple((nuke_files.INFERENCE_NODES[s.name], s.cat_filename, s.verify_filename)
+    assert module.SCREENS == tuple((gz.INFERENCE_NODES[s.name], s.cat_filename, s.verify_filename)
                                    for s in SCREENS)
 
 

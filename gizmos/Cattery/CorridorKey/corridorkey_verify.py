@@ -34,7 +34,7 @@ import json
 import os
 
 #: Per entry of the node's Screen menu: (Inference node inside the gizmo, .cat, reference JSON).
-#: Equal to corridorkey_export.nuke_files.INFERENCE_NODES and nuke_contract's file names (a test checks).
+#: Equal to corridorkey_export.gizmo.INFERENCE_NODES and nuke_contract's file names (a test checks).
 SCREENS = (
     ("Inference", "CorridorKey.cat", "CorridorKey.verify.json"),
     ("InferenceBlue", "CorridorKeyBlue.cat", "CorridorKeyBlue.verify.json"),

@@ -23,7 +23,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from corridorkey_model.pipeline import farm, frame_io, stages
+from corridorkey_model.pipeline import clips, farm, frame_io
+from corridorkey_model.pipeline import outputs as output_layout
 from corridorkey_model.pipeline.cli import RUN_OPTIONS, main, run
 from corridorkey_model.testing import green_screen_plate
 
@@ -254,9 +255,9 @@ def test_explicit_chunking_and_gaps_in_frame_numbers(tmp_path):
     assert task_values(explicit) == ["1001-1002", "1003-1010", "1011-1011"]
     # each explicit task keys exactly its frames: --frames picks them from the clip by number
     commands = recorded_commands(tmp_path, jobs["explicit"], f"ClipPath={clip}")
-    loaded = stages.load_clip(stages.scan(clip)[0])
-    everything = stages.OutputSettings(overwrite=True)
-    picked = [[r.number for r in stages.select_frames(loaded, parsed_run(a)["frame_range"], everything).todo]
+    loaded = clips.load_clip(clips.scan(clip)[0])
+    everything = output_layout.OutputSettings(overwrite=True)
+    picked = [[r.number for r in output_layout.select_frames(loaded, parsed_run(a)["frame_range"], everything).todo]
               for a in commands]
     assert picked == [[1001, 1002], [1003, 1010], [1011]]
 
@@ -282,12 +283,12 @@ def test_folder_of_clips_one_step_per_clip(tmp_path):
     commands = recorded_commands(tmp_path, bundle / "template.yaml", *(f"{k}={v}" for k, v in values.items()))
     tasks = [(p["path"], p["output"], p["frame_range"]) for p in map(parsed_run, commands)]
     # each task keys one clip where `corridorkey run shots --output keyed` would put it
-    by_name = {s.name: s for s in stages.scan(shots, output=out)}
+    by_name = {s.name: s for s in clips.scan(shots, output=out)}
     assert tasks == [(shots / "Shot_A", by_name["Shot_A"].output_dir, (1001, 1002)),
                      (shots / "Shot_A", by_name["Shot_A"].output_dir, (1003, 1003)),
                      (shots / "Shot_B", by_name["Shot_B"].output_dir, (1, 2))]
     for path, output, _frames in tasks:
-        (source,) = stages.scan(path, output=output)
+        (source,) = clips.scan(path, output=output)
         assert source.output_dir == by_name[path.name].output_dir
 
 

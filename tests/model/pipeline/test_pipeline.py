@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from corridorkey_model.keying import frame
 from corridorkey_model.keying.despeckle import despeckle
 from corridorkey_model.network.checkpoint import load_model
-from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline import clips, frame_io, outputs, stages
 from corridorkey_model.pipeline.cli import main
 from corridorkey_model.pipeline.frame_io import ExrOptions
 from corridorkey_model.testing import (
@@ -83,7 +83,7 @@ def make_clip(root: Path, kind: str = "png8", n: int = N_FRAMES, first: int = 10
 
 def loaded_plates(clip_root: Path):
     """Plates as the pipeline reads them (after 8/16-bit quantisation), H x W x 4."""
-    clip = stages.load_clip(stages.scan(clip_root)[0])
+    clip = clips.load_clip(clips.scan(clip_root)[0])
     return clip, [stages.read_frame(t).plate for t in stages.iter_tasks(clip, clip.frames)]
 
 
@@ -285,12 +285,12 @@ def test_frames_chunk_then_resume_then_overwrite(tmp_path, ckpt):
 
 def _complete_frame(out_dir: Path, name: str) -> bool:
     """All four outputs of ``name`` exist and decode to full-size images."""
-    paths = stages.output_paths(out_dir, _ref(name), stages.OutputSettings())
+    paths = outputs.output_paths(out_dir, _ref(name), outputs.OutputSettings())
     return all(p.is_file() and frame_io.read_image(p).shape[:2] == (H, W) for p in paths.values())
 
 
-def _ref(name: str) -> stages.FrameRef:
-    return stages.FrameRef(0, 0, name, Path(name), Path(name))
+def _ref(name: str) -> clips.FrameRef:
+    return clips.FrameRef(0, 0, name, Path(name), Path(name))
 
 
 def test_corrupt_frame_mid_clip_keeps_the_frames_before_it_and_a_rerun_resumes(tmp_path, ckpt, model):
@@ -327,7 +327,7 @@ def test_corrupt_frame_mid_clip_keeps_the_frames_before_it_and_a_rerun_resumes(t
 
 
 def loaded_plates_of(clip_root: Path, positions):
-    clip = stages.load_clip(stages.scan(clip_root)[0])
+    clip = clips.load_clip(clips.scan(clip_root)[0])
     refs = [clip.frames[i] for i in positions]
     return clip, [stages.read_frame(t).plate for t in stages.iter_tasks(clip, refs)]
 
@@ -451,13 +451,13 @@ def test_video_path_with_hint_option_and_frame_names(tmp_path):
     plates = [green_screen_plate(H, W, seed=i) for i in range(2)]
     video = tmp_path / "take3.mp4"
     frame_io.write_video(video, [p[..., :3] for p in plates])
-    with pytest.raises(stages.ClipError, match="no alpha hint"):
-        stages.load_clips(stages.scan(video))
+    with pytest.raises(clips.ClipError, match="no alpha hint"):
+        clips.load_clips(clips.scan(video))
     hints = tmp_path / "hints"
     hints.mkdir()
     for i, p in enumerate(plates):
         frame_io.write_image(hints / f"m{i}.png", p[..., 3])
-    (clip,) = stages.load_clips(stages.scan(video, hint=hints))
+    (clip,) = clips.load_clips(clips.scan(video, hint=hints))
     assert clip.output_dir == tmp_path / "take3_Output"
     assert [(r.number, r.name) for r in clip.frames] == [(1, "take3.0001"), (2, "take3.0002")]
     assert not clip.is_linear
@@ -485,9 +485,9 @@ class _SlowFirstFrameStandIn(torch.nn.Module):
 
 def test_key_clip_commits_in_order_when_inference_finishes_out_of_order(tmp_path):
     root = make_clip(tmp_path / "Shot_120", "png8", n=8)
-    clip = stages.load_clip(stages.scan(root)[0])
-    out = stages.OutputSettings(exr=ExrOptions("half", "none"))
-    stages.prepare_output(clip, out)
+    clip = clips.load_clip(clips.scan(root)[0])
+    out = outputs.OutputSettings(exr=ExrOptions("half", "none"))
+    outputs.prepare_output(clip, out)
     s = stages.KeySettings()
     hint_means = [float(stages.preprocess_frame(stages.read_frame(t), 64, s).x[:, 3].mean())
                   for t in stages.iter_tasks(clip, clip.frames)]

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from corridorkey_model.keying import frame
 from corridorkey_model.keying.colour import resize_bilinear_aa
 from corridorkey_model.network.checkpoint import load_model
-from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline import clips, frame_io, stages
 from corridorkey_model.pipeline.cli import main, run
 from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
 
@@ -148,7 +148,7 @@ def test_hint_option_help_and_bad_values(tmp_path):
 
 def test_screen_auto_without_a_hint_reads_the_whole_frame(tmp_path):
     root = make_clip(tmp_path / "Shot_G", hints=False, n=1)
-    clip = stages.load_clip(stages.scan(root)[0], auto_hint=True)
+    clip = clips.load_clip(clips.scan(root)[0], auto_hint=True)
     assert clip.hint is None and clip.frames[0].hint is None
     decision = stages.decide_screen(clip, "auto")
     assert decision.screen == "green" and not decision.fallback and "whole first frame" in decision.reason

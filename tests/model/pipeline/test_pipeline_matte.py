@@ -10,14 +10,14 @@ import numpy as np
 import torch
 
 from corridorkey_model.keying.despeckle import despeckle
-from corridorkey_model.pipeline import stages
+from corridorkey_model.pipeline import clips, stages
 
 
 def _keyed(alpha: np.ndarray, s: stages.KeySettings) -> stages.Keyed:
     """The postprocess stage on a square ``alpha`` at S = H = W (no resize), a random fg."""
     size = alpha.shape[0]
     fg = torch.from_numpy(np.random.default_rng(0).random((1, 3, size, size)).astype(np.float32))
-    inferred = stages.Inferred(stages.FrameRef(0, 1, "x", None, None), torch.from_numpy(alpha)[None, None], fg,
+    inferred = stages.Inferred(clips.FrameRef(0, 1, "x", None, None), torch.from_numpy(alpha)[None, None], fg,
                                  size, size)
     return stages.postprocess_frame(inferred, s)
 
@@ -65,7 +65,7 @@ def test_premultiplied_linear_and_comp_follow_the_formulas():
 
     # the comp through the full postprocess stage (no resize: S == H == W here)
     s = stages.KeySettings()
-    ref = stages.FrameRef(0, 1, "x", None, None)
+    ref = clips.FrameRef(0, 1, "x", None, None)
     sq = 256
     fg_t = torch.from_numpy(rng.random((1, 3, sq, sq)).astype(np.float32))
     a_t = torch.from_numpy(rng.random((1, 1, sq, sq)).astype(np.float32))

@@ -313,7 +313,7 @@ def test_video_out_matches_the_source_and_records_its_metadata(tmp_path, ckpt):
 
 
 def test_image_sequence_video_rate_comes_from_the_plates_header(tmp_path):
-    from corridorkey_model.pipeline import stages, video_out
+    from corridorkey_model.pipeline import clips, outputs, video_out
 
     root = clip_folders(tmp_path / "Shot_fps")
     for i in range(2):
@@ -321,8 +321,8 @@ def test_image_sequence_video_rate_comes_from_the_plates_header(tmp_path):
         write_oiio(root / "Input" / f"plate.{1001 + i}.exr", p[..., :3],
                    attrs=[("FramesPerSecond", oiio.TypeRational, (25, 1))])
         frame_io.write_image(root / "AlphaHint" / f"h.{1001 + i}.png", p[..., 3])
-    clip = stages.load_clip(stages.scan(root)[0])
+    clip = clips.load_clip(clips.scan(root)[0])
     meta = video_out.source_metadata(clip)
     assert (meta["kind"], meta["frame_rate"], meta["width"], meta["height"], meta["frames"]) == ("images", "25", 24, 16, 2)
-    assert video_out.write_clip_videos(clip, stages.OutputSettings(), "h264") == []  # nothing keyed yet: no video
+    assert video_out.write_clip_videos(clip, outputs.OutputSettings(), "h264") == []  # nothing keyed yet: no video
     assert not (root / "Output").exists() or not list((root / "Output").glob("*.mp4"))

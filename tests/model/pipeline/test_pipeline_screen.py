@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from corridorkey_model.keying import frame
 from corridorkey_model.network.checkpoint import load_model
-from corridorkey_model.pipeline import frame_io, stages
+from corridorkey_model.pipeline import clips, frame_io, stages
 from corridorkey_model.pipeline.cli import main
 from corridorkey_model.testing import green_screen_plate, make_random_model, plate_tensor, save_checkpoint
 
@@ -100,7 +100,7 @@ def test_auto_keys_each_clip_with_its_screens_model(tmp_path, checkpoints, caplo
     assert "blue-screen model" in caplog.text and str(blue_ckpt) in caplog.text  # which file for which screen
     # The blue clip's matte is the blue model's, despilled on blue: equal to the reference with channel 2.
     blue_model, _ = load_model(blue_ckpt, img_size=S, screen="blue")
-    clip = stages.load_clip(stages.scan(shots / "B_blue")[0])
+    clip = clips.load_clip(clips.scan(shots / "B_blue")[0])
     plate = stages.read_frame(next(iter(stages.iter_tasks(clip, clip.frames)))).plate
     with torch.no_grad():
         ref = frame.key_frame(blue_model, plate_tensor(plate), 0, 10.0, 1.0, 0, 2)[0].permute(1, 2, 0).numpy()

@@ -1,0 +1,410 @@
+"""The gizmo ``CorridorKey.gizmo`` and the template comp, generated from the one knob spec.
+
+Text only: ``nuke_files.py`` writes, checks and installs what these functions return,
+and ``nuke_script.py`` holds the Nuke-script syntax they use.
+
+Facts about Nuke that these files rely on, and where they come from:
+
+* ``serialiseKnob {name:{parent.knob};...}`` links an Inference node's .cat knobs to
+  the gizmo's knobs (pedroCabrera/CatteryNodes ``PC_RobustVideoMatting.gizmo``,
+  manwhosoldthew/RIFE-for-Nuke ``RIFE.gizmo``); the .cat knobs exist only once the
+  .cat is loaded, so the gizmo writes no plain knob lines for them and its onCreate
+  calls ``forceValidate()`` on the Inference node first (Foundry's ``RAFT.gizmo`` and
+  ``BackgroundMatting.gizmo``).
+* ``modelFile "[lsearch -inline [plugins -all X.cat] *.cat]"`` finds the .cat on the
+  plugin path (the same Foundry gizmos); ``nukescripts/cattery.py`` adds the folder of a
+  package's gizmo to the plugin path.
+* Colour conversion with ``OCIOColorSpace`` and config roles, ``scene_linear`` ->
+  ``color_picking`` before the network and back after it (Foundry's
+  ``BackgroundMatting.gizmo``); the nuke-default config maps ``color_picking`` to
+  ``sRGB`` (imageworks/OpenColorIO-Configs ``nuke-default/config.ocio``).
+* The automatic hint (knob ``auto_hint``): the gizmo's Python decides it in onCreate and
+  knobChanged and says so on the Status line, where the node already reports a missing
+  .cat. (Foundry's own RAFT.gizmo / BackgroundMatting.gizmo text was not available to
+  check how they report a missing input; the facts used come from Foundry's Python
+  documentation and public gizmos.) ``Node.input(i)`` is the node connected to input ``i`` or ``None`` (Foundry's Python
+  reference, ``nuke.Node``; community gizmos test ``n.input(1) is None``); knobChanged also
+  runs "when the inputs to the node changes" (Foundry's Python Developer's Guide,
+  ``nuke.addKnobChanged``), with ``nuke.thisKnob().name() == 'inputChange'`` (the dummy
+  knob's name as public gizmos and scripts test it). onCreate runs when a script loads,
+  terminal renders included, so the saved ``auto_hint`` is re-derived from the connections
+  before any render. An Enumeration knob's ``setValue`` takes the item's index (Foundry's
+  Python reference, ``Enumeration_Knob``); ``+INVISIBLE`` on ``addUserKnob`` hides a knob
+  that scripts drive (public gizmos, e.g. ``addUserKnob {4 name l label +INVISIBLE M {...}}``).
+* Startup: Nuke runs ``init.py`` (every session, terminal ones too) then ``menu.py``
+  (interactive only) in each plugin-path folder, and ``nuke.pluginAddPath`` called from
+  an ``init.py`` runs that folder's ``init.py`` (Foundry Python Developer's Guide,
+  "Start-up Scripts" and ``nuke.pluginAddPath``).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from corridorkey_export.nuke_contract import SCREENS, NukeModel
+from corridorkey_export.nuke_script import (
+    nk_quote,
+    node_block,
+    serialise_knob_links,
+    user_knob_line,
+    user_knob_value,
+)
+from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS
+
+#: Node class of the gizmo (its file name without ``.gizmo``) and name of the Cattery package.
+GIZMO_CLASS = "CorridorKey"
+#: File name of the green model's .cat (the one every install needs).
+CAT_FILENAME = SCREENS[0].cat_filename
+#: Name of the Inference node of each screen inside the gizmo, in Screen-menu order.
+INFERENCE_NODES: Dict[str, str] = {"green": "Inference", "blue": "InferenceBlue"}
+#: Name of the green model's Inference node (the gizmo's Model File knob shows its modelFile).
+INFERENCE_NODE = INFERENCE_NODES["green"]
+#: Oldest Nuke the package claims (TorchScript from a PyTorch 2.x export; see export/targets.py).
+MINIMUM_NUKE = 15.1
+#: The screen whose Inference node the gizmo's Model File knob links to.
+MODEL_FILE_SCREEN = "green"
+#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py).
+VERIFY_COMMAND = "import nuke\nimport corridorkey_verify\ncorridorkey_verify.verify(nuke.thisNode())"
+
+#: Output choice of the gizmo, in menu order (the Switch node's input order).
+OUTPUT_MODES: Tuple[str, ...] = (
+    "Comp-ready (premultiplied linear)",
+    "Straight linear fg + alpha",
+    "Raw model output",
+    "Matte only",
+)
+#: Which channel of the Hint input becomes the hint (rgba.alpha of the model input), in menu order;
+#: "automatic" ignores the Hint input and makes the hint from the plate (knob auto_hint = 1).
+HINT_CHANNELS: Tuple[str, ...] = ("alpha", "red", "luminance", "automatic")
+#: Index of "automatic" in the Hint Channel menu.
+HINT_AUTOMATIC = HINT_CHANNELS.index("automatic")
+#: Status line texts of the automatic hint (the gizmo's Python writes them).
+AUTO_HINT_UNCONNECTED = ("CorridorKey: no Hint input is connected, so the node makes an automatic hint from the "
+                         "plate (connect a rough matte to Hint to use your own).")
+AUTO_HINT_CHOSEN = ("CorridorKey: Hint Channel is automatic: the hint is made from the plate and the Hint input "
+                    "is ignored.")
+#: Rec.709 luminance weights (the luma of the nuke-default config).
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
+
+#: OCIO roles of the colour conversion around the network (Foundry's Cattery gizmos use these two).
+WORKING_ROLE = "scene_linear"
+NETWORK_ROLE = "color_picking"
+#: The OCIOColorSpace nodes: working space -> network space, and the network's fg back.
+TO_NETWORK_NODE = "ToNetwork"
+FROM_NETWORK_NODE = "FromNetwork"
+
+GAMMA_INPUT_GIZMO_NOTE = (
+    "\n\nIn this node: sRGB (the default) feeds the network the plate converted by OCIO from the "
+    "Working Space to the Network Colorspace (an sRGB-encoded Rec.709 space), in any OCIO config. "
+    "Linear bypasses that conversion: the scene-linear plate goes in as it is and the model "
+    "sRGB-encodes it after its resize (upstream CorridorKey's linear mode); use it only in a "
+    "linear Rec.709 working space such as nuke-default's."
+).replace("\\n", "\n")
+
+# --------------------------------------------------------------------------- the gizmo
+
+
+def _cat_check_script() -> str:
+    """Python run by the gizmo's onCreate and on a change of Screen: load the .cat, say plainly if it is missing.
+
+    ``forceValidate()`` first, as Foundry's Cattery gizmos do: the Inference node reads its
+    .cat (and so gets the .cat's knobs, linked through ``serialiseKnob``) only when
+    validated. Then the chosen screen's .cat is looked up; when it is missing the node's
+    Status line and Nuke's error console name the file and where to put it (Model File is
+    mentioned only for the screen whose Inference node it links to). A .cat that exists but
+    leaves the Inference node in error after ``forceValidate()`` (``Node.hasError()``: "True if
+    the node itself has an error", Foundry's Python reference, nuke.Node) is reported as
+    damaged or made for another Nuke. Any failure becomes a message too, never a Python
+    traceback.
+    """
+    screens = ", ".join(f"({s.name!r}, {INFERENCE_NODES[s.name]!r}, {s.cat_filename!r})" for s in SCREENS)
+    return (
+        "import os\n"
+        "import nuke\n"
+        "ck_node = nuke.thisNode()\n"
+        "ck_message = ''\n"
+        "try:\n"
+        f"    ck_screens = [{screens}]\n"
+        "    ck_screen, ck_inference_name, ck_cat = ck_screens[int(ck_node['screen'].getValue())]\n"
+        "    for ck_name in set(n for _, n, _ in ck_screens):\n"
+        "        ck_inf = ck_node.node(ck_name)\n"
+        "        if ck_inf is not None and not ck_inf['disable'].getValue():\n"
+        "            ck_inf.forceValidate()\n"
+        "    ck_inf = ck_node.node(ck_inference_name)\n"
+        "    ck_node['gpuName'].setValue(ck_inf['gpuName'].value())\n"
+        f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
+        f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
+        "    ck_from['in_colorspace'].setValue(ck_to['out_colorspace'].value())\n"
+        "    ck_from['out_colorspace'].setValue(ck_to['in_colorspace'].value())\n"
+        "    ck_path = ck_inf['modelFile'].evaluate()\n"
+        "    if not ck_path or not os.path.isfile(ck_path):\n"
+        "        ck_message = ('CorridorKey: %s (the %s-screen model) was not found on the plugin path. '\n"
+        "                      'Build it from the exported .pt with corridorkey_create_cat.py in NukeX and put it '\n"
+        "                      'in the Cattery/CorridorKey folder next to CorridorKey.gizmo%s.'\n"
+        f"                      % (ck_cat, ck_screen, ' (or point Model File at it)' if ck_screen == {MODEL_FILE_SCREEN!r} "
+        "else ''))\n"
+        "    elif ck_inf.hasError():\n"
+        "        ck_message = ('CorridorKey: %s was found (%s) but its Inference node reports an error: the .cat '\n"
+        "                      'is damaged, or was made for another Nuke (by a newer NukeX, or from a .pt '\n"
+        "                      'exported for another --target-nuke). Build it again with corridorkey_create_cat.py '\n"
+        "                      'in this NukeX.' % (ck_cat, ck_path))\n"
+        "except Exception as ck_exc:\n"
+        "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
+        + _hint_state_script() +
+        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_hint_note) if ck_line))\n"
+        "if ck_message:\n"
+        "    nuke.warning(ck_message)\n"
+    )
+
+
+def _hint_state_script() -> str:
+    """Python that sets the .cat's ``auto_hint`` (through the gizmo knob it links to) and the hint note.
+
+    Automatic when the Hint input (input 1) is not connected or Hint Channel is "automatic".
+    Sets ``ck_hint_note`` (the Status line's hint sentence, empty when the Hint input is used).
+    """
+    return (
+        "ck_hint_note = ''\n"
+        "try:\n"
+        "    ck_unconnected = ck_node.input(1) is None\n"
+        f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
+        f"    ck_node[{AUTO_HINT.name!r}].setValue(1 if (ck_unconnected or ck_chosen) else 0)\n"
+        f"    if ck_unconnected:\n"
+        f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
+        f"    elif ck_chosen:\n"
+        f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
+        "except Exception as ck_exc:\n"
+        "    ck_hint_note = 'CorridorKey: could not decide the hint source: %s' % ck_exc\n"
+    )
+
+
+def _knob_changed_script() -> str:
+    """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
+    return (
+        "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
+        "'hint_channel', 'inputChange'):\n"
+        + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
+    )
+
+
+def _to_network_knob_changed() -> str:
+    """ToNetwork's own knobChanged keeps FromNetwork its inverse (how Foundry's BackgroundMatting.gizmo does it)."""
+    return (
+        f"ck_from = nuke.toNode({FROM_NETWORK_NODE!r})\n"
+        "ck_from['in_colorspace'].setValue(nuke.thisNode()['out_colorspace'].value())\n"
+        "ck_from['out_colorspace'].setValue(nuke.thisNode()['in_colorspace'].value())\n"
+    )
+
+
+def gizmo_defaults() -> Dict[str, float]:
+    """The gizmo's default for each model knob: the knob spec's default."""
+    return {k.name: k.typed_default for k in KNOBS}
+
+
+def _gizmo_knobs() -> List[str]:
+    """The gizmo's own knob lines (addUserKnob + values), in panel order."""
+    defaults = gizmo_defaults()
+    lines = [" addUserKnob {20 CorridorKey}"]
+    # Local GPU line, as on Foundry's Cattery gizmos (filled from the Inference node by onCreate).
+    lines.append(' addUserKnob {26 localGPU l "Local GPU:" T ""}')
+    lines.append(' addUserKnob {26 gpuName l "" -STARTLINE T ""}')
+    lines.append(
+        " addUserKnob {6 useGPUIfAvailable l \"Use GPU if available\" t "
+        + nk_quote("Render on the local GPU when there is one, else on the CPU. Leave it on for farm "
+                   "renders started with --gpu.")
+        + " +STARTLINE}")
+    lines.append(" useGPUIfAvailable true")
+    lines.append(
+        " addUserKnob {6 halfPrecision l \"Optimize for Speed and Memory\" t "
+        + nk_quote("Run the network in 16-bit half float on the GPU: faster, less GPU memory, larger "
+                   "plates; small differences in the matte are possible. Only used on the GPU.")
+        + " +STARTLINE}")
+    lines.append(
+        " addUserKnob {26 status l Status t "
+        + nk_quote("Empty when the chosen screen's .cat loaded and the Hint input is used. Otherwise what is "
+                   "missing and where to put it, whether the .cat loaded with an error (damaged, or made for "
+                   "another Nuke), and whether the node makes an automatic hint from the plate. It is checked "
+                   "when the node is created and when Screen, Model File, the colour spaces, Hint Channel or "
+                   "the inputs change; an error that appears only while rendering shows on the node, not here. "
+                   "Verify runs the model on a test plate and writes its verdict here.")
+        + ' T ""}')
+    # The Verify button: a PyScript_Knob (id 22, NDK "Knob Types"); the {22 name l Label T "python"} form is
+    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It calls the package's
+    # corridorkey_verify.py (gizmos/Cattery/CorridorKey/), on sys.path through nuke.pluginAddPath.
+    lines.append(
+        " addUserKnob {22 verify l Verify t "
+        + nk_quote("Run this node's model on a small test plate on this machine, with its GPU and Optimize for "
+                   "Speed and Memory settings, and compare the result with the reference values written at "
+                   "export time. The verdict goes to Status.")
+        + " T " + nk_quote(VERIFY_COMMAND) + " +STARTLINE}")
+    lines.append(' addUserKnob {26 ""}')
+    screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
+                  + ") or the blue-screen model (" + SCREENS[1].cat_filename + "). Each is its own .cat, "
+                  "found on the plugin path; an install with only the green one works as long as Green "
+                  "is chosen. The plate goes in unchanged either way.")
+    lines.append(" addUserKnob {4 screen l Screen t " + nk_quote(screen_tip)
+                 + f" M {{{' '.join(s.label for s in SCREENS)}}}}}")
+    lines.append(
+        " addUserKnob {41 modelFile l \"Model File\" t "
+        + nk_quote(f"The green-screen model's .cat. Default: the first {CAT_FILENAME} on Nuke's plugin path "
+                   "(the Cattery/CorridorKey folder). Build it from CorridorKey.pt with "
+                   "corridorkey_create_cat.py in NukeX.")
+        + f" T {INFERENCE_NODE}.modelFile}}")
+    lines.append(
+        " addUserKnob {4 output_mode l Output t "
+        + nk_quote(
+            "Comp-ready: premultiplied RGBA in the working space, ready to Merge over a background (the "
+            "network's sRGB foreground is converted to the working space, THEN premultiplied by the alpha).\n"
+            "Straight linear fg + alpha: the same foreground, not premultiplied.\n"
+            "Raw model output: what the network returns, straight sRGB-encoded fg + linear alpha.\n"
+            "Matte only: the alpha in all four channels.")
+        + f" M {{{' '.join(nk_quote(m) for m in OUTPUT_MODES)}}}}}")
+    lines.append(
+        " addUserKnob {4 hint_channel l \"Hint Channel\" t "
+        + nk_quote("Which channel of the Hint input is the rough matte the network refines: its alpha (a "
+                   "Roto or keyer output), its red channel (a greyscale or RGB matte file, which has no "
+                   "alpha), or its Rec.709 luminance. automatic: ignore the Hint input and make a rough "
+                   "hint from the plate (a screen-difference key, eroded inside the subject). With no Hint "
+                   "input connected the node always uses the automatic hint, and its Status line says so.")
+        + f" M {{{' '.join(HINT_CHANNELS)}}}}}")
+    lines.append(" addUserKnob {26 colour_divider l \"<b>Colour</b>\"}")
+    lines.append(
+        " addUserKnob {41 working_colorspace l \"Working Space\" t "
+        + nk_quote(f"The colour space of the plate and of this node's output. Default: the config's "
+                   f"{WORKING_ROLE} role (nuke-default: linear; ACES configs: ACEScg).")
+        + f" T {TO_NETWORK_NODE}.in_colorspace}}")
+    lines.append(
+        " addUserKnob {41 network_colorspace l \"Network Colorspace\" t "
+        + nk_quote(f"The sRGB-encoded Rec.709 space the network was trained on. Default: the config's "
+                   f"{NETWORK_ROLE} role, which is sRGB in nuke-default. In an ACES 1.x config whose "
+                   f"{NETWORK_ROLE} role is a display transform (Output - sRGB), choose the sRGB texture "
+                   "space instead (Utility - sRGB - Texture, or sRGB - Texture). The foreground is converted "
+                   "back from this space to the Working Space.")
+        + f" T {TO_NETWORK_NODE}.out_colorspace}}")
+    lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
+    for spec in KNOBS:
+        tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
+        # auto_hint follows the Hint input and Hint Channel (the gizmo's Python sets it): not a panel knob
+        flags = "+INVISIBLE" if spec.name == AUTO_HINT.name else ""
+        lines.append(" " + user_knob_line(spec, tooltip, flags))
+        lines.append(" " + user_knob_value(spec, defaults[spec.name]))
+    return lines
+
+
+def _inference_node(screen: NukeModel, index: int) -> List[str]:
+    """One Inference node: its .cat found on the plugin path, its .cat knobs linked through serialiseKnob.
+
+    Only the chosen screen's node is enabled: a disabled Inference node does not load
+    its .cat, so a missing blue .cat does no harm while Green is chosen.
+    """
+    return node_block("Inference", [
+        "useGPUIfAvailable {{parent.useGPUIfAvailable}}",
+        f"modelFile {nk_quote(f'[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]')}",
+        "halfPrecision {{parent.halfPrecision}}",
+        f"serialiseKnob {serialise_knob_links()}",
+        f"disable {{{{parent.screen != {index}}}}}",
+        f"name {INFERENCE_NODES[screen.name]}",
+        f"xpos {index * 160}", "ypos -100",
+    ])
+
+
+def render_gizmo() -> str:
+    """The text of ``CorridorKey.gizmo``."""
+    # "automatic" (3) falls through to luminance here; the .cat ignores the hint channel then (auto_hint = 1).
+    hint_expr = (
+        "parent.hint_channel == 0 ? a : (parent.hint_channel == 1 ? r : "
+        f"{LUMINANCE_WEIGHTS[0]}*r + {LUMINANCE_WEIGHTS[1]}*g + {LUMINANCE_WEIGHTS[2]}*b)"
+    )
+    lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 2"]
+    lines.append(f" onCreate {nk_quote(_cat_check_script())}")
+    lines.append(f" knobChanged {nk_quote(_knob_changed_script())}")
+    lines.append(" tile_color 0x4caf50ff")
+    lines += _gizmo_knobs()
+    lines.append("}")
+
+    # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
+    # stack as input 0, the next as input 1, ...; push order below is chosen for that.
+    lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -400"])
+    lines += node_block("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
+    lines += node_block("Input", ["inputs 0", "name Plate", "xpos 0", "ypos -400"])
+    # Working space -> sRGB-encoded Rec.709 (the network's domain); bypassed for Input Gamma = Linear.
+    lines += node_block("OCIOColorSpace", [
+        f"in_colorspace {WORKING_ROLE}", f"out_colorspace {NETWORK_ROLE}",
+        f"knobChanged {nk_quote(_to_network_knob_changed())}",
+        f"disable {{{{parent.{GAMMA_INPUT.name} == 1}}}}",
+        f"name {TO_NETWORK_NODE}", "xpos 0", "ypos -340"])
+    # The hint goes into alpha after the colour conversion, so no colour transform touches it.
+    lines += node_block("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha", "name PlatePlusHint",
+                            "xpos 0", "ypos -260"])
+    lines.append("set NModelInput [stack 0]")
+    # One Inference node per screen, pushed in reverse so that the Switch's input i is screen i.
+    for order, index in enumerate(reversed(range(len(SCREENS)))):
+        if order:
+            lines.append("push $NModelInput")
+        lines += _inference_node(SCREENS[index], index)
+    lines += node_block("Switch", [f"inputs {len(SCREENS)}", "which {{parent.screen}}", "name ScreenSwitch",
+                              "xpos 0", "ypos -30"])
+    lines.append("set NModel [stack 0]")
+    # Switch input 3: matte only.
+    lines += node_block("Shuffle", ["red alpha", "green alpha", "blue alpha", "alpha alpha", "name MatteOnly",
+                               "xpos 400", "ypos 40"])
+    # Switch input 2: raw model output.
+    lines.append("push $NModel")
+    lines += node_block("Dot", ["name RawOutput", "xpos 304", "ypos 44"])
+    # Switch inputs 1 and 0: the sRGB fg back to the working space, the network's alpha kept as it is.
+    lines.append("push $NModel")
+    lines.append("push $NModel")
+    lines += node_block("OCIOColorSpace", [
+        f"in_colorspace {NETWORK_ROLE}", f"out_colorspace {WORKING_ROLE}",
+        f"name {FROM_NETWORK_NODE}", "xpos 0", "ypos 40"])
+    # Copy: B (input 0) the converted fg, A (input 1) the model output whose alpha is restored.
+    lines += node_block("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha", "name KeepModelAlpha",
+                            "xpos 0", "ypos 90"])
+    lines.append("set NWorking [stack 0]")
+    lines += node_block("Dot", ["name StraightWorking", "xpos 194", "ypos 144"])
+    lines.append("push $NWorking")
+    lines += node_block("Premult", ["name PremultWorking", "xpos 0", "ypos 140"])
+    lines += node_block("Switch", ["inputs 4", "which {{parent.output_mode}}", "name OutputSwitch",
+                              "xpos 0", "ypos 200"])
+    lines += node_block("Output", ["name Output1", "xpos 0", "ypos 280"])
+    lines.append("end_group")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- template comp
+
+
+TEMPLATE_NOTES = (
+    "CorridorKey template\n"
+    "1. Plate: your green- or blue-screen plate, default Read settings (the node converts it from the "
+    "working space for the network with OCIO).\n"
+    "2. Hint: a rough matte of the subject (garbage matte, roto, another keyer). Read with 'raw data' on "
+    "so its values are not colour-converted. A matte file has no alpha, so the node's Hint Channel is "
+    "set to red here; use alpha for a Roto or keyer output.\n"
+    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the "
+    "background. Pick Screen = Blue for a blue screen.\n"
+    f"The node needs {CAT_FILENAME} in the Cattery/CorridorKey folder (see the README, section Nuke)."
+)
+
+
+def render_template() -> str:
+    """The text of ``CorridorKey_template.nk``: nodes only, for ``nuke.nodePaste`` into the open script.
+
+    No ``Root`` node: pasting must not change the user's project settings.
+    """
+    lines = [f"version {MINIMUM_NUKE} v1"]
+    lines += node_block("StickyNote", ["inputs 0", f"label {nk_quote(TEMPLATE_NOTES)}", "note_font_size 14",
+                                  "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
+    lines += node_block("Read", ["inputs 0", "file hint.####.png", "raw true", "name ReadHint",
+                            "xpos 140", "ypos -340"], indent="")
+    lines += node_block("Read", ["inputs 0", "file plate.####.exr", "name ReadPlate", "xpos 0", "ypos -340"],
+                   indent="")
+    lines += node_block(GIZMO_CLASS, ["inputs 2", f"hint_channel {HINT_CHANNELS[1]}", "name CorridorKey1",
+                                 "xpos 0", "ypos -200"], indent="")
+    lines += node_block("Read", ["inputs 0", "file background.####.exr", "name ReadBackground",
+                            "xpos -200", "ypos -200"], indent="")
+    lines += node_block("Merge2", ["inputs 2", "operation over", "name MergeOverBackground", "xpos -200",
+                              "ypos -100"], indent="")
+    lines += node_block("Write", ["file corridorkey_comp.####.exr", "file_type exr", "name WriteComp",
+                             "xpos -200", "ypos 0"], indent="")
+    return "\n".join(lines) + "\n"
