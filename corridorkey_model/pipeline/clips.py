@@ -1,7 +1,7 @@
 """Clips on disk: finding them, listing their frames and checking that plates and hints pair up.
 
     scan(path)          -> [ClipSource]  a folder of clips, one clip folder, or a video file
-    load_clip(source)   -> Clip          frames listed, hint present, counts and sizes match
+    load_clip(source)   -> Clip          frames listed, hint present, counts match, hints fit their plates
 
 Clip layout (as upstream CorridorKey)::
 
@@ -15,6 +15,7 @@ Clip layout (as upstream CorridorKey)::
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +158,14 @@ def list_media(path: Path, what: str) -> Media:
         if frame_io.is_image(path):
             raise ClipError(f"{what} {path} is a single image; give the folder that holds the sequence")
         raise ClipError(f"{what} {path} is neither a video nor a folder of frames")
-    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    broken = [p for p in entries if p.is_symlink() and not p.exists()]
+    if broken:
+        raise ClipError(f"{what} folder {path} holds {len(broken)} broken symbolic link(s): "
+                        f"{', '.join(f'{p.name} -> {os.readlink(p)}' for p in broken[:5])}"
+                        f"{' ...' if len(broken) > 5 else ''}; every frame must be readable. Fix the link(s) or "
+                        f"remove them")
+    files = [p for p in entries if p.is_file()]
     images = sorted((p for p in files if frame_io.is_image(p)), key=_natural_key)
     videos = [p for p in files if frame_io.is_video(p)]
     if images and videos:
@@ -236,7 +244,8 @@ def _format_of(media: Media, layer: Optional[str] = None) -> frame_io.Box:
 
 
 def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool = False) -> Clip:
-    """List and check a clip: a hint source exists, frame counts match, first plate and hint have one format.
+    """List and check a clip: a hint source exists, frame counts match, every hint can be fitted to its plate's
+    format (the same size, or the same aspect: fitted by nearest-neighbour sampling, logged once per clip).
 
     ``layer`` (``--layer``) picks the plates' EXR part or layer; it is checked on the first plate here.
     ``auto_hint``: the hint is made from each plate (``--hint auto``); no hint files are
@@ -267,37 +276,43 @@ def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool =
         plate0, hint0 = _format_of(inp, layer), _format_of(hint)
     except FrameReadError as exc:
         raise ClipError(f"clip {source.name}: {exc}") from exc
-    if (plate0.width, plate0.height) != (hint0.width, hint0.height):
-        raise ClipError(
-            f"clip {source.name}: plates are {plate0.width}x{plate0.height} but hints are "
-            f"{hint0.width}x{hint0.height} ({inp.paths[0].name}, {hint.paths[0].name}); resize the hints "
-            f"to the plate size"
-        )
     refs = _frame_refs(inp, hint)
-    _check_every_hint_size(source.name, refs, (plate0.width, plate0.height), (hint0.width, hint0.height))
+    fitted = _check_every_hint_size(source.name, refs, (plate0.width, plate0.height), (hint0.width, hint0.height))
+    if fitted:
+        log.info("clip %s: %d hint(s) of another size than their plate's format (e.g. %s) are fitted to it by "
+                 "nearest-neighbour sampling, as the Nuke node's Reformat (filter impulse) does", source.name,
+                 len(fitted), fitted[0])
     return Clip(source.name, inp, hint, source.output_dir, refs, layer)
 
 
 def _check_every_hint_size(clip: str, refs: Sequence[FrameRef], plate0: Tuple[int, int],
-                           hint0: Tuple[int, int]) -> None:
-    """Every frame's hint has its plate's format (width, height), read from the image headers
-    (:func:`frame_io.image_size`: the display window).
+                           hint0: Tuple[int, int]) -> List[str]:
+    """Every frame's hint can be fitted to its plate's format (width, height), read from the image headers
+    (:func:`frame_io.image_size`: the display window): the same size, or the same aspect
+    (:func:`frame_io.same_aspect`). Returns the frames whose hint is fitted ("plate WxH, hint wxh").
 
-    A video's frames all have the size of its first frame (checked by the caller). A file
-    whose header cannot be read here is left to its frame's read, which stops the run there.
+    A video's frames all have the size of its first frame. A file whose header cannot be
+    read here is left to its frame's read, which stops the run there.
     """
-    if all(r.plate_is_video and r.hint_is_video for r in refs):
-        return
-    bad = []
-    for r in refs[1:]:
-        plate = plate0 if r.plate_is_video else frame_io.image_size(r.plate)
-        hint = hint0 if r.hint_is_video else frame_io.image_size(r.hint)
-        if plate is not None and hint is not None and plate != hint:
+    bad, fitted = [], []
+    for r in refs:
+        plate = plate0 if r.plate_is_video or r.position == 0 else frame_io.image_size(r.plate)
+        hint = hint0 if r.hint_is_video or r.position == 0 else frame_io.image_size(r.hint)
+        if plate is None or hint is None or plate == hint:
+            continue
+        if frame_io.same_aspect(hint, plate):
+            fitted.append(f"{r.label} is {plate[0]}x{plate[1]}, its hint {r.hint.name} {hint[0]}x{hint[1]}")
+        else:
             bad.append(f"{r.label} is {plate[0]}x{plate[1]} but its hint {r.hint.name} is {hint[0]}x{hint[1]}")
+        if r.plate_is_video and r.hint_is_video:
+            break  # every frame of the two videos has these sizes
     if bad:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise ClipError(f"clip {clip}: {len(bad)} hint(s) differ in size from their plates: {'; '.join(bad[:3])}"
-                        f"{more}; resize the hints to the plate size")
+        raise ClipError(f"clip {clip}: {len(bad)} hint(s) have another aspect ratio than their plate's format: "
+                        f"{'; '.join(bad[:3])}{more}. A hint of another size is fitted to the plate's format "
+                        f"only when the aspect ratios agree (within {frame_io.HINT_FIT_TOLERANCE_PX:g} pixel); "
+                        f"make the hints at the plate's format or a scale of it")
+    return fitted
 
 
 def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None, auto_hint: bool = False) -> List[Clip]:

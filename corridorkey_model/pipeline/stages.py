@@ -108,7 +108,7 @@ class FrameTask:
 @dataclass(frozen=True)
 class LoadedFrame:
     ref: FrameRef
-    plate: np.ndarray  # H x W x 4 float32: plate RGB + hint, over the plate's frame box
+    plate: np.ndarray  # H x W x 4 float32: plate RGB + hint, over the plate's format (display window)
     info: Optional[ImageInfo] = None  # the plate's geometry and metadata (None: a video frame)
 
 
@@ -184,11 +184,11 @@ def read_frame(task: FrameTask) -> LoadedFrame:
         return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32), info)
     if task.hint is not None:
         hint = task.hint
-    else:  # an image hint is read into the plate's frame box, wherever its own pixels are stored
-        hint = frame_io.read_image(ref.hint, window=info.geometry.frame_box if info is not None else None)
-    if plate.shape[:2] != hint.shape[:2]:
-        raise FrameReadError(f"plate {ref.label} is {plate.shape[1]}x{plate.shape[0]} but its hint {ref.hint} "
-                             f"is {hint.shape[1]}x{hint.shape[0]}")
+    else:  # an image hint over its own format (display window), wherever its pixels are stored
+        hint = frame_io.read_image(ref.hint)
+    # The hint lines up with the plate's format whatever either file's window origin; another size of the
+    # same aspect is fitted by nearest-neighbour sampling (the gizmo's Reformat, filter impulse).
+    hint = frame_io.fit_to_format(hint, (plate.shape[1], plate.shape[0]), f"hint {ref.hint} of {ref.label}")
     rgba = np.concatenate([frame_io.plate_rgb(plate), frame_io.hint_channel(hint)[..., None]], axis=2)
     return LoadedFrame(ref, np.ascontiguousarray(rgba, dtype=np.float32), info)
 
@@ -410,7 +410,7 @@ def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
     """
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
-    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint read into the plate's frame (0 without)
+    first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint fitted to the plate's format (0 without)
     decision = detect_screen(first.plate[..., 0:3], first.plate[..., 3])
     if clip.hint is None:
         return dataclasses.replace(decision, reason=decision.reason + " (no hint: the whole first frame)")

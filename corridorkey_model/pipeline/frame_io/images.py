@@ -4,11 +4,15 @@ Conventions: pixels are ``H x W x C`` float32 (8/10/12/16-bit integers scaled to
 by OpenImageIO, float files as stored, values may leave [0, 1]).
 
 * **Geometry** (:class:`Geometry`): an EXR's data window (the pixels stored) may be smaller
-  than, offset inside, or larger than its display window (the format). A plate is keyed over
-  its *frame box*, the union of the two, in the file's own pixel coordinates, with zeros
-  where no pixel is stored; the hint is read into that same box. Every output is written with
-  the plate's data window and display window (formats without windows get the display
-  window), so a matte lines up with its plate in Nuke.
+  than, offset inside, or larger than its display window (the format). A frame is read over
+  its display window (the format), as the gizmo's Crop to the format hands the Inference node:
+  pixels stored outside it are dropped, pixels inside it with nothing stored are 0. A hint
+  lines up with its plate's format whatever either file's window origin; a hint of another
+  size but the same aspect is fitted to the plate's format by nearest-neighbour sampling
+  (:func:`fit_to_format`, the gizmo's Reformat with filter impulse). Every output is written
+  with data window = the plate's display window, its pixel aspect and metadata.
+* **Alpha**: pixels are read as stored: a plate's own alpha (straight or premultiplied) never
+  changes its RGB (OpenImageIO would premultiply unassociated alpha on read; it is told not to).
 * **Channels** (:func:`choose_channels`): the default is the R, G, B (and A) of the first
   part (subimage) that has them outside any layer; then Y (and A), then A alone.
   ``layer`` picks an EXR part by name or a layer by channel prefix (``beauty`` for
@@ -122,12 +126,73 @@ class Geometry:
 
     @property
     def frame_box(self) -> Box:
-        """What is keyed: the union of the data and display windows."""
-        return self.data.union(self.display)
+        """What is keyed: the display window (the format). Stored pixels outside it are dropped, as the
+        gizmo's Crop to the format (``crop false``) drops them before the Inference node."""
+        return self.display
 
     @property
     def is_plain(self) -> bool:
         return self.data == self.display and self.data.x0 == 0 and self.data.y0 == 0
+
+
+#: A hint of another size is fitted to its plate's format when the two have the same aspect: the
+#: hint scaled to the plate's width (or height) must come within this many pixels of the plate's
+#: height (or width), the rounding of a scaled size (a 960x540 hint of a 1921x1081 plate: 1080.56).
+HINT_FIT_TOLERANCE_PX = 1.0
+
+
+def same_aspect(size: Tuple[int, int], target: Tuple[int, int], tolerance: float = HINT_FIT_TOLERANCE_PX) -> bool:
+    """Whether ``size`` (width, height) scaled to ``target`` misses it by at most ``tolerance`` pixels on one axis."""
+    (w, h), (tw, th) = size, target
+    if min(w, h, tw, th) <= 0:
+        return False
+    return abs(h * tw / w - th) <= tolerance or abs(w * th / h - tw) <= tolerance
+
+
+def nearest_source_indices(in_size: int, out_size: int) -> np.ndarray:
+    """For each output pixel i of a nearest-neighbour resize: the input pixel floor((i + 0.5) * in / out).
+
+    The sample is taken at the output pixel's centre (the rule of Nuke's Reformat with
+    ``filter impulse``, which the gizmo uses to fit a hint to the plate's format), in integer
+    arithmetic so that no rounding of a float moves a sample: floor((2i + 1) * in / (2 out)).
+    """
+    # Nuke: Reformat "to box" with resize distort scales each axis to the box on its own, and filter impulse
+    # takes no filtering, each output pixel the input pixel under its centre (Foundry, Nuke 13.1 Reference
+    # Guide, Transform nodes > Reformat: learn.foundry.com/nuke/13.1/content/reference_guide/transform_nodes/
+    # reformat.html, and User Guide "Choosing a Filtering Algorithm": Impulse, "no filtering").
+    i = np.arange(out_size, dtype=np.int64)
+    return ((2 * i + 1) * in_size) // (2 * out_size)
+
+
+def resize_nearest(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``H x W (x C)`` -> ``height x width (x C)`` by :func:`nearest_source_indices` per axis (no interpolation)."""
+    if img.shape[:2] == (height, width):
+        return img
+    rows = nearest_source_indices(img.shape[0], height)
+    cols = nearest_source_indices(img.shape[1], width)
+    return np.ascontiguousarray(img[rows][:, cols])
+
+
+def fit_to_format(hint: np.ndarray, plate_size: Tuple[int, int], what: str = "hint") -> np.ndarray:
+    """A hint (its own format, ``H x W (x C)``) fitted to the plate's format ``(width, height)``.
+
+    Same size: unchanged. Same aspect (:func:`same_aspect`): :func:`resize_nearest`. Another
+    aspect: :class:`FrameReadError` naming both sizes.
+    """
+    h, w = hint.shape[:2]
+    pw, ph = plate_size
+    if (w, h) == (pw, ph):
+        return hint
+    if not same_aspect((w, h), (pw, ph)):
+        raise FrameReadError(hint_size_problem(what, (w, h), (pw, ph)))
+    return resize_nearest(hint, ph, pw)
+
+
+def hint_size_problem(what: str, hint_size: Tuple[int, int], plate_size: Tuple[int, int]) -> str:
+    """The message for a hint whose format cannot be fitted to its plate's (another aspect ratio)."""
+    return (f"{what} is {hint_size[0]}x{hint_size[1]} but its plate's format is {plate_size[0]}x{plate_size[1]}, "
+            f"another aspect ratio: a hint is fitted to its plate's format only when the two have the same aspect "
+            f"(within {HINT_FIT_TOLERANCE_PX:g} pixel). Make the hints at the plate's format (or a scale of it)")
 
 
 @dataclass(frozen=True)
@@ -150,11 +215,22 @@ class ImageInfo:
 # --------------------------------------------------------------------------- reading
 
 
+def _read_config() -> oiio.ImageSpec:
+    """Open hints: pixels as stored. ``oiio:UnassociatedAlpha`` = 1 stops OpenImageIO premultiplying a
+    straight-alpha file (PNG, TIFF with unassociated alpha) on read; a plate's alpha never changes its RGB."""
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    return config
+
+
+_READ_CONFIG = _read_config()
+
+
 def _open(path: Path) -> oiio.ImageInput:
     path = Path(path)
     if not path.is_file():
         raise FrameReadError(f"cannot read frame {path}: file not found")
-    inp = oiio.ImageInput.open(str(path))
+    inp = oiio.ImageInput.open(str(path), _READ_CONFIG)
     if inp is None:
         raise FrameReadError(f"cannot read frame {path}: {_oiio_error()} (corrupt, truncated or not an image)")
     return inp
@@ -388,14 +464,12 @@ def _spec_for(path: Path, shape: Tuple[int, int, int], exr: ExrOptions, eight_bi
 
 
 def _frame_for(path: Path, img: np.ndarray, info: Optional[ImageInfo]) -> Tuple[np.ndarray, Optional[Geometry]]:
-    """The part of ``img`` (covering ``info``'s frame box) to store in ``path``, and the geometry to give it."""
-    if info is None or info.geometry.is_plain:
-        return img, info.geometry if info is not None else None
+    """``img`` (covering ``info``'s frame box, its display window) and the geometry to store it with:
+    data window = display window (what the Inference node behind the gizmo's Crop writes)."""
+    if info is None:
+        return img, None
     g = info.geometry
-    keep = g.data if is_exr(path) else g.display  # only EXR stores windows; others get the format
-    box = g.frame_box
-    crop = img[keep.y0 - box.y0:keep.y1 - box.y0, keep.x0 - box.x0:keep.x1 - box.x0]
-    return crop, (g if is_exr(path) else Geometry(g.display, g.display, g.pixel_aspect))
+    return img, Geometry(g.display, g.display, g.pixel_aspect)
 
 
 def write_temp(path: Path, img: np.ndarray, exr: ExrOptions = ExrOptions(), *, eight_bit: bool = False,

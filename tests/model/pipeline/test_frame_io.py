@@ -163,11 +163,11 @@ def test_output_gets_the_plate_geometry_and_metadata(tmp_path):
     info = frame_io.read_info(plate)
     matte = np.zeros((100, 200), np.float32)
     matte[5:77, 10:138] = 0.25
-    matte[0, 0] = 1.0  # outside the data window: not stored
+    matte[0, 0] = 1.0  # outside the plate's data window, inside its format: stored (issue #26 item 7)
     out = tmp_path / "matte.exr"
     frame_io.write_image(out, matte, ExrOptions("float"), info=info, colorspace="lin_rec709_scene")
     header = exr_header(out)
-    assert header["dataWindow"] == (10, 5, 137, 76)
+    assert header["dataWindow"] == (0, 0, 199, 99)  # data window = display window: the format is keyed
     assert header["displayWindow"] == (0, 0, 199, 99)
     assert header["pixelAspectRatio"] == 2.0
     assert header["owner"] == "plates dept"
@@ -175,7 +175,7 @@ def test_output_gets_the_plate_geometry_and_metadata(tmp_path):
     assert struct.unpack("<iI", header["FramesPerSecond"]) == (24000, 1001)  # OpenImageIO keeps its own name
     assert header["colorInteropID"] == "lin_rec709_scene"
     back = frame_io.read_image(out)
-    assert back.shape == (100, 200, 1) and back[0, 0, 0] == 0.0 and np.all(back[5:77, 10:138] == 0.25)
+    np.testing.assert_array_equal(back[..., 0], matte)
     png = tmp_path / "matte.png"  # no windows in PNG: the format is written, so it still lines up
     frame_io.write_image(png, matte, info=info)
     assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED).shape == (100, 200)
@@ -189,6 +189,63 @@ def test_hint_is_read_into_the_plate_window(tmp_path):
     assert got.shape == (72, 128, 1)
     overscan = frame_io.read_image(tmp_path / "hint.png", window=Box(-4, -2, 204, 102))
     assert overscan.shape == (104, 208, 1) and overscan[0, 0, 0] == 0 and abs(overscan[2, 4, 0] - 0.5) < 1e-4
+
+
+def test_overscan_plate_is_read_over_its_format_only(tmp_path):
+    """Issue #26 item 7: pixels stored outside the display window are dropped (the gizmo's Crop to the format)."""
+    img = _image(120, 220, 3) + 0.5
+    write_oiio(tmp_path / "over.exr", img, x=-10, y=-10, full=(0, 0, 200, 100))
+    back = frame_io.read_image(tmp_path / "over.exr")
+    assert back.shape == (100, 200, 3)
+    np.testing.assert_array_equal(back, img[10:110, 10:210])
+
+
+@pytest.mark.parametrize("n_in,n_out", [(1, 5), (3, 7), (540, 1080), (1080, 540), (960, 1921), (7, 3), (5, 5)])
+def test_nearest_source_indices_follow_the_pixel_centre_formula(n_in, n_out):
+    """The gizmo's Reformat (filter impulse): output pixel i takes input pixel floor((i + 0.5) * in / out)."""
+    expected = [int(np.floor((i + 0.5) * n_in / n_out)) for i in range(n_out)]
+    got = frame_io.nearest_source_indices(n_in, n_out)
+    assert got.tolist() == expected
+    assert got.min() >= 0 and got.max() < n_in
+
+
+def test_resize_nearest_takes_input_pixels_unchanged():
+    src = np.arange(6 * 8, dtype=np.float32).reshape(6, 8)
+    out = frame_io.resize_nearest(src, 3, 4)
+    np.testing.assert_array_equal(out, src[[1, 3, 5]][:, [1, 3, 5, 7]])  # centres 1, 3, 5 of 6 and 1..7 of 8
+    up = frame_io.resize_nearest(src, 12, 16)
+    np.testing.assert_array_equal(up[::2, ::2], src)
+    np.testing.assert_array_equal(up[1::2, 1::2], src)
+
+
+@pytest.mark.parametrize("hint,plate,ok", [((960, 540), (1920, 1080), True), ((960, 540), (1921, 1081), True),
+                                            ((1920, 1079), (1920, 1080), True), ((1920, 1080), (1920, 1082), False),
+                                            ((1000, 1000), (1920, 1080), False), ((64, 48), (72, 40), False)])
+def test_a_hint_is_fitted_only_at_the_plates_aspect(hint, plate, ok):
+    img = np.ones((hint[1], hint[0], 1), np.float32)
+    if ok:
+        assert frame_io.fit_to_format(img, plate).shape == (plate[1], plate[0], 1)
+    else:
+        with pytest.raises(FrameReadError, match=f"{hint[0]}x{hint[1]}.*{plate[0]}x{plate[1]}.*aspect"):
+            frame_io.fit_to_format(img, plate)
+
+
+def test_straight_alpha_does_not_change_the_rgb(tmp_path):
+    """Issue #31 defect 1: OpenImageIO premultiplied a straight-alpha PNG or TIFF on read (RGB x 0.25)."""
+    px = np.zeros((4, 6, 4), np.uint16)
+    px[..., :3], px[..., 3] = 40000, 16384
+    cv2.imwrite(str(tmp_path / "straight.png"), px)  # BGRA; grey RGB, so the order does not matter
+    back = frame_io.read_image(tmp_path / "straight.png")
+    np.testing.assert_allclose(back[..., :3], 40000 / 65535, atol=1e-6)
+    np.testing.assert_allclose(back[..., 3], 16384 / 65535, atol=1e-6)
+    spec = oiio.ImageSpec(6, 4, 4, "uint16")
+    spec.alpha_channel = 3
+    spec.attribute("oiio:UnassociatedAlpha", 1)  # TIFF ExtraSamples = unassociated alpha
+    rgba = np.concatenate([np.full((4, 6, 3), 0.8, np.float32), np.full((4, 6, 1), 0.5, np.float32)], -1)
+    out = oiio.ImageOutput.create(str(tmp_path / "straight.tif"))
+    assert out.open(str(tmp_path / "straight.tif"), spec) and out.write_image(rgba)
+    out.close()
+    np.testing.assert_allclose(frame_io.read_image(tmp_path / "straight.tif"), rgba, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- parts and layers

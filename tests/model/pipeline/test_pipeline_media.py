@@ -72,7 +72,9 @@ def clip_folders(root):
 
 
 def test_bbox_exr_plate_outputs_keep_its_geometry_and_line_up(tmp_path, ckpt, model):
-    """The issue's defect 1: a 128x72 data window at (10,5) of a 200x100 format was keyed at 0,0."""
+    """The issue's defect 1: a 128x72 data window at (10,5) of a 200x100 format was keyed at 0,0.
+
+    The format is keyed (issue #26 item 7): outputs have data window = display window."""
     root = clip_folders(tmp_path / "Shot_bbox")
     full = green_screen_plate(100, 200, seed=1, linear=True)
     rgb = full[5:77, 10:138, :3]  # the stored pixels
@@ -81,7 +83,7 @@ def test_bbox_exr_plate_outputs_keep_its_geometry_and_line_up(tmp_path, ckpt, mo
     frame_io.write_image(root / "AlphaHint" / "hint.1001.png", full[..., 3])  # a format-sized hint
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float")
     assert result.exit_code == 0, text
-    # expected: the plate placed in its format (zeros outside the data window), keyed, cropped back
+    # expected: the plate placed in its format (zeros outside the data window), keyed
     placed = np.zeros((100, 200, 3), np.float32)
     placed[5:77, 10:138] = rgb
     hint = frame_io.read_image(root / "AlphaHint" / "hint.1001.png")[..., 0]
@@ -89,14 +91,70 @@ def test_bbox_exr_plate_outputs_keep_its_geometry_and_line_up(tmp_path, ckpt, mo
     out = root / "Output"
     for folder in ("Matte", "FG", "Processed"):
         header = exr_header(out / folder / "plate.1001.exr")
-        assert header["dataWindow"] == (10, 5, 137, 76), folder
+        assert header["dataWindow"] == (0, 0, 199, 99), folder
         assert header["displayWindow"] == (0, 0, 199, 99), folder
         assert header["pixelAspectRatio"] == 2.0, folder
-    np.testing.assert_allclose(data_window_pixels(out / "Matte" / "plate.1001.exr")[..., 0],
-                               alpha[5:77, 10:138], atol=1e-5)
-    np.testing.assert_allclose(data_window_pixels(out / "FG" / "plate.1001.exr"), fg[5:77, 10:138], atol=1e-5)
+    np.testing.assert_allclose(data_window_pixels(out / "Matte" / "plate.1001.exr")[..., 0], alpha, atol=1e-5)
+    np.testing.assert_allclose(data_window_pixels(out / "FG" / "plate.1001.exr"), fg, atol=1e-5)
     comp = frame_io.read_image(out / "Comp" / "plate.1001.png")
     assert comp.shape == (100, 200, 3)  # PNG has no windows: the format
+
+
+def _key_one(root, plate_writer, hint, ckpt, *args):
+    """Key a one-frame clip whose plate ``plate_writer(path)`` writes, with ``hint`` (H x W) as a 16-bit PNG."""
+    clip_folders(root)
+    plate_writer(root / "Input" / "plate.1001.exr")
+    frame_io.write_image(root / "AlphaHint" / "hint.1001.png", hint)
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", *args)
+    assert result.exit_code == 0, text
+    return {k: data_window_pixels(root / "Output" / k / "plate.1001.exr") for k in ("Matte", "FG", "Processed")}, text
+
+
+def test_overscan_plate_keys_as_the_plate_cropped_to_its_format(tmp_path, ckpt):
+    """Issue #26 item 7: the node keys the format (the gizmo's Crop); stored pixels outside it are dropped."""
+    big = green_screen_plate(60, 90, seed=3, linear=True)[..., :3] + 0.05
+    hint = green_screen_plate(40, 64, seed=3)[..., 3]
+    over, _ = _key_one(tmp_path / "over", lambda p: write_oiio(p, big, x=-11, y=-7, full=(0, 0, 64, 40)), hint, ckpt)
+    crop, _ = _key_one(tmp_path / "crop", lambda p: write_oiio(p, big[7:47, 11:75]), hint, ckpt)
+    for k in crop:
+        assert over[k].shape[:2] == (40, 64), k
+        np.testing.assert_array_equal(over[k], crop[k], err_msg=k)
+    assert exr_header(tmp_path / "over" / "Output" / "Matte" / "plate.1001.exr")["dataWindow"] == (0, 0, 63, 39)
+
+
+def test_half_resolution_hint_keys_as_its_nearest_neighbour_upscale(tmp_path, ckpt, caplog):
+    """Issue #26 item 4: a hint of the plate's aspect at another size is fitted as Reformat (impulse) does."""
+    plate = green_screen_plate(40, 64, seed=4)[..., :3]
+    small = np.round(green_screen_plate(20, 32, seed=4)[..., 3] * 65535) / 65535  # what the 16-bit PNG holds
+    upscale = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # floor((i + 0.5) / 2) = i // 2 per axis
+    with caplog.at_level(logging.INFO, logger="corridorkey_model"):
+        half, _ = _key_one(tmp_path / "half", lambda p: write_oiio(p, plate), small, ckpt, "--gamma", "srgb")
+    assert "fitted" in caplog.text and "32x20" in caplog.text
+    full, _ = _key_one(tmp_path / "full", lambda p: write_oiio(p, plate), upscale, ckpt, "--gamma", "srgb")
+    for k in full:
+        np.testing.assert_array_equal(half[k], full[k], err_msg=k)
+
+
+def test_hint_of_another_aspect_is_refused_before_the_model_loads(tmp_path, ckpt):
+    root = clip_folders(tmp_path / "Shot_aspect")
+    write_oiio(root / "Input" / "plate.1001.exr", green_screen_plate(40, 64, seed=4)[..., :3])
+    frame_io.write_image(root / "AlphaHint" / "hint.1001.png", np.zeros((40, 40), np.float32))
+    result, text = run_cli(root, "--random-init", "--img-size", S)
+    assert result.exit_code == 1 and "64x40" in text and "40x40" in text and "aspect" in text, text
+    assert "RANDOM" not in text and not (root / "Output").exists()
+
+
+def test_hint_lines_up_with_the_plate_format_whatever_its_origin(tmp_path, ckpt):
+    """Issue #31 defect 2: an EXR plate whose display window starts at (100, 50) got an all-zero PNG hint."""
+    plate = green_screen_plate(40, 64, seed=6, linear=True)
+    hint = plate[..., 3]
+    moved, _ = _key_one(tmp_path / "moved", lambda p: write_oiio(p, plate[..., :3], x=100, y=50,
+                                                                 full=(100, 50, 64, 40)), hint, ckpt)
+    plain, _ = _key_one(tmp_path / "plain", lambda p: write_oiio(p, plate[..., :3]), hint, ckpt)
+    for k in plain:
+        np.testing.assert_array_equal(moved[k], plain[k], err_msg=k)
+    header = exr_header(tmp_path / "moved" / "Output" / "Matte" / "plate.1001.exr")
+    assert header["dataWindow"] == header["displayWindow"] == (100, 50, 163, 89)
 
 
 def test_layered_plate_needs_layer_and_keys_with_it(tmp_path, ckpt, model):
