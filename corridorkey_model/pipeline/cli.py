@@ -347,6 +347,9 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                                 despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint))
     out = outputs.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
                                 layered=layered_exr, write_hints=write_hints)
+    matte_note = outputs.matte_compression_note(out)
+    if matte_note:
+        log.info("%s: mattes are always lossless", matte_note)
     try:
         clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output), layer, auto_hint)
         plans = [(clip, outputs.select_frames(clip, frame_range, out)) for clip in clips]

@@ -76,6 +76,29 @@ def parse_frame_range(text: str) -> Tuple[int, int]:
     return first, last
 
 
+#: The matte channel of each output file that holds one (its EXR channel name), for :func:`exr_options_for`.
+MATTE_CHANNELS = {"Matte": "Y", HINT_OUTPUT: "Y", "Processed": "A", LAYERED_DIR: "matte.A"}
+
+
+def exr_options_for(kind: str, out: OutputSettings) -> ExrOptions:
+    """The EXR options of output ``kind``: ``out.exr``, except that a file holding a matte (Matte, Hint,
+    Processed, Layered) is written with zip where the chosen compression would change its matte
+    (:func:`frame_io.keeps_channel_exact`: dwaa/dwab on Y, b44/b44a on half, pxr24 on float)."""
+    if kind not in MATTE_CHANNELS:
+        return out.exr
+    return frame_io.matte_exr_options(out.exr, MATTE_CHANNELS[kind])
+
+
+def matte_compression_note(out: OutputSettings) -> Optional[str]:
+    """What :func:`exr_options_for` changes for these settings, for the log (None: nothing)."""
+    kinds = [k for k in MATTE_CHANNELS if exr_options_for(k, out) != out.exr]
+    if not kinds:
+        return None
+    return (f"--exr-compression {out.exr.compression} would change the matte of {', '.join(kinds)} "
+            f"({out.exr.pixel_type}); those files are written with {frame_io.MATTE_FALLBACK_COMPRESSION} "
+            f"(lossless), the others with {out.exr.compression}")
+
+
 def output_paths(output_dir: Path, ref: FrameRef, out: OutputSettings) -> Dict[str, Path]:
     """Final file of each output folder for ``ref``."""
     ext = "." + out.image_format

@@ -59,6 +59,7 @@ from corridorkey_model.pipeline.outputs import (
     LINEAR_LABEL,
     SRGB_LABEL,
     OutputSettings,
+    exr_options_for,
     output_paths,
 )
 from corridorkey_model.pipeline.runner import Stage, run_ordered
@@ -281,7 +282,8 @@ def write_frame(keyed: Keyed, output_dir: Path, out: OutputSettings) -> Written:
     files: List[Tuple[Path, Path]] = []
     try:
         for kind, final in paths.items():
-            tmp = frame_io.write_temp(final, data[kind], out.exr, eight_bit=(kind == "Comp"), info=keyed.info,
+            tmp = frame_io.write_temp(final, data[kind], exr_options_for(kind, out), eight_bit=(kind == "Comp"),
+                                      info=keyed.info,
                                       channel_names=names.get(kind), colorspace=labels[kind])
             files.append((tmp, final))
     except BaseException:

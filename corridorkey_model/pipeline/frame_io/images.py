@@ -436,6 +436,37 @@ class ExrOptions:
             raise ValueError(f"EXR compression {self.compression!r}: choose from {', '.join(EXR_COMPRESSIONS)}")
 
 
+#: Channel names DWAA/DWAB compress lossily (OpenEXR's DWA classifies channels by the name after the last
+#: dot: R, G, B, Y, BY, RY go through its lossy DCT; every other channel, A included, is kept exactly).
+DWA_LOSSY_CHANNELS = ("R", "G", "B", "Y", "BY", "RY")
+#: The compression a file holding a matte falls back to when the chosen one would change the matte.
+MATTE_FALLBACK_COMPRESSION = "zip"
+
+
+def keeps_channel_exact(compression: str, pixel_type: str, channel: str) -> bool:
+    """Whether an EXR channel named ``channel`` of ``pixel_type`` round-trips exactly under ``compression``.
+
+    Lossy for every channel: b44/b44a on half (4x4 blocks), pxr24 on float (24-bit floats).
+    DWAA/DWAB: lossy for :data:`DWA_LOSSY_CHANNELS` only. Every other combination is lossless.
+    """
+    compression = EXR_COMPRESSION_ALIASES.get(compression, compression)
+    if compression in ("b44", "b44a"):
+        return pixel_type != "half"
+    if compression == "pxr24":
+        return pixel_type != "float"
+    if compression in ("dwaa", "dwab"):
+        return channel.rpartition(".")[2].upper() not in DWA_LOSSY_CHANNELS
+    return True
+
+
+def matte_exr_options(exr: ExrOptions, matte_channel: str) -> ExrOptions:
+    """``exr`` for a file holding a matte in ``matte_channel``: unchanged when it keeps the matte exact, else
+    with :data:`MATTE_FALLBACK_COMPRESSION` (mattes are always lossless)."""
+    if keeps_channel_exact(exr.compression, exr.pixel_type, matte_channel):
+        return exr
+    return ExrOptions(exr.pixel_type, MATTE_FALLBACK_COMPRESSION)
+
+
 def default_channel_names(channels: int) -> Tuple[str, ...]:
     """Y, Y A, R G B, R G B A (OpenEXR's names); more channels are numbered after those."""
     if channels <= 4:

@@ -19,7 +19,7 @@ import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
 from click.testing import CliRunner
-from media_files import encode, exr_header, write_oiio
+from media_files import EXR_CODES, encode, exr_header, write_oiio
 
 from corridorkey_model.keying import frame
 from corridorkey_model.network.checkpoint import load_model
@@ -214,11 +214,16 @@ def test_dwaa_dwab_outputs_and_layered_exr(tmp_path, ckpt):
         result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-compression", compression,
                                "--output", out)
         assert result.exit_code == 0, text
-        for folder in ("Matte", "FG", "Processed"):
+        for folder in ("FG", "Processed"):
             path = out / folder / "shot.1001.exr"
             assert exr_header(path)["compression"] == {"dwaa": 8, "dwab": 9}[compression]
             want = frame_io.read_image(separate / folder / "shot.1001.exr")
             assert np.abs(frame_io.read_image(path) - want).max() < 0.05, folder
+        # Issue #31 defect 3: the one-channel Matte (Y, which DWA compresses lossily) is written with zip: exact
+        matte = out / "Matte" / "shot.1001.exr"
+        assert exr_header(matte)["compression"] == EXR_CODES["zip"]
+        want = frame_io.read_image(separate / "Matte" / "shot.1001.exr").astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(frame_io.read_image(matte), want)
     layered = tmp_path / "layered"
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--exr-type", "float", "--layered-exr",
                            "--output", layered)
@@ -233,6 +238,34 @@ def test_dwaa_dwab_outputs_and_layered_exr(tmp_path, ckpt):
     # resume: a second run finds the frames done
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--layered-exr", "--output", layered)
     assert result.exit_code == 0 and "nothing to do" in text, text
+
+
+@pytest.mark.parametrize("pixel_type", ["half", "float"])
+@pytest.mark.parametrize("compression", frame_io.EXR_COMPRESSIONS)
+def test_every_matte_round_trips_exactly_under_every_compression(tmp_path, compression, pixel_type):
+    """Issue #31 defect 3: every matte written (Matte, Hint, Processed's A, Layered's A and matte.A) is exact."""
+    from corridorkey_model.pipeline import stages
+    from corridorkey_model.pipeline.clips import FrameRef
+    from corridorkey_model.pipeline.outputs import OutputSettings
+
+    rng = np.random.default_rng(1)
+    alpha = rng.random((24, 40)).astype(np.float32)  # noise: the worst case for block and DCT coders
+    exact = alpha.astype(np.float16).astype(np.float32) if pixel_type == "half" else alpha
+    fg = rng.random((24, 40, 3)).astype(np.float32)
+    processed = np.concatenate([fg * alpha[..., None], alpha[..., None]], -1)
+    ref = FrameRef(0, 1001, "f.1001", tmp_path / "f.1001.exr", None)
+    keyed = stages.Keyed(ref, fg, alpha, processed, fg, hint=alpha)
+    for layered in (False, True):
+        out = OutputSettings("exr", frame_io.ExrOptions(pixel_type, compression), layered=layered, write_hints=True)
+        folder = tmp_path / f"layered{layered}"
+        for name in ("Matte", "FG", "Processed", "Comp", "Hint", "Layered"):
+            (folder / name).mkdir(parents=True)
+        stages.commit_written(stages.write_frame(keyed, folder, out))
+        files = {"Hint": None, "Layered": None, "Layered ": "matte"} if layered else \
+            {"Matte": None, "Hint": None, "Processed": None}
+        for kind, layer in files.items():
+            got = frame_io.read_image(folder / kind.strip() / "f.1001.exr", layer)[..., -1]
+            np.testing.assert_array_equal(got, exact, err_msg=f"{kind} {layer or ''}")
 
 
 # --------------------------------------------------------------------------- OCIO
