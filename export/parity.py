@@ -574,9 +574,13 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 def judge(render: np.ndarray, reference: np.ndarray, mode: RunMode) -> Tuple[Tuple[float, ...], Tuple[float, ...],
                                                                             Tuple[float, ...], bool, bool, np.ndarray]:
-    """Per channel max / mean abs error and share of pixels over tolerance; finite; passed; the error image."""
+    """Per channel max / mean abs error and share of pixels over tolerance; finite; passed; the error image.
+
+    ``finite``: no NaN or infinity in the render nor in the reference (:data:`compare.NAN_RULE`, the rule of
+    ``corridorkey compare`` too); a case with one fails whatever its share over the tolerance.
+    """
     diff = np.abs(render.astype(np.float64) - reference.astype(np.float64))
-    finite = bool(np.isfinite(render).all())
+    finite = bool(np.isfinite(render).all() and np.isfinite(reference).all())  # compare.NAN_RULE
     diff = np.where(np.isfinite(diff), diff, np.inf)
     over = diff > mode.tolerance
     max_abs = tuple(float(diff[..., c].max()) for c in range(4))

@@ -610,7 +610,7 @@ def _parse_channel_letters(_ctx: click.Context, _param: click.Parameter, value: 
 @main.command("compare")
 @click.argument("folder_a", metavar="A", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("folder_b", metavar="B", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--tolerance", type=click.FloatRange(min=0), default=_compare_default_tolerance(),
+@click.option("--tolerance", type=FiniteFloatRange(min=0), default=_compare_default_tolerance(),
               help="Max abs error allowed per channel and frame; the default is the CPU fp32 parity tolerance "
                    "(docs/parity.md, Tolerances). Use 5e-3 for GPU renders, 1e-2 with Optimize for Speed and "
                    "Memory.")
@@ -633,7 +633,7 @@ def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional
     Exit status: 0 every frame within the tolerance, 1 a frame above it (the worst one is named) or
     the folders cannot be compared, 2 bad usage.
     """
-    from corridorkey_model.pipeline.compare import CHANNEL_LETTERS, CompareError, compare_folders, worst
+    from corridorkey_model.pipeline.compare import NAN_RULE, CHANNEL_LETTERS, CompareError, compare_folders, worst
 
     tol = tolerance
     try:
@@ -648,9 +648,10 @@ def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional
         click.echo(f"frame {r.number:>6}  {cells}  {'ok' if r.max_error <= tol else 'OVER'}")
     bad = worst(results)
     if over:
+        nan = (f" (a NaN or infinity: {NAN_RULE})" if bad.max_error == float("inf") else "")
         raise click.ClickException(
             f"{len(over)} of {len(results)} frame(s) above the tolerance {tol:g}; worst: frame {bad.number} "
-            f"({bad.a.name} against {bad.b.name}), max abs error {bad.max_error:.3g}")
+            f"({bad.a.name} against {bad.b.name}), max abs error {bad.max_error:.3g}{nan}")
     click.echo(f"{len(results)} frame(s) compared: all within {tol:g} (max abs error {bad.max_error:.3g}, "
                f"frame {bad.number})")
 

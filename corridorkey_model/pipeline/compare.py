@@ -4,8 +4,9 @@
 for example the CorridorKey node's renders of a clip against ``corridorkey
 run``'s output for the same clip and knobs. Frames are matched by the frame
 number at the end of their file names (``shot.1001.exr`` is frame 1001); both
-folders must hold the same frame numbers, and each pair the same size, or the
-comparison refuses to run (a partial comparison would look like a pass).
+folders must hold the same frame numbers, and each pair the same format (display window
+size: frames are read over their format, whatever their data windows), or the comparison
+refuses to run (a partial comparison would look like a pass).
 
 :data:`RUN_MODES` is the one table of how far a render may stray from the
 Python reference, per way of running the network (docs/parity.md,
@@ -56,6 +57,11 @@ RUN_MODES: Dict[str, RunMode] = {m.name: m for m in (
 )}
 #: ``corridorkey compare``'s default tolerance: the CPU fp32 figure.
 DEFAULT_TOLERANCE = RUN_MODES["cpu"].tolerance
+
+#: How both judges (``corridorkey compare`` and ``export-torchscript parity-check``) treat NaN and infinity:
+#: a non-finite value in either image fails, even at the same pixel of both (a key is always finite; a NaN
+#: that both hold is a shared bug, not a match).
+NAN_RULE = "a NaN or infinity in either image fails, even where both hold it at the same pixel"
 
 #: Channel letters of ``--channels`` in RGBA order.
 CHANNEL_LETTERS = "rgba"
@@ -139,10 +145,14 @@ def match_frames(a: Dict[int, Path], b: Dict[int, Path], name_a: str, name_b: st
 
 def frame_error(img_a: np.ndarray, img_b: np.ndarray, channels: Optional[Sequence[int]],
                 where: str) -> Tuple[float, ...]:
-    """Max abs error per channel of two ``H x W x C`` float images; NaN/inf where the two differ is inf."""
+    """Max abs error per channel of two ``H x W x C`` float images over their format (display window).
+
+    :data:`NAN_RULE`: a NaN or infinity in either image is an error of inf, even when both hold it at
+    the same pixel (the one rule of ``compare`` and ``export-torchscript parity-check``).
+    """
     if img_a.shape[:2] != img_b.shape[:2]:
-        raise CompareError(f"{where}: sizes differ ({img_a.shape[1]}x{img_a.shape[0]} against "
-                           f"{img_b.shape[1]}x{img_b.shape[0]}); compare renders of the same format")
+        raise CompareError(f"{where}: formats (display windows) differ: {img_a.shape[1]}x{img_a.shape[0]} "
+                           f"against {img_b.shape[1]}x{img_b.shape[0]}; compare renders of the same format")
     if channels is None:
         if img_a.shape[2] != img_b.shape[2]:
             raise CompareError(f"{where}: {img_a.shape[2]} channel(s) against {img_b.shape[2]}; choose the "
@@ -154,9 +164,9 @@ def frame_error(img_a: np.ndarray, img_b: np.ndarray, channels: Optional[Sequenc
             raise CompareError(f"{where}: channel {CHANNEL_LETTERS[c]} is missing ({img_a.shape[2]} and "
                                f"{img_b.shape[2]} channel(s)); choose others with --channels")
         x, y = img_a[..., c].astype(np.float64), img_b[..., c].astype(np.float64)
-        same = (x == y) | (np.isnan(x) & np.isnan(y))
-        diff = np.where(same, 0.0, np.abs(x - y))
-        diff = np.where(np.isnan(diff), np.inf, diff)
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(x - y)
+        diff = np.where(np.isfinite(x) & np.isfinite(y), diff, np.inf)
         out.append(float(diff.max()) if diff.size else 0.0)
     return tuple(out)
 
@@ -190,5 +200,5 @@ def worst(results: Sequence[FrameResult]) -> FrameResult:
     return max(results, key=lambda r: r.max_error)
 
 
-__all__ = ["RunMode", "RUN_MODES", "DEFAULT_TOLERANCE", "CompareError", "FrameResult", "parse_channels",
+__all__ = ["RunMode", "RUN_MODES", "DEFAULT_TOLERANCE", "NAN_RULE", "CompareError", "FrameResult", "parse_channels",
            "frame_files", "match_frames", "frame_error", "compare_folders", "worst"]

@@ -106,6 +106,19 @@ def _overlap(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]]) -> Optional
     return None
 
 
+def _parse_ranges(value: object) -> List[Tuple[int, int]]:
+    """A lock file's ``frames``: a list of ``[first, last]`` integer pairs, first <= last; else ValueError."""
+    if not isinstance(value, list):
+        raise ValueError(f"frames is {value!r}, not a list of [first, last] ranges")
+    out = []
+    for item in value:
+        if (not isinstance(item, list) or len(item) != 2 or not all(type(n) is int for n in item)
+                or item[0] > item[1]):
+            raise ValueError(f"frames holds {item!r}, not a [first, last] range")
+        out.append((item[0], item[1]))
+    return out
+
+
 def _describe(ranges: Sequence[Sequence[int]]) -> str:
     return ", ".join(f"{r[0]}" if r[0] == r[1] else f"{r[0]}-{r[1]}" for r in ranges)
 
@@ -184,11 +197,13 @@ class OutputClaim:
                 continue
             try:
                 info = json.loads(other.read_text())
-                host, pid, frames = str(info["host"]), int(info["pid"]), info["frames"]
+                host, pid, frames = str(info["host"]), int(info["pid"]), _parse_ranges(info["frames"])
             except FileNotFoundError:
                 continue  # released meanwhile
-            except (OSError, ValueError, KeyError, TypeError):
-                log.warning("ignoring the unreadable lock file %s", other)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("ignoring the unreadable lock file %s (%s: %s): it is not one a corridorkey run "
+                            "writes (truncated or edited). If no other run is writing this clip's frames, delete "
+                            "it", other, type(exc).__name__, exc)
                 continue
             if host == this_host() and not pid_alive(pid):
                 log.warning("removing the stale lock %s: process %d on this host (%s) is no longer running",

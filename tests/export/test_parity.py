@@ -421,3 +421,23 @@ def test_a_render_whose_data_window_is_not_the_format_is_read_in_its_display_win
     want = np.zeros((5, 6, 4), np.float32)
     want[1:3, 4:6] = data[:, :2][..., [2, 1, 0, 3]]
     np.testing.assert_array_equal(img, want)
+
+
+def test_both_judges_share_one_nan_rule(tmp_path):
+    """Issue #31 defect 20: compare took a NaN at the same pixel of both folders as equal, parity-check failed it."""
+    from click.testing import CliRunner
+
+    from corridorkey_model.pipeline import frame_io
+    from corridorkey_model.pipeline.cli import main
+    from corridorkey_model.pipeline.compare import frame_error
+
+    img = np.zeros((6, 5, 4), np.float32)
+    img[1, 2, 0] = np.nan  # the same NaN in both
+    fail = parity.judge(img, img.copy(), RUN_MODES["gpu-fp16"])
+    assert fail[3:5] == (False, False)  # the reference's NaN too
+    assert frame_error(img, img.copy(), None, "f")[0] == np.inf
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        frame_io.write_image(tmp_path / folder / "s.0001.exr", img, frame_io.ExrOptions("float"))
+    r = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert r.exit_code == 1 and "NaN" in r.output, r.output

@@ -86,6 +86,17 @@ def check_can_create(folder: Path) -> None:
     if not p.is_dir():
         raise FrameWriteError(f"output folder {folder} is not writable ({p} is a file, not a folder); move it away "
                               f"or choose another place with --output")
+    if on_read_only_file_system(p):  # os.access alone cannot tell a read-only disk from missing permissions
+        raise FrameWriteError(f"output folder {folder} is not writable ({p} is on a read-only file system); "
+                              f"choose another place with --output")
     if not os.access(p, os.W_OK | os.X_OK):
         raise FrameWriteError(f"output folder {folder} is not writable (permission denied in {p}); fix its "
                               f"permissions or choose another place with --output")
+
+
+def on_read_only_file_system(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (``statvfs``'s ``ST_RDONLY``; False if unknown)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows) or an unreadable path: the other checks decide
+        return False

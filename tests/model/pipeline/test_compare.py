@@ -89,7 +89,7 @@ def test_mismatched_sizes_are_refused(tmp_path):
     frames(tmp_path / "a", [1, 2], size=(6, 5))
     frames(tmp_path / "b", [1, 2], size=(5, 6))
     r = run(tmp_path / "a", tmp_path / "b")
-    assert r.exit_code == 1 and "sizes differ" in r.output and "frame 1" in r.output
+    assert r.exit_code == 1 and "formats (display windows) differ" in r.output and "frame 1" in r.output
 
 
 def test_nan_in_one_render_is_an_error_not_a_pass(tmp_path):
@@ -126,3 +126,30 @@ def test_parse_channels():
 def test_default_tolerance_is_the_cpu_fp32_figure():
     assert DEFAULT_TOLERANCE == RUN_MODES["cpu"].tolerance
     assert RUN_MODES["cpu"].tolerance <= RUN_MODES["gpu"].tolerance <= RUN_MODES["gpu-fp16"].tolerance
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_a_non_finite_or_negative_tolerance_is_a_usage_error(tmp_path, value):
+    """Issue #31 defect 13: --tolerance nan marked every frame OVER with error 0 and exited 1."""
+    frames(tmp_path / "a", [1])
+    frames(tmp_path / "b", [1])
+    r = run(tmp_path / "a", tmp_path / "b", "--tolerance", value)
+    assert r.exit_code == 2 and value in r.output, r.output
+
+
+def test_frames_of_one_format_with_other_data_windows_are_compared_over_the_format(tmp_path):
+    """Issue #31 defect 18: the same 30x20 format with another data window was called "sizes differ"."""
+    img = np.zeros((20, 30, 4), np.float32)
+    img[2:12, 3:23] = 0.5
+    write_exr(tmp_path / "a" / "s.0001.exr", img)
+    (tmp_path / "b").mkdir()
+    spec = oiio.ImageSpec(20, 10, 4, oiio.FLOAT)  # only the non-zero pixels stored, in a 30x20 format
+    spec.x, spec.y, spec.full_x, spec.full_y, spec.full_width, spec.full_height = 3, 2, 0, 0, 30, 20
+    out = oiio.ImageOutput.create(str(tmp_path / "b" / "s.0001.exr"))
+    assert out.open(str(tmp_path / "b" / "s.0001.exr"), spec) and out.write_image(img[2:12, 3:23])
+    out.close()
+    r = run(tmp_path / "a", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    frames(tmp_path / "c", [1], size=(35, 25))
+    r = run(tmp_path / "a", tmp_path / "c")
+    assert r.exit_code == 1 and "formats (display windows) differ" in r.output and "30x20" in r.output, r.output

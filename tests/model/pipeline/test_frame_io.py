@@ -368,3 +368,23 @@ def test_the_earlier_compression_name_no_still_writes_none(tmp_path):
     path = tmp_path / "no.exr"
     frame_io.write_image(path, _image(8, 8, 3), ExrOptions("half", "no"))
     assert exr_header(path)["compression"] == EXR_CODES["none"]
+
+
+def test_a_read_only_disk_is_named_as_such(tmp_path, monkeypatch):
+    """Issue #31 defect 14: a read-only file system was reported as a permissions problem (os.access)."""
+    import os
+
+    from corridorkey_model.pipeline.frame_io import common
+
+    real = os.statvfs
+
+    def statvfs(path):  # the file system of tmp_path, as a read-only mount reports it
+        st = real(path)
+        return type("Stat", (), {"f_flag": st.f_flag | os.ST_RDONLY})()
+
+    monkeypatch.setattr(common.os, "statvfs", statvfs)
+    with pytest.raises(FrameWriteError, match="read-only file system") as info:
+        frame_io.check_can_create(tmp_path / "Output" / "Matte")
+    assert "permission" not in str(info.value) and str(tmp_path) in str(info.value)
+    monkeypatch.setattr(common.os, "statvfs", real)
+    frame_io.check_can_create(tmp_path / "Output" / "Matte")  # a writable disk passes

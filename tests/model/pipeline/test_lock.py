@@ -123,3 +123,18 @@ def test_a_lock_left_under_our_own_pid_is_an_earlier_process_and_is_replaced(tmp
     assert json.loads(mine.read_text())["frames"] == [[5, 5]]
     claim.release()
     assert not mine.exists()
+
+
+@pytest.mark.parametrize("content", ['{"host": "h", "pid": 1, "frames": "all"}',
+                                     '{"host": "h", "pid": 1, "frames": [[1001]]}',
+                                     '{"host": "h", "pid": 1, "frames": [[1010, 1001]]}',
+                                     '{"host": "h", "pid": 1, "frames": [["a", "b"]]}',
+                                     '[1, 2]', '{"host": "h", "pid": 1, "fr', ''])
+def test_an_odd_lock_file_is_ignored_with_a_warning_naming_it(tmp_path, caplog, content):
+    """Issue #31 defect 11: a lock whose frames were "all" or [[1001]] raised a ValueError from _overlap."""
+    out = tmp_path / "Output"
+    (out / LOCK_DIR).mkdir(parents=True)
+    odd = out / LOCK_DIR / "h.1.json"
+    odd.write_text(content)
+    OutputClaim.acquire(out, [1001], ["Matte"], []).release()
+    assert f"unreadable lock file {odd}" in caplog.text and "delete it" in caplog.text
