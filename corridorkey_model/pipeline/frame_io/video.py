@@ -87,7 +87,8 @@ def _open(path: Path) -> Any:
         raise FrameReadError(f"cannot open video {path}: {exc} (corrupt, truncated or not a video)") from None
     if not container.streams.video:
         container.close()
-        raise FrameReadError(f"{path} holds no video stream")
+        raise FrameReadError(f"{path} holds no video stream that can be read (not a video, or truncated before "
+                             f"its first frame); give a complete video file")
     return container
 
 
@@ -120,6 +121,9 @@ def probe_video(path: Path) -> VideoInfo:
         frames = int(stream.frames or 0)
         if frames <= 0:  # no count in the header (Matroska, AVI): count the packets, one per frame
             frames = _count_packets(container, stream, path)
+        if frames <= 0:
+            raise FrameReadError(f"video {path} holds no decodable frame (truncated or corrupt?); give a complete "
+                                 f"video file")
         return VideoInfo(str(path), cc.name, cc.pix_fmt or "", cc.width, cc.height, str(Fraction(rate)), frames,
                          _bit_depth(stream), _MATRICES.get(int(cc.colorspace), str(int(cc.colorspace))),
                          _RANGES.get(int(cc.color_range), str(int(cc.color_range))),

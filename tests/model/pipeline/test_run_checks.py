@@ -258,3 +258,16 @@ def test_a_full_disk_is_reported_as_full(tmp_path, small_disk):
     assert "is full" in text and "shot.1001" in text, text
     assert "writable" not in text
     assert not [p for p in out.rglob("*") if p.is_file()], "no partial frame, no temporary file, no record"
+
+
+@pytest.mark.parametrize("hint", ["files", "auto"])
+def test_a_broken_link_stops_the_run_naming_it(tmp_path, hint):
+    """Issue #31 defect 5: a dangling shot.1002.png was skipped without a word (exit 0 with --hint auto)."""
+    root = make_clip(tmp_path / "Shot", numbers=(1001, 1003))
+    (root / "Input" / "shot.1002.png").symlink_to(tmp_path / "gone.png")
+    cv2.imwrite(str(root / "AlphaHint" / "hint_009.png"), np.zeros((H, W), np.uint8))
+    args = ("--hint", "auto") if hint == "auto" else ()
+    result, text = run_cli(root, *QUICK, *args)
+    assert result.exit_code == 1, text
+    assert "shot.1002.png" in text and "broken" in text and str(tmp_path / "gone.png") in text
+    assert not (root / "Output").exists()

@@ -109,6 +109,25 @@ def test_truncated_stream_is_an_error_naming_file_and_frame(tmp_path):
     assert "frame" in str(err.value)
 
 
+def test_a_video_with_no_decodable_frame_is_an_error_everywhere(tmp_path):
+    """Issue #31 defect 6: a truncated .mkv counted 0 frames: "nothing to do", exit 0."""
+    from click.testing import CliRunner
+
+    from corridorkey_model.pipeline.cli import main
+
+    path = encode(tmp_path / "take.mkv", [flat(v) for v in (0.2, 0.4, 0.6)])
+    path.write_bytes(path.read_bytes()[:600])  # the header, no whole frame
+    with pytest.raises(FrameReadError, match=r"take\.mkv.*no decodable frame"):
+        frame_io.count_video_frames(path)
+    for args in (["run", str(path), "--random-init", "--img-size", "64", "--hint", "auto"],
+                 ["run", str(path), "--random-init", "--img-size", "64", "--hint", "auto", "--video-out", "h264"],
+                 ["farm-job", str(path), "--output", str(tmp_path / "job.yaml"), "--random-init", "--hint", "auto"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "no decodable frame" in result.output, (args, result.output)
+        assert "Traceback" not in result.output and "nothing to do" not in result.output
+    assert not (tmp_path / "job.yaml").exists() and not (tmp_path / "take_Output").exists()
+
+
 def test_not_a_video_names_the_file(tmp_path):
     bad = tmp_path / "junk.mov"
     bad.write_bytes(b"\x00" * 1000)
