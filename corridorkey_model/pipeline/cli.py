@@ -54,6 +54,59 @@ class HintSource(click.Path):
         return super().convert(value, param, ctx)
 
 
+class OcioConfigSource(click.Path):
+    """``--ocio-config``: an existing config file (made absolute), an ``ocio://`` built-in, or ``none``.
+
+    ``is_keyword`` tells ``farm-job`` which values are not paths (a STRING job parameter); a file
+    becomes a PATH parameter, as the checkpoint does, so a relative path works on the farm too.
+    """
+
+    name = "config"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, resolve_path=True)
+
+    @staticmethod
+    def is_keyword(value: Any) -> bool:
+        return isinstance(value, str) and (value.strip().lower() == colour_management.NO_CONFIG
+                                           or colour_management.is_builtin(value))
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if self.is_keyword(value):
+            return value.strip()
+        return os.fspath(super().convert(value, param, ctx))
+
+
+def load_colour(ocio_config: Optional[str], working_space: str = colour_management.DEFAULT_WORKING_SPACE,
+                network_space: str = colour_management.DEFAULT_NETWORK_SPACE) -> Optional[colour_management.OcioConversion]:
+    """The colour conversions of ``run`` (and ``farm-job``'s check of them): ``--ocio-config``, else ``$OCIO``.
+
+    A bad ``--ocio-config`` or space is a usage error (exit 2); a bad ``$OCIO`` an error (exit 1) that
+    names ``$OCIO`` as the source. ``--working-space`` / ``--network-space`` other than their defaults
+    without any config are refused: they would be ignored.
+    """
+    from_env = ocio_config is None
+    config = colour_management.config_from_environment() if from_env else ocio_config
+    try:
+        colour = colour_management.load_conversion(config, working_space, network_space)
+    except colour_management.ColourError as exc:
+        if from_env:
+            raise click.ClickException(f"the OCIO config comes from the environment variable $OCIO={config!r}: "
+                                       f"{exc}. Fix or unset $OCIO, or choose one with --ocio-config "
+                                       f"(none: the project's own sRGB maths)") from None
+        raise click.UsageError(str(exc)) from None
+    if colour is None:
+        given = [f"{flag} {value}" for flag, value, default in (
+            ("--working-space", working_space, colour_management.DEFAULT_WORKING_SPACE),
+            ("--network-space", network_space, colour_management.DEFAULT_NETWORK_SPACE)) if value != default]
+        if given:
+            why = "--ocio-config none" if config is not None else "no --ocio-config and no $OCIO"
+            raise click.UsageError(f"{' and '.join(given)}: colour spaces apply only with an OCIO config, and there "
+                                   f"is none ({why}), so the project's own sRGB maths would key without them. Give "
+                                   f"--ocio-config CONFIG (or set $OCIO), or leave the colour space options out")
+    return colour
+
+
 def hint_choice(value: Any) -> Tuple[Optional[Path], bool]:
     """``--hint``'s value -> (hint path or None, whether the hint is made from the plate)."""
     if value == AUTO_HINT:
@@ -228,7 +281,7 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help="EXR part or layer of the plates to key (a part's name, or a channel prefix: beauty for beauty.R/G/B). "
              "Default: the R, G, B (A) of the first part that has them; a file without them names its layers.")),
     RunOption(("--ocio-config",), dict(
-        default=None, metavar="CONFIG",
+        type=OcioConfigSource(), default=None, metavar="CONFIG",
         help="OpenColorIO config for the Nuke node's colour conversions: a .ocio file or a built-in such as "
              "ocio://cg-config-latest. The plate goes from --working-space to --network-space before the network, "
              "the foreground back (the alpha is never converted), and FG/ and Processed/ are in the working "
@@ -288,6 +341,9 @@ def check_run_values(values: Dict[str, Any]) -> Dict[str, Optional[Path]]:
             and Path(checkpoint).resolve() != Path(blue).resolve():
         raise click.UsageError(f"with --screen blue, --checkpoint and --blue-checkpoint both name the blue-screen "
                                f"weights, but they differ ({checkpoint}, {blue}): give one")
+    if "ocio_config" in values:  # the colour options: what run loads, loaded here once to check them
+        load_colour(values["ocio_config"], values.get("working_space", colour_management.DEFAULT_WORKING_SPACE),
+                    values.get("network_space", colour_management.DEFAULT_NETWORK_SPACE))
     weights = {"green": checkpoint, "blue": blue}
     if screen == "blue":
         weights = {"green": None, "blue": checkpoint if checkpoint is not None else blue}
@@ -333,12 +389,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
                                     random_init=random_init, screen=screen))
     hint_path, auto_hint = hint_choice(hint)
-    try:
-        colour = colour_management.load_conversion(
-            ocio_config if ocio_config is not None else colour_management.config_from_environment(),
-            working_space, network_space)
-    except colour_management.ColourError as exc:
-        raise click.UsageError(str(exc)) from None
+    colour = load_colour(ocio_config, working_space, network_space)
     if colour is not None:
         log.info("colour: OCIO config %s (%s), working space %r, network space %r; FG/ and Processed/ are in the "
                  "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
@@ -444,8 +495,9 @@ def _write_videos(clips: List[clip_layout.Clip], out: outputs.OutputSettings, co
 def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_size: int,
                        out: outputs.OutputSettings, layer: Optional[str] = None) -> Dict[str, Any]:
     """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels."""
-    colour = ({"ocio_config": s.colour.config_name, "working_space": s.colour.working,
-               "network_space": s.colour.network} if s.colour is not None else {"ocio_config": None})
+    colour = ({"ocio_config": s.colour.config_source, "ocio_config_identity": s.colour.config_identity,
+               "working_space": s.colour.working, "network_space": s.colour.network}
+              if s.colour is not None else {"ocio_config": None})
     return {"screen": screen, "weights": weights, "img_size": img_size, "gamma_input": s.gamma_input,
             "despill_strength": s.despill_strength, "refiner_strength": s.refiner_strength,
             "despeckle_size": s.despeckle_size if s.despeckle else 0, "auto_hint": s.auto_hint,
@@ -522,7 +574,8 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
         if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
             values["output"] = clip_layout.scan(path)[0].output_dir
         hint_path, auto_hint = hint_choice(values["hint"])
-        folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint)
+        folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint,
+                                         values["layer"])
         params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]
         job = farm.build_job(path, folder, clips, params, chunk=chunk, chunked=chunked, program=program)
         farm.check_job(job, farm.job_files(job_path)[0].parent.absolute())
@@ -633,7 +686,7 @@ def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional
     Exit status: 0 every frame within the tolerance, 1 a frame above it (the worst one is named) or
     the folders cannot be compared, 2 bad usage.
     """
-    from corridorkey_model.pipeline.compare import NAN_RULE, CHANNEL_LETTERS, CompareError, compare_folders, worst
+    from corridorkey_model.pipeline.compare import CHANNEL_LETTERS, NAN_RULE, CompareError, compare_folders, worst
 
     tol = tolerance
     try:

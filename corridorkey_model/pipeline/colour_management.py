@@ -17,6 +17,7 @@ so the defaults are right there (tests/model/pipeline/test_colour_management.py 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Optional
 
@@ -61,7 +62,9 @@ class OcioConversion:
         except Exception as exc:  # OCIO raises its own Exception type for every problem
             raise ColourError(f"OCIO config {config!r} cannot be used: {exc}. Give a config file, an "
                               f"ocio:// built-in (e.g. ocio://cg-config-latest), or --ocio-config none") from None
-        self.config_name = config
+        self.config_name = config  # as given, for messages
+        self.config_source = config_source(config)  # what the settings record keeps: resolved path or URI
+        self.config_identity = _identity(config, cfg)
         self.working = self._resolve(cfg, working_space, "working space (--working-space)")
         self.network = self._resolve(cfg, network_space, "network space (--network-space)")
         try:
@@ -95,6 +98,28 @@ class OcioConversion:
 
     def __repr__(self) -> str:
         return f"OcioConversion({self.config_name!r}: {self.working!r} <-> {self.network!r})"
+
+
+def is_builtin(config: str) -> bool:
+    """An ``ocio://`` built-in config (not a file)."""
+    return config.strip().lower().startswith("ocio://")
+
+
+def config_source(config: str) -> str:
+    """A config as the settings record and a farm job keep it: an ``ocio://`` URI as it is, a file's
+    resolved absolute path (``cg.ocio`` and ``/shots/cg.ocio`` are one config)."""
+    return config if is_builtin(config) else os.path.realpath(os.path.expanduser(config))
+
+
+def _identity(config: str, cfg: ocio.Config) -> str:
+    """The config's own identity: a file's SHA-256 (its content), a built-in's name and OCIO profile version."""
+    if is_builtin(config):
+        return f"{cfg.getName()} (profile {cfg.getMajorVersion()}.{cfg.getMinorVersion()})"
+    digest = hashlib.sha256()
+    with open(config, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
 
 
 def load_conversion(config: Optional[str], working_space: str = DEFAULT_WORKING_SPACE,

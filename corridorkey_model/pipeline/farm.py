@@ -175,9 +175,10 @@ def explicit_chunks(frames: Sequence[int], size: int) -> List[str]:
 
 
 def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
-                frame_range: Optional[Tuple[int, int]], auto_hint: bool = False) -> Tuple[bool, List[ClipFrames]]:
+                frame_range: Optional[Tuple[int, int]], auto_hint: bool = False,
+                layer: Optional[str] = None) -> Tuple[bool, List[ClipFrames]]:
     """The clips at ``path`` and their frame numbers, read as ``corridorkey run`` reads them
-    (``auto_hint``: ``--hint auto``, no hint files needed).
+    (``auto_hint``: ``--hint auto``, no hint files needed; ``layer``: ``--layer``).
 
     Returns ``(folder_of_clips, clips)``. Raises :class:`clip_layout.ClipError` for a bad clip
     layout or a ``frame_range`` that holds no frame of a clip.
@@ -186,7 +187,7 @@ def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
     folder = path.is_dir() and all(s.input_path.parent != path for s in sources)
     clips = []
     everything = outputs.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them
-    for clip, source in zip(clip_layout.load_clips(sources, auto_hint=auto_hint), sources):
+    for clip, source in zip(clip_layout.load_clips(sources, layer, auto_hint), sources):
         refs = outputs.select_frames(clip, frame_range, everything).todo
         numbers = tuple(sorted({r.number for r in refs}))
         clips.append(ClipFrames(clip.name, source.input_path.parent.name if folder else None, numbers))
@@ -237,6 +238,12 @@ def _range_bounds(option_type: click.ParamType) -> Dict[str, Any]:
     return bounds
 
 
+def _is_keyword(option_type: click.ParamType, value: Any) -> bool:
+    """Whether a path option's value is one of its words, not a path (the type's ``is_keyword`` or ``keywords``)."""
+    test = getattr(option_type, "is_keyword", None)
+    return bool(test(value)) if test is not None else value in getattr(option_type, "keywords", ())
+
+
 def job_parameter(arg: RunArgument) -> Optional[JobParameter]:
     """The job parameter for one ``run`` option, or ``None`` for an optional one (a path) that was not given."""
     opt, value = arg.option, arg.value
@@ -253,7 +260,7 @@ def job_parameter(arg: RunArgument) -> Optional[JobParameter]:
     flag = opt.opts[0]
     if value is None:  # an optional value not given: the task's run keeps its own default
         return None
-    if value in getattr(opt.type, "keywords", ()):  # a path option given one of its words (--hint auto)
+    if _is_keyword(opt.type, value):  # a path option given one of its words (--hint auto, --ocio-config ocio://...)
         return JobParameter({**base, "type": "STRING", "allowedValues": [str(value)], "default": str(value)}, flag)
     if isinstance(opt.type, click.Path):
         definition = {**base, "type": "PATH", "dataFlow": arg.data_flow}

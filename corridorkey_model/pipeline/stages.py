@@ -51,7 +51,7 @@ from corridorkey_model.keying.knobs import KNOBS_BY_NAME
 from corridorkey_model.pipeline import frame_io
 from corridorkey_model.pipeline.clips import Clip, FrameRef
 from corridorkey_model.pipeline.colour_management import OcioConversion
-from corridorkey_model.pipeline.frame_io import FrameReadError, ImageInfo
+from corridorkey_model.pipeline.frame_io import ImageInfo
 from corridorkey_model.pipeline.outputs import (
     HINT_OUTPUT,
     LAYERED_CHANNELS,

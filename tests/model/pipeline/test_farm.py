@@ -431,3 +431,50 @@ def test_openjd_run_keys_like_corridorkey_run_and_a_task_killed_mid_chunk_resume
     assert sorted(final) == expected_names(numbers)
     for name, pixels in final.items():
         assert np.array_equal(pixels, reference[name]), name
+
+
+def test_farm_job_keys_the_layer_it_is_given(tmp_path):
+    """Issue #31 defect 9: farm.clip_frames never passed --layer on, so a layered-EXR clip made no job."""
+    from media_files import write_oiio
+
+    root = tmp_path / "Shot_layers"
+    (root / "Input").mkdir(parents=True)
+    (root / "AlphaHint").mkdir()
+    p = green_screen_plate(32, 48, seed=1)
+    for n in (1001, 1002):
+        write_oiio(root / "Input" / f"plate.{n}.exr", p[..., :3], names=["beauty.R", "beauty.G", "beauty.B"])
+        frame_io.write_image(root / "AlphaHint" / f"h.{n}.png", p[..., 3])
+    job = tmp_path / "job.yaml"
+    result, text = farm_job(root, "--output", job, "--random-init")
+    assert result.exit_code == 1 and "--layer" in text and not job.exists(), text
+    result, text = farm_job(root, "--output", job, "--random-init", "--layer", "beauty")
+    assert result.exit_code == 0, text
+    params = {d["name"]: d for d in load(job)["parameterDefinitions"]}
+    assert params["Layer"]["default"] == "beauty" and task_values(load(job)) == ["1001-1002"]
+
+
+def test_farm_job_makes_the_colour_checks_of_run_and_carries_the_config_as_a_path(tmp_path, monkeypatch):
+    """Issue #31 defect 10: a bad --working-space or a missing or relative --ocio-config made a job that could
+    not run."""
+    clip = make_clip(tmp_path / "Shot", range(1001, 1003))
+    job = tmp_path / "job.yaml"
+    for args, needle in [(["--ocio-config", "ocio://cg-config-latest", "--working-space", "Nope"], "Nope"),
+                         (["--ocio-config", tmp_path / "nonexistent.ocio"], "nonexistent.ocio"),
+                         (["--working-space", "ACEScg"], "only with an OCIO config")]:
+        result, text = farm_job(clip, "--output", job, "--random-init", *args)
+        assert result.exit_code == 2 and needle in text and not job.exists(), (args, text)
+    import PyOpenColorIO as ocio
+
+    (tmp_path / "cg.ocio").write_text(ocio.Config.CreateFromFile("ocio://cg-config-latest").serialize())
+    monkeypatch.chdir(tmp_path)
+    bundle = tmp_path / "bundle"
+    result, text = farm_job(clip, "--output", bundle, "--random-init", "--ocio-config", "cg.ocio")
+    assert result.exit_code == 0, text
+    params = {d["name"]: d for d in load(bundle / "template.yaml")["parameterDefinitions"]}
+    assert params["OcioConfig"]["type"] == "PATH" and params["OcioConfig"]["objectType"] == "FILE"
+    values = {v["name"]: v["value"] for v in load(bundle / "parameter_values.yaml")["parameterValues"]}
+    assert values["OcioConfig"] == str(tmp_path / "cg.ocio")  # resolved, as the clip and checkpoint are
+    result, text = farm_job(clip, "--output", job, "--random-init", "--ocio-config", "ocio://cg-config-latest")
+    assert result.exit_code == 0, text
+    params = {d["name"]: d for d in load(job)["parameterDefinitions"]}
+    assert params["OcioConfig"]["type"] == "STRING" and params["OcioConfig"]["default"] == "ocio://cg-config-latest"

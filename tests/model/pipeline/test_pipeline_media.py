@@ -364,6 +364,42 @@ def test_bad_ocio_space_is_a_usage_error_listing_what_there_is(tmp_path):
     assert result.exit_code == 2 and "NoSuchSpace" in text and "ACEScg" in text, text
 
 
+def test_the_same_ocio_config_by_another_path_resumes_and_an_edited_one_is_refused(tmp_path, monkeypatch):
+    """Issue #31 defect 12: a run with --ocio-config cg.ocio, resumed with its absolute path, was refused."""
+    root = tmp_path / "Shot_resume"
+    _small_clip(root, n=3)
+    config = srgb_config(tmp_path / "cg.ocio")
+    monkeypatch.chdir(tmp_path)
+    quick = ("--random-init", "--img-size", S, "--device", "cpu")
+    result, text = run_cli(root, *quick, "--frames", "1001", "--ocio-config", "cg.ocio")
+    assert result.exit_code == 0, text
+    record = json.loads(settings_record.record_path(root / "Output").read_text())["settings"]
+    assert record["ocio_config"] == str(config) and record["ocio_config_identity"].startswith("sha256:")
+    result, text = run_cli(root, *quick, "--frames", "1002", "--ocio-config", config)
+    assert result.exit_code == 0 and "1 frame(s) keyed" in text, text
+    config.write_text(config.read_text().replace("2.4", "2.2"))  # the same path, another config
+    result, text = run_cli(root, *quick, "--frames", "1003", "--ocio-config", config)
+    assert result.exit_code == 1 and "ocio_config_identity" in text, text
+
+
+def test_colour_spaces_without_a_config_are_refused(tmp_path):
+    """Issue #31 defect 15: --working-space NoSuchSpace without a config was silently ignored, exit 0."""
+    root = tmp_path / "Shot_nocfg"
+    _small_clip(root, n=1)
+    for args in (["--working-space", "NoSuchSpace"], ["--network-space", "sRGB", "--ocio-config", "none"]):
+        result, text = run_cli(root, "--random-init", "--img-size", S, *args, env={"OCIO": ""})
+        assert result.exit_code == 2 and args[1] in text and "OCIO config" in text, text
+        assert not (root / "Output").exists()
+
+
+def test_a_bad_ocio_environment_variable_is_named_as_the_source(tmp_path):
+    """Issue #31 defect 16: a bad $OCIO gave a "Usage:" error that never said the config came from $OCIO."""
+    root = tmp_path / "Shot_env_bad"
+    _small_clip(root, n=1)
+    result, text = run_cli(root, "--random-init", "--img-size", S, env={"OCIO": str(tmp_path / "gone.ocio")})
+    assert result.exit_code == 1 and "$OCIO" in text and "gone.ocio" in text and "Usage:" not in text, text
+
+
 # --------------------------------------------------------------------------- video
 
 
