@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -326,6 +327,41 @@ def resolve_gamma(choice: str, clip: Clip, colour: Optional[OcioConversion] = No
     return choices.index(choice.lower())
 
 
+def hint_finds_no_screen(x: Tensor) -> bool:
+    """Whether a network input's hint channel (``[1, 4, S, S]``) holds (almost) no screen: under
+    :data:`SCREEN_MIN_BACKGROUND` of its pixels below :data:`SCREEN_BACKGROUND_HINT` (``--screen auto``'s
+    background rule). The automatic hint of a plate whose screen is not the chosen colour is solid 1."""
+    hint = x[0, 3]
+    return float((hint < SCREEN_BACKGROUND_HINT).float().mean()) < SCREEN_MIN_BACKGROUND
+
+
+class NoScreenWarning:
+    """``--hint auto``: warn once per clip, at its first frame whose automatic hint finds no screen, and count them."""
+
+    def __init__(self, clip: Clip, s: KeySettings) -> None:
+        self.clip, self.screen = clip, "blue" if s.screen_channel == 2 else "green"
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def check(self, prepared: Prepared) -> Prepared:
+        if hint_finds_no_screen(prepared.x):
+            with self._lock:
+                self.count += 1
+                first = self.count == 1
+            if first:
+                other = "blue" if self.screen == "green" else "green"
+                log.warning("clip %s: the automatic hint finds no %s screen in %s (under %.0f%% of it below %s): "
+                            "the frame is keyed as all foreground. Is the screen %s? Use --screen auto or "
+                            "--screen %s, or give hints", self.clip.name, self.screen, prepared.ref.label,
+                            SCREEN_MIN_BACKGROUND * 100, SCREEN_BACKGROUND_HINT, other, other)
+        return prepared
+
+    def summary(self) -> None:
+        if self.count > 1:
+            log.warning("clip %s: the automatic hint found no %s screen in %d frame(s)", self.clip.name,
+                        self.screen, self.count)
+
+
 def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], img_size: int, s: KeySettings,
              out: OutputSettings, io_threads: int = 2,
              on_frame: Callable[[Written], None] = lambda w: None) -> int:
@@ -335,8 +371,14 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     :class:`corridorkey_model.pipeline.runner.StageError` naming the frame on any failure;
     every frame before the failed one is committed first, so a rerun resumes there.
     """
+    no_screen = NoScreenWarning(clip, s)
+
+    def prepare(task: FrameTask) -> Prepared:
+        prepared = preprocess_frame(read_frame(task), img_size, s)
+        return no_screen.check(prepared) if s.auto_hint else prepared
+
     stages = [
-        Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
+        Stage.threads("reading", prepare, io_threads),
         Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
         Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s, out.write_hints), clip.output_dir, out),
                       io_threads),
@@ -351,6 +393,8 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
         log.info("clip %s: %d frame(s) before the failed one were written; fix it and run the same command "
                  "again to resume from there", clip.name, count)
         raise
+    finally:
+        no_screen.summary()
     return count
 
 

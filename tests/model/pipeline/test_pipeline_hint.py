@@ -175,3 +175,26 @@ def test_farm_job_carries_hint_auto_and_write_hints(tmp_path):
     # without --hint auto the job refuses the clip as run would
     result = CliRunner().invoke(main, ["farm-job", str(root), "--output", str(tmp_path / "j2.yaml"), "--random-init"])
     assert result.exit_code == 1 and "--hint auto" in result.output
+
+
+def test_hint_auto_that_finds_no_screen_warns_once_per_clip(tmp_path, caplog):
+    """Issue #31 defect 17: a blue plate keyed with --screen green --hint auto got a solid 1.0 hint, silently."""
+    root = tmp_path / "Shot_blue"
+    (root / "Input").mkdir(parents=True)
+    for i in range(3):
+        img = np.zeros((H, W, 3), np.float32)
+        img[...] = (0.1, 0.2, 0.8)  # a blue screen
+        img[H // 4:3 * H // 4, W // 4:3 * W // 4] = (0.6, 0.5, 0.4)
+        frame_io.write_image(root / "Input" / f"shot.{1001 + i}.png", img)
+    with caplog.at_level(logging.WARNING, logger="corridorkey_model"):
+        result, text = run_cli(root, "--random-init", "--img-size", S, "--hint", "auto", "--io-threads", 1)
+    assert result.exit_code == 0, text
+    found = [r.getMessage() for r in caplog.records if "finds no green screen" in r.getMessage()]
+    assert len(found) == 1 and "shot.1001.png" in found[0] and "--screen auto" in found[0] and "blue" in found[0]
+    assert "no green screen in 3 frame(s)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="corridorkey_model"):
+        result, text = run_cli(root, "--random-init", "--img-size", S, "--hint", "auto", "--screen", "blue",
+                               "--overwrite", "--io-threads", 1)
+    assert result.exit_code == 0, text
+    assert "finds no" not in caplog.text  # the blue screen is found
