@@ -62,6 +62,19 @@ def _frames(paths: List[Path], layer: Any) -> Iterator[np.ndarray]:
         yield frame_io.read_image(p, layer, window=display)
 
 
+def _check_one_size(clip: clips.Clip, comp_files: List[Path]) -> None:
+    """:class:`frame_io.FrameWriteError` naming the first frame whose size differs from the first frame's:
+    a video holds one frame size, and a frame is never rescaled into it."""
+    first = frame_io.image_size(comp_files[0])
+    for p in comp_files[1:]:
+        size = frame_io.image_size(p)
+        if size is not None and first is not None and size != first:
+            raise frame_io.FrameWriteError(
+                f"{p} is {size[0]}x{size[1]} but the clip's first frame {comp_files[0].name} is "
+                f"{first[0]}x{first[1]}: a video holds one frame size, and no frame is rescaled into it. Key the "
+                f"plates at one format for --video-out, or encode the frames yourself")
+
+
 def write_clip_videos(clip: clips.Clip, out: outputs.OutputSettings, codec: str) -> List[Path]:
     """Encode ``clip``'s Comp/ and matte frames; returns the files written (none until every frame exists)."""
     refs = clip.frames
@@ -75,6 +88,7 @@ def write_clip_videos(clip: clips.Clip, out: outputs.OutputSettings, codec: str)
     if not out.overwrite and all(p.is_file() for p in paths.values()):
         log.info("clip %s: videos already written (use --overwrite to encode them again)", clip.name)
         return []
+    _check_one_size(clip, [o["Comp"] for o in files])
     source = source_metadata(clip)
     fps = Fraction(source["frame_rate"]) if source.get("frame_rate") else Fraction(DEFAULT_IMAGE_FPS)
     if not source.get("frame_rate"):

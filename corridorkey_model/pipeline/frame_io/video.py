@@ -232,6 +232,9 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: Any = 24, codec: 
                 h, w = img.shape[:2]
                 if stream is None:
                     stream = _add_stream(container, spec, w, h, fps, transfer)
+                elif (w, h) != (stream.width, stream.height):  # never rescale a frame silently
+                    raise FrameWriteError(f"cannot write video {path}: frame {count + 1} is {w}x{h} but the first "
+                                          f"is {stream.width}x{stream.height}; a video holds one frame size")
                 rgb = np.round(np.clip(img[..., :3], 0.0, 1.0) * 65535.0).astype(np.uint16)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le")
                 frame = frame.reformat(format=stream.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=1)

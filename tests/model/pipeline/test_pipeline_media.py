@@ -453,3 +453,19 @@ def test_image_sequence_video_rate_comes_from_the_plates_header(tmp_path):
     assert (meta["kind"], meta["frame_rate"], meta["width"], meta["height"], meta["frames"]) == ("images", "25", 24, 16, 2)
     assert video_out.write_clip_videos(clip, outputs.OutputSettings(), "h264") == []  # nothing keyed yet: no video
     assert not (root / "Output").exists() or not list((root / "Output").glob("*.mp4"))
+
+
+def test_video_out_refuses_a_frame_of_another_size(tmp_path):
+    """Issue #31 defect 4: --video-out squeezed a 72x40 frame of a mostly 64x48 clip into the video."""
+    root = clip_folders(tmp_path / "Shot_sizes")
+    for n, (h, w) in zip((1001, 1002, 1003), ((48, 64), (40, 72), (48, 64))):
+        p = green_screen_plate(h, w, seed=n)
+        frame_io.write_image(root / "Input" / f"shot.{n}.png", p[..., :3])
+        frame_io.write_image(root / "AlphaHint" / f"h.{n}.png", p[..., 3])
+    result, text = run_cli(root, "--random-init", "--img-size", S, "--video-out", "h264")
+    assert result.exit_code == 1, text
+    assert "shot.1002.png" in text and "72x40" in text and "64x48" in text and "one frame size" in text
+    assert not list((root / "Output").glob("*.mp4"))
+    with pytest.raises(frame_io.FrameWriteError, match="frame 2 is 72x40 but the first is 64x48"):
+        frame_io.write_video(tmp_path / "x.mp4", [np.zeros((48, 64, 3)), np.zeros((40, 72, 3))])
+    assert not (tmp_path / "x.mp4").exists()
