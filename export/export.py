@@ -354,7 +354,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         t = time.perf_counter()
         log.info("verify   the Verify button's test plate and reference values (1 forward of the file)")
         with returning_freed_memory():
-            verify_plate, verify_json = make_verify_data(loaded, screen, file_sha)
+            verify_plate, verify_json = make_verify_data(loaded, screen, file_sha, verify_paths(output)[0].name)
         del loaded
         step("verify", t)
 
@@ -375,7 +375,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen)
-        verify_exr, verify_path = verify_paths(output, screen)
+        verify_exr, verify_path = verify_paths(output)
         manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
                               "samples": len(verify_json["samples"])}
         try:

@@ -38,13 +38,21 @@ class NukeModel:
 
     @property
     def verify_filename(self) -> str:
-        """The Verify button's reference values, beside the .pt and the .cat (``CorridorKey.verify.json``)."""
-        return self.cat_filename.rsplit(".", 1)[0] + ".verify.json"
+        """The Verify button's reference values as installed beside the .cat (``CorridorKey.verify.json``): the
+        name the gizmo's Verify looks for."""
+        return verify_filenames(self.cat_filename.rsplit(".", 1)[0])[1]
 
     @property
     def verify_plate_filename(self) -> str:
-        """The Verify button's test plate, beside the .pt and the .cat (``CorridorKey.verify.exr``)."""
-        return self.cat_filename.rsplit(".", 1)[0] + ".verify.exr"
+        """The Verify button's test plate as installed beside the .cat (``CorridorKey.verify.exr``)."""
+        return verify_filenames(self.cat_filename.rsplit(".", 1)[0])[0]
+
+
+def verify_filenames(stem: str) -> Tuple[str, str]:
+    """``(test plate, reference values)`` of the Verify data named after a file's stem: the export writes
+    ``<pt stem>.verify.exr/.json`` beside its ``.pt`` (so two exports in one folder never share them), the
+    install copies them under the ``.cat``'s installed stem (``CorridorKey``), where the gizmo looks."""
+    return f"{stem}.verify.exr", f"{stem}.verify.json"
 
 
 GREEN = NukeModel(knobs.GREEN, "CorridorKey_v1.0_Nuke", "CorridorKey.pt", "CorridorKey.cat")

@@ -41,7 +41,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import click
 
 from corridorkey_export.gizmo import CAT_FILENAME, GIZMO_CLASS, MINIMUM_NUKE, render_gizmo, render_template
-from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, OUTPUT_SCALE, SCREENS
+from corridorkey_export.nuke_contract import (
+    CHANNELS_IN,
+    CHANNELS_OUT,
+    OUTPUT_SCALE,
+    SCREENS,
+    NukeModel,
+    verify_filenames,
+)
 from corridorkey_model.keying.knobs import KNOBS
 
 log = logging.getLogger(__name__)
@@ -247,15 +254,8 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
         files[target / name] = src.read_bytes()
     for screen in SCREENS:  # the Verify button's plate and reference values, exported beside the .pt
         given = cat if screen is SCREENS[0] else blue_cat
-        if given is None:
-            continue
-        for extra in (screen.verify_filename, screen.verify_plate_filename):
-            src = Path(given).parent / extra
-            if src.is_file():
-                files[target / extra] = src.read_bytes()
-            else:
-                log.warning("no %s beside %s: the node's Verify button needs it (export-torchscript writes it "
-                            "beside the .pt; build the .cat in that folder or copy it there)", extra, given)
+        if given is not None:
+            files.update(_verify_files(Path(given), screen, target))
     init = nuke_dir / "init.py"
     text = _read_init(init)
     if _OLD_INIT_MARK in text:
@@ -279,6 +279,35 @@ def install(root: Path, nuke_dir: Path, cat: Optional[Path] = None, blue_cat: Op
                                        f"{_why(init, exc)}. Add these lines to it yourself:\n"
                                        f"{init_block(target)}") from None
     return target
+
+
+def _verify_files(cat: Path, screen: NukeModel, target: Path) -> Dict[Path, bytes]:
+    """The Verify plate and reference found beside ``cat``, checked, under the names the gizmo's Verify looks for.
+
+    The export names them after the ``.pt`` (``y.pt`` -> ``y.verify.json``); a ``.cat`` built beside it and
+    named after it finds them, else the installed names (``CorridorKey.verify.json``, earlier exports).
+    A reference that fails :func:`corridorkey_export.verify_data.check_reference` stops the install.
+    """
+    from corridorkey_export.verify_data import check_reference  # (imports torch: only when a .cat is installed)
+
+    candidates = [cat.parent / verify_filenames(cat.stem)[1], cat.parent / screen.verify_filename]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        log.warning("no %s beside %s: the node's Verify button needs it (export-torchscript writes it beside the "
+                    ".pt, named after it; build the .cat in that folder, named after the .pt, or copy it there)",
+                    " or ".join(sorted({p.name for p in candidates})), cat)
+        return {}
+    try:
+        data, plate = check_reference(found, screen)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc}. The Verify button could not use it: export the .pt again "
+                                   f"(export-torchscript writes it beside the .pt) and install again; nothing was "
+                                   f"installed") from None
+    raw = found.read_bytes()
+    if data["plate"] != screen.verify_plate_filename:  # the installed JSON names the installed plate
+        data["plate"] = screen.verify_plate_filename
+        raw = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    return {target / screen.verify_filename: raw, target / screen.verify_plate_filename: plate.read_bytes()}
 
 
 def _why(path: Path, exc: OSError) -> str:

@@ -1,7 +1,7 @@
 """The Verify button's test plate and reference values, written beside the ``.pt`` at export time.
 
-``export_torchscript`` writes, next to ``CorridorKey.pt`` (names per screen from
-:class:`corridorkey_export.nuke_contract.NukeModel`):
+``export_torchscript`` writes, next to ``CorridorKey.pt``, files named after it
+(:func:`corridorkey_export.nuke_contract.verify_filenames`; ``y.pt`` gets ``y.verify.*``):
 
 * ``CorridorKey.verify.exr``: a small green-screen plate (blue for the blue model), float
   RGBA, the hint in alpha: what the Inference node receives;
@@ -9,8 +9,9 @@
   at a grid of pixels, and the tolerance of each run mode
   (:data:`corridorkey_model.pipeline.compare.RUN_MODES`).
 
-``--install-to ... --cat CorridorKey.cat`` copies both from the .cat's folder into the
-Cattery package, where ``corridorkey_verify.verify(node)`` (shipped in the package, run
+``--install-to ... --cat CorridorKey.cat`` checks both (:func:`check_reference`) and copies
+them from the .cat's folder into the Cattery package under the installed names
+(``CorridorKey.verify.*``, ``CorridorKeyBlue.verify.*``), where ``corridorkey_verify.verify(node)`` (shipped in the package, run
 by the node's Verify button inside Nuke) finds them beside the .cat.
 
 Pixel positions are in Nuke's image coordinates: x from the left, y from the *bottom*
@@ -23,12 +24,12 @@ of pixels, to center on a pixel add .5 to both coordinates").
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from corridorkey_export.nuke_contract import CHANNELS_OUT, NukeModel
+from corridorkey_export.nuke_contract import CHANNELS_OUT, NukeModel, verify_filenames
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES
@@ -49,8 +50,11 @@ def sample_positions(width: int, height: int, grid: int = GRID) -> List[Tuple[in
     return [(x, r) for r in rows for x in xs]
 
 
-def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str) -> Tuple[np.ndarray, Dict]:
+def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str,
+                     plate_name: Optional[str] = None) -> Tuple[np.ndarray, Dict]:
     """(test plate ``H x W x 4`` float32, reference JSON) for the loaded ``.pt`` ``module``.
+
+    ``plate_name``: the test plate's file name the JSON names (default the installed name).
 
     The reference is ``module``'s own output (fp32, CPU, every knob at its default); the
     module's knob attributes are restored afterwards.
@@ -75,7 +79,7 @@ def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str)
         "screen": screen.name,
         "pt_sha256": pt_sha256,
         "img_size": int(module.img_size),
-        "plate": screen.verify_plate_filename,
+        "plate": plate_name or screen.verify_plate_filename,
         "width": width,
         "height": height,
         "knobs": defaults,
@@ -88,10 +92,55 @@ def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str)
     return plate, data
 
 
-def verify_paths(output: Path, screen: NukeModel) -> Tuple[Path, Path]:
-    """(plate EXR, JSON) beside the exported file ``output``."""
-    folder = Path(output).parent
-    return folder / screen.verify_plate_filename, folder / screen.verify_filename
+def verify_paths(output: Path, screen: Optional[NukeModel] = None) -> Tuple[Path, Path]:
+    """(plate EXR, JSON) beside the exported file ``output``, named after it (``y.pt`` -> ``y.verify.exr``,
+    ``y.verify.json``): an export never overwrites another ``.pt``'s Verify data. ``screen`` is not needed."""
+    output = Path(output)
+    plate, reference = verify_filenames(output.stem)
+    return output.parent / plate, output.parent / reference
 
 
-__all__ = ["make_verify_data", "verify_paths", "sample_positions", "PLATE_SIZE", "VERIFY_FORMAT", "VERIFY_KIND"]
+def check_reference(path: Path, screen: NukeModel) -> Tuple[Dict, Path]:
+    """``(reference JSON, test plate path)`` of a Verify reference file, checked as ``validate`` checks a
+    manifest: readable JSON of this format and kind, for ``screen``, with samples the Verify module can
+    use, a tolerance per run mode, and its test plate beside it. ValueError says what is wrong."""
+    import json
+    import math
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != VERIFY_KIND or data.get("format") != VERIFY_FORMAT:
+        raise ValueError(f"{path} is not a CorridorKey Verify reference of format {VERIFY_FORMAT} "
+                         f"(kind {data.get('kind') if isinstance(data, dict) else None!r})")
+    if data.get("screen") != screen.name:
+        raise ValueError(f"{path} holds the {data.get('screen')!r}-screen model's reference, not the "
+                         f"{screen.name}-screen one")
+    width, height, channels = data.get("width"), data.get("height"), data.get("channels")
+    if not (type(width) is int and type(height) is int and width > 0 and height > 0
+            and isinstance(channels, list) and channels):
+        raise ValueError(f"{path}: width, height or channels missing or wrong")
+    samples = data.get("samples")
+    if not isinstance(samples, list) or not samples:
+        raise ValueError(f"{path} holds no samples")
+    for s in samples:
+        ok = (isinstance(s, dict) and type(s.get("x")) is int and type(s.get("y")) is int
+              and 0 <= s["x"] < width and 0 <= s["y"] < height and isinstance(s.get("values"), list)
+              and len(s["values"]) == len(channels)
+              and all(isinstance(v, (int, float)) and math.isfinite(v) for v in s["values"]))
+        if not ok:
+            raise ValueError(f"{path}: sample {s!r} is not a pixel of the {width}x{height} plate with "
+                             f"{len(channels)} finite value(s)")
+    tolerances = data.get("tolerances")
+    if not isinstance(tolerances, dict) or set(tolerances) != set(RUN_MODES) or not all(
+            isinstance(t, (int, float)) and math.isfinite(t) and t >= 0 for t in tolerances.values()):
+        raise ValueError(f"{path}: tolerances must give one finite figure per run mode ({', '.join(RUN_MODES)})")
+    plate = Path(path).parent / str(data.get("plate") or "")
+    if not data.get("plate") or not plate.is_file() or plate.stat().st_size == 0:
+        raise ValueError(f"{path} names the test plate {data.get('plate')!r}, which is not beside it")
+    return data, plate
+
+
+__all__ = ["make_verify_data", "verify_paths", "check_reference", "sample_positions", "PLATE_SIZE",
+           "VERIFY_FORMAT", "VERIFY_KIND"]

@@ -210,3 +210,57 @@ def test_the_gizmos_verify_button_runs_verify(installed, monkeypatch):
     monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
     runtime.run(button.text)
     assert status(runtime).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
+
+
+def test_two_exports_in_one_folder_keep_their_own_verify_data(tmp_path, model64):
+    """Issue #31 defect 7: exporting y.pt beside x.pt replaced the fixed-name CorridorKey.verify.exr/.json."""
+    for name in ("x", "y"):
+        export_torchscript(model64, tmp_path / f"{name}.pt", random_init_seed=5)
+    for name in ("x", "y"):
+        manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
+        assert manifest["verify"]["reference"] == f"{name}.verify.json"
+        assert manifest["verify"]["plate"] == f"{name}.verify.exr"
+        data = json.loads((tmp_path / f"{name}.verify.json").read_text())
+        assert data["pt_sha256"] == manifest["file_sha256"] and data["plate"] == f"{name}.verify.exr"
+    assert not (tmp_path / SCREENS[0].verify_filename).exists()
+    # A .cat named after y.pt installs y's Verify data under the names the gizmo looks for.
+    cat = tmp_path / "y.cat"
+    cat.write_bytes(b"stand-in for the .cat NukeX builds from y.pt")
+    home = tmp_path / "home"
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat), "--root", str(REPO)])
+    assert result.exit_code == 0, result.output
+    package = home / "Cattery" / "CorridorKey"
+    installed = json.loads((package / SCREENS[0].verify_filename).read_text())
+    assert installed["pt_sha256"] == json.loads((tmp_path / "y.verify.json").read_text())["pt_sha256"]
+    assert installed["plate"] == SCREENS[0].verify_plate_filename
+    assert (package / SCREENS[0].verify_plate_filename).read_bytes() == (tmp_path / "y.verify.exr").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "kind", "screen", "samples", "plate"])
+def test_install_refuses_corrupt_verify_data(tmp_path, installed, damage):
+    """Issue #31 defect 8: --install-to copied an unparseable CorridorKey.verify.json and exited 0."""
+    _package, pt = installed
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in (SCREENS[0].verify_filename, SCREENS[0].verify_plate_filename):
+        shutil.copy(pt.parent / name, folder / name)
+    reference = folder / SCREENS[0].verify_filename
+    data = json.loads(reference.read_text())
+    if damage == "truncate":
+        reference.write_text(reference.read_text()[:200])
+    else:
+        if damage == "kind":
+            data["kind"] = "something-else"
+        elif damage == "screen":
+            data["screen"] = "blue"
+        elif damage == "samples":
+            data["samples"][3]["values"] = [0.5]
+        else:
+            (folder / SCREENS[0].verify_plate_filename).unlink()
+        reference.write_text(json.dumps(data))
+    cat = folder / "CorridorKey.cat"
+    cat.write_bytes(b"stand-in .cat")
+    home = tmp_path / "home"
+    result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat), "--root", str(REPO)])
+    assert result.exit_code == 1 and str(reference) in result.output and "export" in result.output, result.output
+    assert not (home / "Cattery").exists()
