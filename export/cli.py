@@ -320,10 +320,12 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
     screen = next((s for s in SCREENS if s.channel == channel), None)
     if screen is None:
         raise click.ClickException(f"{pt_file} despills channel {channel}, which is neither screen; re-export it")
-    recorded_screen = (manifest.get("screen") or {}).get("name")
-    if recorded_screen and recorded_screen != screen.name:
-        raise click.ClickException(f"{pt_file} is a {screen.name}-screen file but its manifest says {recorded_screen}; "
-                                   "the manifest does not belong to this file")
+    from corridorkey_export.validate import manifest_problems
+
+    problems = manifest_problems(manifest, img_size, screen.name)
+    if problems:  # the manifest's img_size and screen must be the file's
+        raise click.ClickException(f"{pt_file}: {'; '.join(problems)}: the manifest does not describe this file; "
+                                   f"put the file's own manifest beside it, or re-export it")
     try:
         check_loaded(module, img_size, screen)
     except ExportError as exc:

@@ -500,6 +500,19 @@ def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None,
     return ValidationPlan(plates, cases, settings, sweep_name)
 
 
+def manifest_problems(manifest: Dict[str, object], img_size: int, screen: str) -> List[str]:
+    """What a ``.pt``'s manifest says that the loaded file contradicts: its model resolution ``img_size``
+    (S) and its screen. Empty when they agree (or the manifest does not say)."""
+    problems = []
+    recorded = manifest.get("img_size")
+    if recorded is not None and (type(recorded) is not int or recorded != img_size):
+        problems.append(f"the manifest records img_size {recorded!r} but the file runs at S={img_size}")
+    recorded_screen = (manifest.get("screen") or {}).get("name") if isinstance(manifest.get("screen"), dict) else None
+    if recorded_screen is not None and recorded_screen != screen:
+        problems.append(f"the manifest records the {recorded_screen!r} screen but the file is a {screen}-screen one")
+    return problems
+
+
 def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Union[str, torch.device] = "cpu",
                          plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
                          settings: Optional[Sequence[Dict[str, object]]] = None,

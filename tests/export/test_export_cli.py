@@ -242,3 +242,18 @@ def test_scripted_wrapper_despeckle_knob_removes_small_islands():
         on = module(plate)[0, 3]
     assert off[102, 102] > 0.9 and off[20, 20] > 0.99
     assert on[102, 102] < 1e-6 and on[20, 20] > 0.99  # the small island is gone, the large one kept
+
+
+@pytest.mark.parametrize("img_size", [128, "64"])
+def test_validate_refuses_a_manifest_whose_img_size_is_not_the_files(tmp_path, export64, img_size):
+    """Issue #31 defect 19: validate ignored a manifest img_size that disagreed with the file."""
+    import shutil
+
+    pt = tmp_path / "CorridorKey.pt"
+    shutil.copy(export64.output, pt)
+    manifest = json.loads(export64.output.with_suffix(".manifest.json").read_text())
+    manifest["img_size"] = img_size
+    pt.with_suffix(".manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["validate", str(pt), "--fp16", "off", "-q"])
+    assert result.exit_code == 1 and f"img_size {img_size!r}" in result.output and "S=64" in result.output, \
+        result.output
