@@ -676,8 +676,9 @@ def compare(folder_a: Path, folder_b: Path, tolerance: float, channels: Optional
     For example A = the CorridorKey node's EXR renders of a shot (written raw, 32-bit float) and
     B = `corridorkey run`'s output for the same clip and knobs. Frames are matched by the number at
     the end of their file names (shot.1001.exr is frame 1001). Prints each frame's max abs error per
-    channel. Both folders must hold the same frame numbers and each pair the same size: anything else
-    is an error, never a partial comparison.
+    channel. Both folders must hold the same frame numbers and each pair the same format (display
+    window; frames are compared over it, whatever their data windows): anything else is an error,
+    never a partial comparison. A NaN or infinity in either frame fails, even where both hold it.
 
     \b
     Example:
