@@ -49,8 +49,10 @@ from corridorkey_export.nuke_script import (
     user_knob_line,
     user_knob_value,
 )
-from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS
+from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
 
+#: The gizmo's plate input (input 0).
+PLATE_INPUT = "Plate"
 #: Node class of the gizmo (its file name without ``.gizmo``) and name of the Cattery package.
 GIZMO_CLASS = "CorridorKey"
 #: File name of the green model's .cat (the one every install needs).
@@ -63,8 +65,26 @@ INFERENCE_NODE = INFERENCE_NODES["green"]
 MINIMUM_NUKE = 15.1
 #: The screen whose Inference node the gizmo's Model File knob links to.
 MODEL_FILE_SCREEN = "green"
-#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py).
-VERIFY_COMMAND = "import nuke\nimport corridorkey_verify\ncorridorkey_verify.verify(nuke.thisNode())"
+#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py). The module is
+#: imported from the folder of the gizmo's own file (``Gizmo.filename()``, Foundry's Python reference,
+#: nuke.Gizmo: "Gizmo filename"), because ``nukescripts/cattery.py`` adds Cattery package folders with
+#: ``nuke.pluginAddPath(directory, addToSysPath=False)``: the package folder need not be on sys.path.
+#: Any failure is a Status line, never a traceback.
+VERIFY_COMMAND = (
+    "import os, sys\n"
+    "import nuke\n"
+    "ck_node = nuke.thisNode()\n"
+    "try:\n"
+    "    ck_dir = os.path.dirname(ck_node.filename())\n"
+    "    if ck_dir and os.path.isfile(os.path.join(ck_dir, 'corridorkey_verify.py')) and ck_dir not in sys.path:\n"
+    "        sys.path.insert(0, ck_dir)\n"
+    "    import corridorkey_verify\n"
+    "except Exception as ck_exc:\n"
+    "    ck_node['status'].setValue('Test could not start: corridorkey_verify.py was not found beside '\n"
+    "                               'CorridorKey.gizmo (%s). Reinstall the Cattery package.' % ck_exc)\n"
+    "else:\n"
+    "    corridorkey_verify.verify(ck_node)\n"
+)
 
 #: Output choice of the gizmo, in menu order (the Switch node's input order).
 OUTPUT_MODES: Tuple[str, ...] = (
@@ -83,6 +103,21 @@ AUTO_HINT_UNCONNECTED = ("CorridorKey: no Hint input is connected, so the node m
                          "plate (connect a rough matte to Hint to use your own).")
 AUTO_HINT_CHOSEN = ("CorridorKey: Hint Channel is automatic: the hint is made from the plate and the Hint input "
                     "is ignored.")
+#: The NoOp inside the gizmo whose knobs hold the .cat knob values the gizmo computes at render time
+#: (expressions, not Python callbacks): ``auto_hint`` from the Hint input and Hint Channel,
+#: ``despeckle_size`` scaled to proxy pixels. The Inference nodes' serialiseKnob links read them.
+MODEL_KNOBS_NODE = "ModelKnobs"
+#: True when the gizmo's input 1 (Hint) is connected: the TCL ``exists`` test on ``parent.input1`` as public
+#: gizmos write it in a child node's expression (e.g. a Copy's ``disable {{"\\[exists parent.input1] ? 0 : 1"}}``
+#: in Martin Tomek's MolochMaskCreator group and in public despill gizmos' Keymix nodes).
+HINT_CONNECTED_EXPR = "[exists parent.input1]"
+#: The proxy factor of a length: Root knobs ``proxy`` (on/off) and ``proxy_scale`` (studio menu.py files set
+#: ``nuke.knobDefault('Root.proxy_scale', '.5')`` with ``Root.proxy_type`` "scale"). A "format" proxy type is
+#: not read here (docs/nuke.md, "Proxy mode"; the probe script reports what proxy_scale holds then).
+PROXY_FACTOR_EXPR = "(root.proxy ? root.proxy_scale : 1)"
+#: What the Inference node's gpuName shows when no GPU can be used (its tooltip, Nuke 17: "Local GPU will be
+#: shown as Not available"); the half-precision knob is disabled then, as it only acts on the GPU.
+NO_GPU_TEXT = "not available"
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -131,7 +166,10 @@ def _cat_check_script() -> str:
         "        if ck_inf is not None and not ck_inf['disable'].getValue():\n"
         "            ck_inf.forceValidate()\n"
         "    ck_inf = ck_node.node(ck_inference_name)\n"
-        "    ck_node['gpuName'].setValue(ck_inf['gpuName'].value())\n"
+        "    ck_gpu = ck_inf['gpuName'].value()\n"
+        "    ck_node['gpuName'].setValue(ck_gpu)\n"
+        "    ck_node['halfPrecision'].setEnabled(bool(str(ck_gpu).strip()) and "
+        f"{NO_GPU_TEXT!r} not in str(ck_gpu).lower())\n"
         f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
         f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
         "    ck_from['in_colorspace'].setValue(ck_to['out_colorspace'].value())\n"
@@ -150,31 +188,87 @@ def _cat_check_script() -> str:
         "                      'in this NukeX.' % (ck_cat, ck_path))\n"
         "except Exception as ck_exc:\n"
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
-        + _hint_state_script() +
-        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_hint_note) if ck_line))\n"
-        "if ck_message:\n"
-        "    nuke.warning(ck_message)\n"
+        + _colour_check_script() + _hint_state_script() +
+        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_colour_note, ck_hint_note) "
+        "if ck_line))\n"
+        "for ck_line in (ck_message, ck_colour_note):\n"
+        "    if ck_line:\n"
+        "        nuke.warning(ck_line)\n"
+    )
+
+
+def _colour_check_script() -> str:
+    """Python that checks the colour conversion around the network and sets ``ck_colour_note``.
+
+    * ToNetwork / FromNetwork in error after ``forceValidate()`` (``Node.hasError()``): an OCIO config
+      without the ``scene_linear`` or ``color_picking`` role, or a colour space the config lacks.
+    * The Network Colorspace resolving to a display-referred or output (view) transform, e.g.
+      ``color_picking`` = ``Output - sRGB`` in the ACES 1.x configs: the network would be fed a
+      tone-mapped image. Read with PyOpenColorIO (shipped with Nuke): the Root's
+      ``customOCIOConfigPath`` when set, else the process's current config (``$OCIO``);
+      ``ColorSpace.getReferenceSpaceType()`` (OCIO 2: display-referred spaces) or a family or
+      name that starts with Output / Display. When no config can be read the check is skipped.
+    """
+    return (
+        "ck_colour_note = ''\n"
+        "try:\n"
+        f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
+        f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
+        "    ck_active = [n for n in (ck_to, ck_from) if not n['disable'].getValue()]\n"
+        "    for ck_ocio_node in ck_active:\n"
+        "        ck_ocio_node.forceValidate()\n"
+        "    ck_failed = [n.name() for n in ck_active if n.hasError()]\n"
+        "    if ck_failed:\n"
+        "        ck_colour_note = ('CorridorKey: the colour conversion fails (%s): this OCIO config may lack the '\n"
+        f"                          '{WORKING_ROLE} or {NETWORK_ROLE} role. Set Working Space and Network Colorspace '\n"
+        "                          'to colour spaces of your config (Network Colorspace: the sRGB-encoded Rec.709 '\n"
+        "                          'texture space).' % ', '.join(ck_failed))\n"
+        "    elif not ck_to['disable'].getValue():\n"
+        "        ck_space = ck_to['out_colorspace'].value()\n"
+        "        ck_cs = None\n"
+        "        try:\n"
+        "            import PyOpenColorIO as ck_ocio\n"
+        "            ck_path = nuke.root()['customOCIOConfigPath'].value() if nuke.root().knob('customOCIOConfigPath') "
+        "else ''\n"
+        "            ck_cfg = ck_ocio.Config.CreateFromFile(ck_path) if ck_path else ck_ocio.GetCurrentConfig()\n"
+        "            ck_cs = ck_cfg.getColorSpace(ck_space)\n"
+        "        except Exception:\n"
+        "            ck_cs = None\n"
+        "        if ck_cs is not None:\n"
+        "            ck_display = False\n"
+        "            try:\n"
+        "                ck_display = ck_cs.getReferenceSpaceType() == ck_ocio.REFERENCE_SPACE_DISPLAY\n"
+        "            except AttributeError:\n"
+        "                pass\n"
+        "            ck_words = (str(ck_cs.getFamily() or '') + '/' + str(ck_cs.getName())).lower()\n"
+        "            if ck_display or ck_words.startswith(('output', 'display')) or '/output' in ck_words:\n"
+        "                ck_colour_note = ('CorridorKey: Network Colorspace is %s, a display or view transform: the '\n"
+        "                                  'network would get a tone-mapped plate. Choose the sRGB texture space of '\n"
+        "                                  'your config instead (Utility - sRGB - Texture, sRGB - Texture, or sRGB '\n"
+        "                                  'Encoded Rec.709 (sRGB)).' % ck_cs.getName())\n"
+        "except Exception as ck_exc:\n"
+        "    ck_colour_note = 'CorridorKey: could not check the colour conversion: %s' % ck_exc\n"
     )
 
 
 def _hint_state_script() -> str:
-    """Python that sets the .cat's ``auto_hint`` (through the gizmo knob it links to) and the hint note.
+    """Python that writes the Status line's hint sentence (``ck_hint_note``, empty when the Hint input is used).
 
-    Automatic when the Hint input (input 1) is not connected or Hint Channel is "automatic".
-    Sets ``ck_hint_note`` (the Status line's hint sentence, empty when the Hint input is used).
+    Only the words: which hint the network gets is decided at render time by the expression
+    of ``ModelKnobs.auto_hint`` (render_gizmo), so a script loaded before its inputs are
+    connected, ``setInput()`` with the panel closed, or a farm render cannot leave it stale.
     """
     return (
         "ck_hint_note = ''\n"
         "try:\n"
         "    ck_unconnected = ck_node.input(1) is None\n"
         f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
-        f"    ck_node[{AUTO_HINT.name!r}].setValue(1 if (ck_unconnected or ck_chosen) else 0)\n"
         f"    if ck_unconnected:\n"
         f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
         f"    elif ck_chosen:\n"
         f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
         "except Exception as ck_exc:\n"
-        "    ck_hint_note = 'CorridorKey: could not decide the hint source: %s' % ck_exc\n"
+        "    ck_hint_note = 'CorridorKey: could not describe the hint source: %s' % ck_exc\n"
     )
 
 
@@ -182,7 +276,7 @@ def _knob_changed_script() -> str:
     """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
     return (
         "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
-        "'hint_channel', 'inputChange'):\n"
+        "'gamma_input', 'hint_channel', 'inputChange', 'showPanel'):\n"
         + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
     )
 
@@ -283,12 +377,51 @@ def _gizmo_knobs() -> List[str]:
         + f" T {TO_NETWORK_NODE}.out_colorspace}}")
     lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
     for spec in KNOBS:
+        if spec.name in COMPUTED_KNOBS and spec.name not in PANEL_AND_COMPUTED_KNOBS:
+            continue  # computed by ModelKnobs' expressions from other knobs: no knob of its own on the panel
         tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
-        # auto_hint follows the Hint input and Hint Channel (the gizmo's Python sets it): not a panel knob
-        flags = "+INVISIBLE" if spec.name == AUTO_HINT.name else ""
-        lines.append(" " + user_knob_line(spec, tooltip, flags))
+        tooltip += PANEL_NOTES.get(spec.name, "")
+        lines.append(" " + user_knob_line(spec, tooltip))
         lines.append(" " + user_knob_value(spec, defaults[spec.name]))
     return lines
+
+
+def computed_knobs() -> Dict[str, str]:
+    """ModelKnobs' knobs: .cat knob name -> the expression the gizmo computes it with at render time.
+
+    * ``auto_hint``: 1 (automatic) when Hint Channel is *automatic* or the Hint input (input 1) is not
+      connected, else 0. An expression, so that it holds in every render whatever callbacks ran.
+    * ``despeckle_size``: the panel's area (full-resolution pixels) times the proxy factor squared,
+      rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
+    """
+    connected = HINT_CONNECTED_EXPR
+    return {
+        AUTO_HINT.name: f"parent.hint_channel == {HINT_AUTOMATIC} || !{connected} ? 1 : 0",
+        DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
+                              "+ 0.5)"),
+    }
+
+
+#: The .cat knobs the gizmo computes (ModelKnobs) instead of linking the panel knob of the same name.
+COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name)
+#: Of those, the ones that still have a panel knob (the user's value the computation starts from).
+PANEL_AND_COMPUTED_KNOBS = (DESPECKLE_SIZE.name,)
+#: Extra tooltip text of a panel knob on the gizmo.
+PANEL_NOTES: Dict[str, str] = {
+    DESPECKLE_SIZE.name: ("\n\nIn proxy mode (proxy type scale) the area is scaled by the proxy scale squared, so "
+                          "the same islands are removed; the 25 px grow and the 11 px blur of the kept islands "
+                          "still act on proxy pixels (docs/nuke.md, Proxy mode)."),
+}
+
+
+def _model_knobs_node() -> List[str]:
+    """The NoOp holding the computed .cat knob values as Int knobs with expressions."""
+    knobs = ["inputs 0"]
+    for name, expr in computed_knobs().items():
+        knobs.append(f"addUserKnob {{3 {name}}}")
+        knobs.append(f"{name} {{{{{nk_quote(expr)}}}}}")
+    knobs += [f"name {MODEL_KNOBS_NODE}", "xpos 400", "ypos -200"]
+    return node_block("NoOp", knobs)
 
 
 def _inference_node(screen: NukeModel, index: int) -> List[str]:
@@ -301,7 +434,7 @@ def _inference_node(screen: NukeModel, index: int) -> List[str]:
         "useGPUIfAvailable {{parent.useGPUIfAvailable}}",
         f"modelFile {nk_quote(f'[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]')}",
         "halfPrecision {{parent.halfPrecision}}",
-        f"serialiseKnob {serialise_knob_links()}",
+        f"serialiseKnob {serialise_knob_links({n: f'{MODEL_KNOBS_NODE}.{n}' for n in COMPUTED_KNOBS})}",
         f"disable {{{{parent.screen != {index}}}}}",
         f"name {INFERENCE_NODES[screen.name]}",
         f"xpos {index * 160}", "ypos -100",
@@ -324,9 +457,23 @@ def render_gizmo() -> str:
 
     # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
     # stack as input 0, the next as input 1, ...; push order below is chosen for that.
-    lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -400"])
+    lines += _model_knobs_node()
+    lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -480"])
+    # A hint of another size (a half-resolution roto, a proxy render's matte) is fitted to the plate's
+    # format, nearest pixel (filter impulse: no new values in a matte); the pipeline fits it with the same
+    # rule. Reformat "to box" with box_fixed and expressions of another node's width/height, resize
+    # distort: public gizmos (e.g. a Reformat with box_width {{FormatReceiver.width}}, box_fixed true,
+    # resize distort; filter impulse on a Reformat "to box" in Peter Mercell's 2023 gizmo).
+    lines += node_block("Reformat", ['type "to box"', f"box_width {{{{{PLATE_INPUT}.width}}}}",
+                                     f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
+                                     "filter impulse", "name HintToPlateFormat", "xpos 200", "ypos -400"])
     lines += node_block("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
-    lines += node_block("Input", ["inputs 0", "name Plate", "xpos 0", "ypos -400"])
+    lines += node_block("Input", ["inputs 0", f"name {PLATE_INPUT}", "xpos 0", "ypos -480"])
+    # Overscan: pixels outside the format are dropped before the network (the model keys exactly the
+    # format, as the pipeline does). Crop to the format with "crop false" (no black edge), as RIFE.gizmo
+    # (manwhosoldthew/RIFE-for-Nuke) does in front of its Inference node.
+    lines += node_block("Crop", ["box {0 0 {width} {height}}", "crop false", "name PlateToFormat", "xpos 0",
+                                 "ypos -400"])
     # Working space -> sRGB-encoded Rec.709 (the network's domain); bypassed for Input Gamma = Linear.
     lines += node_block("OCIOColorSpace", [
         f"in_colorspace {WORKING_ROLE}", f"out_colorspace {NETWORK_ROLE}",

@@ -256,8 +256,14 @@ def test_nuke_folder_is_not_an_importable_package():
 # --------------------------------------------------------------------------- gizmo knobs
 
 
+def panel_knobs():
+    """The model knobs the gizmo shows on its panel (auto_hint is computed from the Hint input and Hint Channel)."""
+    return [k for k in KNOBS if k.name not in gz.COMPUTED_KNOBS or k.name in gz.PANEL_AND_COMPUTED_KNOBS]
+
+
 def test_every_model_knob_has_a_gizmo_knob_of_the_right_type_range_and_default(gizmo):
-    for spec in KNOBS:
+    assert [k.name for k in KNOBS if k not in panel_knobs()] == ["auto_hint"]
+    for spec in panel_knobs():
         knob = gizmo.user_knob(spec.name)
         assert knob.label == spec.label
         assert knob.tooltip.startswith(spec.tooltip)
@@ -306,9 +312,14 @@ def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
             assert spec.name not in inference.knobs, f"plain .cat knob line {spec.name} in {inference.name}"
         links = parse_serialise_knob(inference.value("serialiseKnob"))
         assert list(links) == [k.name for k in KNOBS]
+        model_knobs = gizmo.node(gz.MODEL_KNOBS_NODE)
         for spec in KNOBS:
-            assert links[spec.name] == f"{{parent.{spec.name}}}", f"{spec.name} is not linked to the gizmo knob"
-            gizmo.user_knob(spec.name)  # the link target exists
+            if spec.name in gz.COMPUTED_KNOBS:  # computed at render time by ModelKnobs' expressions
+                assert links[spec.name] == f"{{{gz.MODEL_KNOBS_NODE}.{spec.name}}}"
+                assert model_knobs.user_knob(spec.name).type_id == 3 and model_knobs.expression(spec.name)
+            else:
+                assert links[spec.name] == f"{{parent.{spec.name}}}", f"{spec.name} is not linked to the gizmo knob"
+                gizmo.user_knob(spec.name)  # the link target exists
         # Only the chosen screen's node is enabled, so a missing blue .cat is never loaded for Green.
         assert inference.expression("disable") == f"parent.screen != {SCREENS.index(screen)}"
 
@@ -349,10 +360,13 @@ def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
     assert len(runtime.warnings) == 1
 
 
-def test_auto_hint_is_a_hidden_knob_the_gizmo_drives(gizmo):
-    knob = gizmo.user_knob("auto_hint")
-    assert "+INVISIBLE" in knob.flags and knob.menu == ["Hint Input", "Automatic"]
-    assert gizmo.value("auto_hint") == "Hint Input"  # the saved default; onCreate re-derives it
+def test_auto_hint_is_decided_at_render_time_not_by_python(gizmo):
+    """No panel knob and no Python sets auto_hint: ModelKnobs computes it by expression (#26 item 6)."""
+    assert "auto_hint" not in [k.name for k in gizmo.user_knobs]
+    for script in ("onCreate", "knobChanged"):
+        assert "auto_hint" not in gizmo.value(script)
+    expr = gizmo.node(gz.MODEL_KNOBS_NODE).expression("auto_hint")
+    assert "[exists parent.input1]" in expr and "parent.hint_channel" in expr
     assert "automatic" in gizmo.user_knob("hint_channel").tooltip and "Status" in gizmo.user_knob("hint_channel").tooltip
     for name in ("gamma_input", "despill_strength", "refiner_strength", "despeckle_size", "screen"):
         assert "+INVISIBLE" not in gizmo.user_knob(name).flags
@@ -366,7 +380,6 @@ def test_unconnected_hint_input_uses_the_automatic_hint_and_says_so(gizmo, tmp_p
                            hint_connected=False)
     runtime.run(gizmo.value(script), knob="inputChange")  # knobChanged's dummy knob when inputs change
     assert ("input", "CorridorKey1", 1) in runtime.events
-    assert runtime.gizmo.knob("auto_hint").value() == 1
     status = runtime.gizmo.knob("status").value()
     assert "no Hint input is connected" in status and "automatic hint" in status
     assert runtime.warnings == []  # a note, not a problem: nothing in the error console
@@ -376,16 +389,14 @@ def test_connected_hint_uses_the_hint_input_unless_automatic_is_chosen(gizmo, tm
     cat = tmp_path / "CorridorKey.cat"
     cat.write_bytes(b"cat")
     runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.gizmo.knob("auto_hint").setValue(1)  # a stale value saved when Hint was unconnected
     runtime.run(gizmo.value("onCreate"))
-    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+    assert runtime.gizmo.knob("status").value() == ""
     runtime.gizmo.knob("hint_channel").setValue(float(gz.HINT_CHANNELS.index("automatic")))
     runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert runtime.gizmo.knob("auto_hint").value() == 1
     assert "Hint Channel is automatic" in runtime.gizmo.knob("status").value()
     runtime.gizmo.knob("hint_channel").setValue(1.0)  # red
     runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+    assert runtime.gizmo.knob("status").value() == ""
 
 
 def test_missing_cat_and_automatic_hint_share_the_status_line(gizmo):
@@ -418,9 +429,14 @@ def test_graph_plate_through_ocio_and_hint_into_every_inference_node(gizmo):
         assert to_net.cls == "OCIOColorSpace" and to_net.name == "ToNetwork"
         assert (to_net.value("in_colorspace"), to_net.value("out_colorspace")) == ("scene_linear", "color_picking")
         assert to_net.expression("disable") == "parent.gamma_input == 1"  # Linear: the model encodes itself
-        assert upstream(to_net.inputs[0]) is plate
+        crop = upstream(to_net.inputs[0])  # overscan dropped: the network keys exactly the format
+        assert crop.cls == "Crop" and crop.value("crop") == "false" and upstream(crop.inputs[0]) is plate
         hint_expr = upstream(copy.inputs[1])  # A: the hint's chosen channel in alpha, untouched by OCIO
-        assert hint_expr.cls == "Expression" and upstream(hint_expr.inputs[0]) is hint
+        fit = upstream(hint_expr.inputs[0])  # the hint fitted to the plate's format, nearest pixel
+        assert hint_expr.cls == "Expression" and fit.cls == "Reformat" and upstream(fit.inputs[0]) is hint
+        assert (fit.value("type"), fit.value("resize"), fit.value("filter"), fit.value("box_fixed")) == \
+            ("to box", "distort", "impulse", "true")
+        assert (fit.expression("box_width"), fit.expression("box_height")) == ("Plate.width", "Plate.height")
         expr = hint_expr.value("expr3")
         assert "parent.hint_channel == 0 ? a" in expr and "parent.hint_channel == 1 ? r" in expr
         assert "0.2126*r + 0.7152*g + 0.0722*b" in expr
@@ -520,6 +536,10 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
     for spec in KNOBS:
         value = getattr(scripted, spec.name)
         assert type(value) is spec.python_type and value == spec.default
+        if spec not in panel_knobs():  # computed by ModelKnobs: every value of the spec's range
+            for v in (spec.minimum, spec.maximum):
+                setattr(scripted, spec.name, spec.python_type(v))
+            continue
         knob = gizmo.user_knob(spec.name)
         lo, hi = knob.range if knob.range else ((0, len(knob.menu) - 1) if knob.menu else (spec.minimum, spec.maximum))
         for v in (lo, hi):  # every value the gizmo offers is accepted by the scripted attribute

@@ -258,6 +258,10 @@ class RuntimeKnob:
         self._value = value
         return True
 
+    def setEnabled(self, enabled: bool) -> None:  # nuke.Knob.setEnabled (Foundry's Python reference)
+        self._log.append(("setEnabled", f"{self._node.name()}.{self._name}", bool(enabled)))
+        self.enabled = bool(enabled)
+
     def evaluate(self) -> str:
         self._log.append(("evaluate", f"{self._node.name()}.{self._name}"))
         return self._evaluates_to if self._evaluates_to is not None else str(self._value)
@@ -325,14 +329,19 @@ class GizmoRuntime(types.ModuleType):
                                 has_error=name in in_error)
                     for name, path in cats.items()]
         children += [RuntimeNode(self.events, "ToNetwork", {"in_colorspace": "scene_linear",
-                                                            "out_colorspace": "color_picking"}),
-                     RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": ""})]
+                                                            "out_colorspace": "color_picking", "disable": False},
+                                 has_error="ToNetwork" in in_error),
+                     RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": "",
+                                                              "disable": False},
+                                 has_error="FromNetwork" in in_error)]
         upstream = [RuntimeNode(self.events, "Read1", {}),
                     RuntimeNode(self.events, "Roto1", {}) if hint_connected else None]
         self.gizmo = RuntimeNode(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
-                                                              "status": "", "modelFile": "",
-                                                              "hint_channel": float(hint_channel), "auto_hint": 0},
+                                                              "status": "", "modelFile": "", "halfPrecision": False,
+                                                              "hint_channel": float(hint_channel)},
                                  children, inputs=upstream)
+        # Root: customOCIOConfigPath (Project Settings > Color, as saved in public .nk files) is empty here.
+        self._root = RuntimeNode(self.events, "root", {"customOCIOConfigPath": ""})
         self._this_knob: Optional[str] = None
 
     def thisNode(self) -> RuntimeNode:
@@ -343,6 +352,9 @@ class GizmoRuntime(types.ModuleType):
 
     def toNode(self, name: str) -> Optional[RuntimeNode]:
         return self.gizmo.node(name)
+
+    def root(self) -> RuntimeNode:
+        return self._root
 
     def warning(self, message: str) -> None:
         self.events.append(("warning", message))
