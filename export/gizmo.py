@@ -43,6 +43,7 @@ from typing import Dict, List, Tuple
 
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import (
+    nk_number,
     nk_quote,
     node_block,
     serialise_knob_links,
@@ -70,6 +71,7 @@ MODEL_FILE_SCREEN = "green"
 #: nuke.Gizmo: "Gizmo filename"), because ``nukescripts/cattery.py`` adds Cattery package folders with
 #: ``nuke.pluginAddPath(directory, addToSysPath=False)``: the package folder need not be on sys.path.
 #: Any failure is a Status line, never a traceback.
+VERIFY_LABEL = "Test Installed Model"
 VERIFY_COMMAND = (
     "import os, sys\n"
     "import nuke\n"
@@ -80,7 +82,7 @@ VERIFY_COMMAND = (
     "        sys.path.insert(0, ck_dir)\n"
     "    import corridorkey_verify\n"
     "except Exception as ck_exc:\n"
-    "    ck_node['status'].setValue('Test could not start: corridorkey_verify.py was not found beside '\n"
+    "    ck_node['status'].setValue('Verify could not start: corridorkey_verify.py was not found beside '\n"
     "                               'CorridorKey.gizmo (%s). Reinstall the Cattery package.' % ck_exc)\n"
     "else:\n"
     "    corridorkey_verify.verify(ck_node)\n"
@@ -319,17 +321,21 @@ def _gizmo_knobs() -> List[str]:
                    "missing and where to put it, whether the .cat loaded with an error (damaged, or made for "
                    "another Nuke), and whether the node makes an automatic hint from the plate. It is checked "
                    "when the node is created and when Screen, Model File, the colour spaces, Hint Channel or "
-                   "the inputs change; an error that appears only while rendering shows on the node, not here. "
-                   "Verify runs the model on a test plate and writes its verdict here.")
+                   "the inputs change, and when the panel opens; an error that appears only while rendering "
+                   "shows on the node, not here. It also says when the colour conversion fails (a config "
+                   "without the roles) or feeds the network a display or view transform. Test Installed Model "
+                   "writes its verdict here.")
         + ' T ""}')
     # The Verify button: a PyScript_Knob (id 22, NDK "Knob Types"); the {22 name l Label T "python"} form is
-    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It calls the package's
-    # corridorkey_verify.py (gizmos/Cattery/CorridorKey/), on sys.path through nuke.pluginAddPath.
+    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It imports the package's
+    # corridorkey_verify.py from the gizmo's own folder (VERIFY_COMMAND).
     lines.append(
-        " addUserKnob {22 verify l Verify t "
-        + nk_quote("Run this node's model on a small test plate on this machine, with its GPU and Optimize for "
-                   "Speed and Memory settings, and compare the result with the reference values written at "
-                   "export time. The verdict goes to Status.")
+        f" addUserKnob {{22 verify l {nk_quote(VERIFY_LABEL)} t "
+        + nk_quote("Tests the INSTALLED MODEL on this machine: runs the chosen screen's .cat on a small test "
+                   "plate, with this node's Use GPU and Optimize for Speed and Memory settings, and compares "
+                   "the result with the reference values written at export time. It does not test this node's "
+                   "colour settings or hint. On a CPU at model resolution 1024 or more it takes a while and "
+                   "asks first; a progress window lets you cancel. The verdict goes to Status.")
         + " T " + nk_quote(VERIFY_COMMAND) + " +STARTLINE}")
     lines.append(' addUserKnob {26 ""}')
     screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
@@ -523,35 +529,44 @@ def render_gizmo() -> str:
 
 TEMPLATE_NOTES = (
     "CorridorKey template\n"
-    "1. Plate: your green- or blue-screen plate, default Read settings (the node converts it from the "
-    "working space for the network with OCIO).\n"
-    "2. Hint: a rough matte of the subject (garbage matte, roto, another keyer). Read with 'raw data' on "
-    "so its values are not colour-converted. A matte file has no alpha, so the node's Hint Channel is "
-    "set to red here; use alpha for a Roto or keyer output.\n"
-    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the "
-    "background. Pick Screen = Blue for a blue screen.\n"
+    "1. Plate: replace PlatePlaceholder (a flat screen colour, so the template renders as pasted) with a Read of "
+    "your green- or blue-screen plate, default Read settings (the node converts it from the working space for "
+    "the network with OCIO).\n"
+    "2. Hint: connect a rough matte of the subject (garbage matte, roto, another keyer) to the node's Hint input; "
+    "read a matte file with 'raw data' on and set Hint Channel to red (a matte file has no alpha), or alpha for a "
+    "Roto or keyer output. Left unconnected, the node makes an automatic hint from the plate and says so on its "
+    "Status line.\n"
+    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the background "
+    "(BackgroundPlaceholder: replace it with your own). Pick Screen = Blue for a blue screen.\n"
     f"The node needs {CAT_FILENAME} in the Cattery/CorridorKey folder (see the README, section Nuke)."
 )
+#: The placeholders' colours: a typical green screen (sRGB ~ 0.16, 0.62, 0.28) in linear, and a dark grey.
+PLATE_PLACEHOLDER_COLOUR = (0.0222, 0.3467, 0.0637, 1)
+BACKGROUND_PLACEHOLDER_COLOUR = (0.05, 0.05, 0.05, 1)
 
 
 def render_template() -> str:
     """The text of ``CorridorKey_template.nk``: nodes only, for ``nuke.nodePaste`` into the open script.
 
-    No ``Root`` node: pasting must not change the user's project settings.
+    No ``Root`` node: pasting must not change the user's project settings. No Read nodes: a Read of a file
+    that does not exist pastes with red errors; the plate and the background are ``Constant`` placeholders
+    that render (Foundry's own templates use generated images), and the Hint input is left unconnected.
     """
+    def colour(values) -> str:
+        return "{" + " ".join(nk_number(v) for v in values) + "}"
+
     lines = [f"version {MINIMUM_NUKE} v1"]
     lines += node_block("StickyNote", ["inputs 0", f"label {nk_quote(TEMPLATE_NOTES)}", "note_font_size 14",
-                                  "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
-    lines += node_block("Read", ["inputs 0", "file hint.####.png", "raw true", "name ReadHint",
-                            "xpos 140", "ypos -340"], indent="")
-    lines += node_block("Read", ["inputs 0", "file plate.####.exr", "name ReadPlate", "xpos 0", "ypos -340"],
-                   indent="")
-    lines += node_block(GIZMO_CLASS, ["inputs 2", f"hint_channel {HINT_CHANNELS[1]}", "name CorridorKey1",
-                                 "xpos 0", "ypos -200"], indent="")
-    lines += node_block("Read", ["inputs 0", "file background.####.exr", "name ReadBackground",
-                            "xpos -200", "ypos -200"], indent="")
+                                       "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
+    lines += node_block("Constant", ["inputs 0", "channels rgba", f"color {colour(PLATE_PLACEHOLDER_COLOUR)}",
+                                     "name PlatePlaceholder", "xpos 0", "ypos -340"], indent="")
+    # inputs 1: the plate on input 0, the Hint input (1) unconnected.
+    lines += node_block(GIZMO_CLASS, ["inputs 1", "name CorridorKey1", "xpos 0", "ypos -200"], indent="")
+    # Pushed on top of the keyed plate: Merge2 takes it as input 0 (B, the background), the keyed plate as A.
+    lines += node_block("Constant", ["inputs 0", "channels rgba", f"color {colour(BACKGROUND_PLACEHOLDER_COLOUR)}",
+                                     "name BackgroundPlaceholder", "xpos -200", "ypos -200"], indent="")
     lines += node_block("Merge2", ["inputs 2", "operation over", "name MergeOverBackground", "xpos -200",
-                              "ypos -100"], indent="")
+                                   "ypos -100"], indent="")
     lines += node_block("Write", ["file corridorkey_comp.####.exr", "file_type exr", "name WriteComp",
-                             "xpos -200", "ypos 0"], indent="")
+                                  "xpos -200", "ypos 0"], indent="")
     return "\n".join(lines) + "\n"

@@ -471,21 +471,23 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
 # --------------------------------------------------------------------------- template, cat.json, .cat spec
 
 
-def test_template_is_a_paste_snippet_with_matching_hint_channel(template):
+def test_template_pastes_without_errors_placeholders_that_render(template):
+    """#26 item 13: no Read of a file that does not exist (red errors on paste): Constant placeholders."""
     assert template.by_class("Root") == []  # pasting must not change the user's project settings
+    assert template.by_class("Read") == []
     [ck] = template.by_class(gz.GIZMO_CLASS)
-    plate, hint = ck.inputs
-    assert plate.cls == hint.cls == "Read" and "plate" in plate.value("file") and "hint" in hint.value("file")
-    assert hint.value("raw") == "true" and plate.value("raw", "false") == "false"
-    # A matte file (PNG) has no alpha: the template takes the hint from red.
-    assert hint.value("file").endswith(".png") and ck.value("hint_channel") == "red"
+    [plate] = ck.inputs  # the Hint input is left unconnected: the node makes the automatic hint
+    assert plate.cls == "Constant" and plate.name == "PlatePlaceholder"
+    r, g, b, _a = (float(v) for v in plate.value("color").split())
+    assert g > 3 * max(r, b)  # a green screen colour
     [merge] = template.by_class("Merge2")
     background, a_input = merge.inputs  # Merge2: input 0 = B, input 1 = A
-    assert a_input is ck and background.cls == "Read" and merge.value("operation", "over") == "over"
+    assert a_input is ck and background.cls == "Constant" and merge.value("operation", "over") == "over"
     [write] = template.by_class("Write")
     assert write.inputs == [merge]
     [note] = template.by_class("StickyNote")
-    assert "raw data" in note.value("label") and "CorridorKey.cat" in note.value("label")
+    for needle in ("raw data", "CorridorKey.cat", "PlatePlaceholder", "automatic hint"):
+        assert needle in note.value("label")
 
 
 def test_cat_json_describes_the_package():
@@ -605,3 +607,90 @@ def test_installed_init_block_registers_only_in_a_new_enough_nuke(tmp_path, monk
         exec(compile(block, "init.py", "exec"), {})
         assert (("pluginAddPath", package.absolute().as_posix()) in nuke.events) == registered
         assert bool([e for e in nuke.events if e[0] == "warning"]) != registered
+
+
+# --------------------------------------------------------------------------- #26: colour checks, GPU, panel
+
+
+def test_status_names_a_failing_colour_conversion(gizmo, tmp_path):
+    """#26 item 5: a config without the color_picking role leaves ToNetwork in error; Status says so."""
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
+                           in_error=["ToNetwork"])
+    runtime.run(gizmo.value("onCreate"))
+    kinds = [e[:2] for e in runtime.events]
+    assert kinds.index(("forceValidate", "ToNetwork")) < kinds.index(("hasError", "ToNetwork"))
+    [warning] = runtime.warnings
+    assert "colour conversion fails (ToNetwork)" in warning and "color_picking" in warning
+    assert runtime.gizmo.knob("status").value() == warning
+
+
+ACES1_LIKE_CONFIG = """ocio_profile_version: 1
+roles:
+  scene_linear: ACES - ACEScg
+  color_picking: Output - sRGB
+  default: ACES - ACEScg
+displays:
+  sRGB:
+    - !<View> {name: sRGB, colorspace: Output - sRGB}
+active_displays: [sRGB]
+active_views: [sRGB]
+colorspaces:
+  - !<ColorSpace>
+    name: ACES - ACEScg
+    family: ACES
+  - !<ColorSpace>
+    name: Output - sRGB
+    family: Output
+    from_reference: !<ExponentTransform> {value: [2.2, 2.2, 2.2, 1], direction: inverse}
+"""
+
+
+def test_status_warns_when_the_network_space_is_a_display_transform(gizmo, tmp_path):
+    """#26 item 5: an ACES 1.x-style config maps color_picking to Output - sRGB (a tone-mapped display transform):
+    read through the real PyOpenColorIO from the Root's customOCIOConfigPath."""
+    pytest.importorskip("PyOpenColorIO")
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    config = tmp_path / "aces1.ocio"
+    config.write_text(ACES1_LIKE_CONFIG)
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue(str(config))
+    runtime.run(gizmo.value("onCreate"))
+    [warning] = runtime.warnings
+    assert "Output - sRGB" in warning and "display or view transform" in warning and "Texture" in warning
+    # the built-in OCIO 2 config's color_picking (sRGB Encoded Rec.709) is a scene-referred texture space: quiet
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue("ocio://cg-config-latest")
+    runtime.run(gizmo.value("onCreate"))
+    assert runtime.warnings == []
+    # ... while an OCIO 2 display-referred space chosen as Network Colorspace is caught by its reference type
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue("ocio://studio-config-latest")
+    runtime.gizmo.node("ToNetwork").knob("out_colorspace").setValue("sRGB - Display")
+    runtime.run(gizmo.value("onCreate"))
+    [warning] = runtime.warnings
+    assert "sRGB - Display, a display or view transform" in warning
+
+
+def test_half_precision_is_disabled_without_a_gpu(gizmo, tmp_path):
+    """#26 item 14: the knob acts only on the GPU; with gpuName "Not available" it is greyed out."""
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    for gpu, enabled in (("Not available", False), ("NVIDIA RTX A6000", True)):
+        runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+        runtime.gizmo.node("Inference").knob("gpuName").setValue(gpu)
+        runtime.run(gizmo.value("onCreate"))
+        assert ("setEnabled", "CorridorKey1.halfPrecision", enabled) in runtime.events
+
+
+def test_status_is_refreshed_when_the_panel_opens(gizmo, tmp_path):
+    """#26 item 14: a .cat installed after the node was made shows up when the panel opens (showPanel)."""
+    cat = tmp_path / "CorridorKey.cat"
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.run(gizmo.value("onCreate"))
+    assert "not found" in runtime.gizmo.knob("status").value()
+    cat.write_bytes(b"cat")
+    runtime.run(gizmo.value("knobChanged"), knob="showPanel")
+    assert runtime.gizmo.knob("status").value() == ""
