@@ -43,14 +43,17 @@ from typing import Dict, List, Tuple
 
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import (
+    nk_number,
     nk_quote,
     node_block,
     serialise_knob_links,
     user_knob_line,
     user_knob_value,
 )
-from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS
+from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
 
+#: The gizmo's plate input (input 0).
+PLATE_INPUT = "Plate"
 #: Node class of the gizmo (its file name without ``.gizmo``) and name of the Cattery package.
 GIZMO_CLASS = "CorridorKey"
 #: File name of the green model's .cat (the one every install needs).
@@ -63,8 +66,27 @@ INFERENCE_NODE = INFERENCE_NODES["green"]
 MINIMUM_NUKE = 15.1
 #: The screen whose Inference node the gizmo's Model File knob links to.
 MODEL_FILE_SCREEN = "green"
-#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py).
-VERIFY_COMMAND = "import nuke\nimport corridorkey_verify\ncorridorkey_verify.verify(nuke.thisNode())"
+#: What the gizmo's Verify button runs (gizmos/Cattery/CorridorKey/corridorkey_verify.py). The module is
+#: imported from the folder of the gizmo's own file (``Gizmo.filename()``, Foundry's Python reference,
+#: nuke.Gizmo: "Gizmo filename"), because ``nukescripts/cattery.py`` adds Cattery package folders with
+#: ``nuke.pluginAddPath(directory, addToSysPath=False)``: the package folder need not be on sys.path.
+#: Any failure is a Status line, never a traceback.
+VERIFY_LABEL = "Test Installed Model"
+VERIFY_COMMAND = (
+    "import os, sys\n"
+    "import nuke\n"
+    "ck_node = nuke.thisNode()\n"
+    "try:\n"
+    "    ck_dir = os.path.dirname(ck_node.filename())\n"
+    "    if ck_dir and os.path.isfile(os.path.join(ck_dir, 'corridorkey_verify.py')) and ck_dir not in sys.path:\n"
+    "        sys.path.insert(0, ck_dir)\n"
+    "    import corridorkey_verify\n"
+    "except Exception as ck_exc:\n"
+    "    ck_node['status'].setValue('Verify could not start: corridorkey_verify.py was not found beside '\n"
+    "                               'CorridorKey.gizmo (%s). Reinstall the Cattery package.' % ck_exc)\n"
+    "else:\n"
+    "    corridorkey_verify.verify(ck_node)\n"
+)
 
 #: Output choice of the gizmo, in menu order (the Switch node's input order).
 OUTPUT_MODES: Tuple[str, ...] = (
@@ -83,6 +105,21 @@ AUTO_HINT_UNCONNECTED = ("CorridorKey: no Hint input is connected, so the node m
                          "plate (connect a rough matte to Hint to use your own).")
 AUTO_HINT_CHOSEN = ("CorridorKey: Hint Channel is automatic: the hint is made from the plate and the Hint input "
                     "is ignored.")
+#: The NoOp inside the gizmo whose knobs hold the .cat knob values the gizmo computes at render time
+#: (expressions, not Python callbacks): ``auto_hint`` from the Hint input and Hint Channel,
+#: ``despeckle_size`` scaled to proxy pixels. The Inference nodes' serialiseKnob links read them.
+MODEL_KNOBS_NODE = "ModelKnobs"
+#: True when the gizmo's input 1 (Hint) is connected: the TCL ``exists`` test on ``parent.input1`` as public
+#: gizmos write it in a child node's expression (e.g. a Copy's ``disable {{"\\[exists parent.input1] ? 0 : 1"}}``
+#: in Martin Tomek's MolochMaskCreator group and in public despill gizmos' Keymix nodes).
+HINT_CONNECTED_EXPR = "[exists parent.input1]"
+#: The proxy factor of a length: Root knobs ``proxy`` (on/off) and ``proxy_scale`` (studio menu.py files set
+#: ``nuke.knobDefault('Root.proxy_scale', '.5')`` with ``Root.proxy_type`` "scale"). A "format" proxy type is
+#: not read here (docs/nuke.md, "Proxy mode"; the probe script reports what proxy_scale holds then).
+PROXY_FACTOR_EXPR = "(root.proxy ? root.proxy_scale : 1)"
+#: What the Inference node's gpuName shows when no GPU can be used (its tooltip, Nuke 17: "Local GPU will be
+#: shown as Not available"); the half-precision knob is disabled then, as it only acts on the GPU.
+NO_GPU_TEXT = "not available"
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -131,7 +168,10 @@ def _cat_check_script() -> str:
         "        if ck_inf is not None and not ck_inf['disable'].getValue():\n"
         "            ck_inf.forceValidate()\n"
         "    ck_inf = ck_node.node(ck_inference_name)\n"
-        "    ck_node['gpuName'].setValue(ck_inf['gpuName'].value())\n"
+        "    ck_gpu = ck_inf['gpuName'].value()\n"
+        "    ck_node['gpuName'].setValue(ck_gpu)\n"
+        "    ck_node['halfPrecision'].setEnabled(bool(str(ck_gpu).strip()) and "
+        f"{NO_GPU_TEXT!r} not in str(ck_gpu).lower())\n"
         f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
         f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
         "    ck_from['in_colorspace'].setValue(ck_to['out_colorspace'].value())\n"
@@ -150,31 +190,87 @@ def _cat_check_script() -> str:
         "                      'in this NukeX.' % (ck_cat, ck_path))\n"
         "except Exception as ck_exc:\n"
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
-        + _hint_state_script() +
-        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_hint_note) if ck_line))\n"
-        "if ck_message:\n"
-        "    nuke.warning(ck_message)\n"
+        + _colour_check_script() + _hint_state_script() +
+        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_colour_note, ck_hint_note) "
+        "if ck_line))\n"
+        "for ck_line in (ck_message, ck_colour_note):\n"
+        "    if ck_line:\n"
+        "        nuke.warning(ck_line)\n"
+    )
+
+
+def _colour_check_script() -> str:
+    """Python that checks the colour conversion around the network and sets ``ck_colour_note``.
+
+    * ToNetwork / FromNetwork in error after ``forceValidate()`` (``Node.hasError()``): an OCIO config
+      without the ``scene_linear`` or ``color_picking`` role, or a colour space the config lacks.
+    * The Network Colorspace resolving to a display-referred or output (view) transform, e.g.
+      ``color_picking`` = ``Output - sRGB`` in the ACES 1.x configs: the network would be fed a
+      tone-mapped image. Read with PyOpenColorIO (shipped with Nuke): the Root's
+      ``customOCIOConfigPath`` when set, else the process's current config (``$OCIO``);
+      ``ColorSpace.getReferenceSpaceType()`` (OCIO 2: display-referred spaces) or a family or
+      name that starts with Output / Display. When no config can be read the check is skipped.
+    """
+    return (
+        "ck_colour_note = ''\n"
+        "try:\n"
+        f"    ck_to = ck_node.node({TO_NETWORK_NODE!r})\n"
+        f"    ck_from = ck_node.node({FROM_NETWORK_NODE!r})\n"
+        "    ck_active = [n for n in (ck_to, ck_from) if not n['disable'].getValue()]\n"
+        "    for ck_ocio_node in ck_active:\n"
+        "        ck_ocio_node.forceValidate()\n"
+        "    ck_failed = [n.name() for n in ck_active if n.hasError()]\n"
+        "    if ck_failed:\n"
+        "        ck_colour_note = ('CorridorKey: the colour conversion fails (%s): this OCIO config may lack the '\n"
+        f"                          '{WORKING_ROLE} or {NETWORK_ROLE} role. Set Working Space and Network Colorspace '\n"
+        "                          'to colour spaces of your config (Network Colorspace: the sRGB-encoded Rec.709 '\n"
+        "                          'texture space).' % ', '.join(ck_failed))\n"
+        "    elif not ck_to['disable'].getValue():\n"
+        "        ck_space = ck_to['out_colorspace'].value()\n"
+        "        ck_cs = None\n"
+        "        try:\n"
+        "            import PyOpenColorIO as ck_ocio\n"
+        "            ck_path = nuke.root()['customOCIOConfigPath'].value() if nuke.root().knob('customOCIOConfigPath') "
+        "else ''\n"
+        "            ck_cfg = ck_ocio.Config.CreateFromFile(ck_path) if ck_path else ck_ocio.GetCurrentConfig()\n"
+        "            ck_cs = ck_cfg.getColorSpace(ck_space)\n"
+        "        except Exception:\n"
+        "            ck_cs = None\n"
+        "        if ck_cs is not None:\n"
+        "            ck_display = False\n"
+        "            try:\n"
+        "                ck_display = ck_cs.getReferenceSpaceType() == ck_ocio.REFERENCE_SPACE_DISPLAY\n"
+        "            except AttributeError:\n"
+        "                pass\n"
+        "            ck_words = (str(ck_cs.getFamily() or '') + '/' + str(ck_cs.getName())).lower()\n"
+        "            if ck_display or ck_words.startswith(('output', 'display')) or '/output' in ck_words:\n"
+        "                ck_colour_note = ('CorridorKey: Network Colorspace is %s, a display or view transform: the '\n"
+        "                                  'network would get a tone-mapped plate. Choose the sRGB texture space of '\n"
+        "                                  'your config instead (Utility - sRGB - Texture, sRGB - Texture, or sRGB '\n"
+        "                                  'Encoded Rec.709 (sRGB)).' % ck_cs.getName())\n"
+        "except Exception as ck_exc:\n"
+        "    ck_colour_note = 'CorridorKey: could not check the colour conversion: %s' % ck_exc\n"
     )
 
 
 def _hint_state_script() -> str:
-    """Python that sets the .cat's ``auto_hint`` (through the gizmo knob it links to) and the hint note.
+    """Python that writes the Status line's hint sentence (``ck_hint_note``, empty when the Hint input is used).
 
-    Automatic when the Hint input (input 1) is not connected or Hint Channel is "automatic".
-    Sets ``ck_hint_note`` (the Status line's hint sentence, empty when the Hint input is used).
+    Only the words: which hint the network gets is decided at render time by the expression
+    of ``ModelKnobs.auto_hint`` (render_gizmo), so a script loaded before its inputs are
+    connected, ``setInput()`` with the panel closed, or a farm render cannot leave it stale.
     """
     return (
         "ck_hint_note = ''\n"
         "try:\n"
         "    ck_unconnected = ck_node.input(1) is None\n"
         f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
-        f"    ck_node[{AUTO_HINT.name!r}].setValue(1 if (ck_unconnected or ck_chosen) else 0)\n"
         f"    if ck_unconnected:\n"
         f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
         f"    elif ck_chosen:\n"
         f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
         "except Exception as ck_exc:\n"
-        "    ck_hint_note = 'CorridorKey: could not decide the hint source: %s' % ck_exc\n"
+        "    ck_hint_note = 'CorridorKey: could not describe the hint source: %s' % ck_exc\n"
     )
 
 
@@ -182,7 +278,7 @@ def _knob_changed_script() -> str:
     """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
     return (
         "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
-        "'hint_channel', 'inputChange'):\n"
+        "'gamma_input', 'hint_channel', 'inputChange', 'showPanel'):\n"
         + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
     )
 
@@ -225,17 +321,21 @@ def _gizmo_knobs() -> List[str]:
                    "missing and where to put it, whether the .cat loaded with an error (damaged, or made for "
                    "another Nuke), and whether the node makes an automatic hint from the plate. It is checked "
                    "when the node is created and when Screen, Model File, the colour spaces, Hint Channel or "
-                   "the inputs change; an error that appears only while rendering shows on the node, not here. "
-                   "Verify runs the model on a test plate and writes its verdict here.")
+                   "the inputs change, and when the panel opens; an error that appears only while rendering "
+                   "shows on the node, not here. It also says when the colour conversion fails (a config "
+                   "without the roles) or feeds the network a display or view transform. Test Installed Model "
+                   "writes its verdict here.")
         + ' T ""}')
     # The Verify button: a PyScript_Knob (id 22, NDK "Knob Types"); the {22 name l Label T "python"} form is
-    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It calls the package's
-    # corridorkey_verify.py (gizmos/Cattery/CorridorKey/), on sys.path through nuke.pluginAddPath.
+    # that of public gizmos (manwhosoldthew/RIFE-for-Nuke RIFE.gizmo's reset_range). It imports the package's
+    # corridorkey_verify.py from the gizmo's own folder (VERIFY_COMMAND).
     lines.append(
-        " addUserKnob {22 verify l Verify t "
-        + nk_quote("Run this node's model on a small test plate on this machine, with its GPU and Optimize for "
-                   "Speed and Memory settings, and compare the result with the reference values written at "
-                   "export time. The verdict goes to Status.")
+        f" addUserKnob {{22 verify l {nk_quote(VERIFY_LABEL)} t "
+        + nk_quote("Tests the INSTALLED MODEL on this machine: runs the chosen screen's .cat on a small test "
+                   "plate, with this node's Use GPU and Optimize for Speed and Memory settings, and compares "
+                   "the result with the reference values written at export time. It does not test this node's "
+                   "colour settings or hint. On a CPU at model resolution 1024 or more it takes a while and "
+                   "asks first; a progress window lets you cancel. The verdict goes to Status.")
         + " T " + nk_quote(VERIFY_COMMAND) + " +STARTLINE}")
     lines.append(' addUserKnob {26 ""}')
     screen_tip = ("Which model keys the plate: the green-screen model (" + SCREENS[0].cat_filename
@@ -283,12 +383,51 @@ def _gizmo_knobs() -> List[str]:
         + f" T {TO_NETWORK_NODE}.out_colorspace}}")
     lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
     for spec in KNOBS:
+        if spec.name in COMPUTED_KNOBS and spec.name not in PANEL_AND_COMPUTED_KNOBS:
+            continue  # computed by ModelKnobs' expressions from other knobs: no knob of its own on the panel
         tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
-        # auto_hint follows the Hint input and Hint Channel (the gizmo's Python sets it): not a panel knob
-        flags = "+INVISIBLE" if spec.name == AUTO_HINT.name else ""
-        lines.append(" " + user_knob_line(spec, tooltip, flags))
+        tooltip += PANEL_NOTES.get(spec.name, "")
+        lines.append(" " + user_knob_line(spec, tooltip))
         lines.append(" " + user_knob_value(spec, defaults[spec.name]))
     return lines
+
+
+def computed_knobs() -> Dict[str, str]:
+    """ModelKnobs' knobs: .cat knob name -> the expression the gizmo computes it with at render time.
+
+    * ``auto_hint``: 1 (automatic) when Hint Channel is *automatic* or the Hint input (input 1) is not
+      connected, else 0. An expression, so that it holds in every render whatever callbacks ran.
+    * ``despeckle_size``: the panel's area (full-resolution pixels) times the proxy factor squared,
+      rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
+    """
+    connected = HINT_CONNECTED_EXPR
+    return {
+        AUTO_HINT.name: f"parent.hint_channel == {HINT_AUTOMATIC} || !{connected} ? 1 : 0",
+        DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
+                              "+ 0.5)"),
+    }
+
+
+#: The .cat knobs the gizmo computes (ModelKnobs) instead of linking the panel knob of the same name.
+COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name)
+#: Of those, the ones that still have a panel knob (the user's value the computation starts from).
+PANEL_AND_COMPUTED_KNOBS = (DESPECKLE_SIZE.name,)
+#: Extra tooltip text of a panel knob on the gizmo.
+PANEL_NOTES: Dict[str, str] = {
+    DESPECKLE_SIZE.name: ("\n\nIn proxy mode (proxy type scale) the area is scaled by the proxy scale squared, so "
+                          "the same islands are removed; the 25 px grow and the 11 px blur of the kept islands "
+                          "still act on proxy pixels (docs/nuke.md, Proxy mode)."),
+}
+
+
+def _model_knobs_node() -> List[str]:
+    """The NoOp holding the computed .cat knob values as Int knobs with expressions."""
+    knobs = ["inputs 0"]
+    for name, expr in computed_knobs().items():
+        knobs.append(f"addUserKnob {{3 {name}}}")
+        knobs.append(f"{name} {{{{{nk_quote(expr)}}}}}")
+    knobs += [f"name {MODEL_KNOBS_NODE}", "xpos 400", "ypos -200"]
+    return node_block("NoOp", knobs)
 
 
 def _inference_node(screen: NukeModel, index: int) -> List[str]:
@@ -301,7 +440,7 @@ def _inference_node(screen: NukeModel, index: int) -> List[str]:
         "useGPUIfAvailable {{parent.useGPUIfAvailable}}",
         f"modelFile {nk_quote(f'[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]')}",
         "halfPrecision {{parent.halfPrecision}}",
-        f"serialiseKnob {serialise_knob_links()}",
+        f"serialiseKnob {serialise_knob_links({n: f'{MODEL_KNOBS_NODE}.{n}' for n in COMPUTED_KNOBS})}",
         f"disable {{{{parent.screen != {index}}}}}",
         f"name {INFERENCE_NODES[screen.name]}",
         f"xpos {index * 160}", "ypos -100",
@@ -324,9 +463,23 @@ def render_gizmo() -> str:
 
     # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
     # stack as input 0, the next as input 1, ...; push order below is chosen for that.
-    lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -400"])
+    lines += _model_knobs_node()
+    lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -480"])
+    # A hint of another size (a half-resolution roto, a proxy render's matte) is fitted to the plate's
+    # format, nearest pixel (filter impulse: no new values in a matte); the pipeline fits it with the same
+    # rule. Reformat "to box" with box_fixed and expressions of another node's width/height, resize
+    # distort: public gizmos (e.g. a Reformat with box_width {{FormatReceiver.width}}, box_fixed true,
+    # resize distort; filter impulse on a Reformat "to box" in Peter Mercell's 2023 gizmo).
+    lines += node_block("Reformat", ['type "to box"', f"box_width {{{{{PLATE_INPUT}.width}}}}",
+                                     f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
+                                     "filter impulse", "name HintToPlateFormat", "xpos 200", "ypos -400"])
     lines += node_block("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
-    lines += node_block("Input", ["inputs 0", "name Plate", "xpos 0", "ypos -400"])
+    lines += node_block("Input", ["inputs 0", f"name {PLATE_INPUT}", "xpos 0", "ypos -480"])
+    # Overscan: pixels outside the format are dropped before the network (the model keys exactly the
+    # format, as the pipeline does). Crop to the format with "crop false" (no black edge), as RIFE.gizmo
+    # (manwhosoldthew/RIFE-for-Nuke) does in front of its Inference node.
+    lines += node_block("Crop", ["box {0 0 {width} {height}}", "crop false", "name PlateToFormat", "xpos 0",
+                                 "ypos -400"])
     # Working space -> sRGB-encoded Rec.709 (the network's domain); bypassed for Input Gamma = Linear.
     lines += node_block("OCIOColorSpace", [
         f"in_colorspace {WORKING_ROLE}", f"out_colorspace {NETWORK_ROLE}",
@@ -376,35 +529,44 @@ def render_gizmo() -> str:
 
 TEMPLATE_NOTES = (
     "CorridorKey template\n"
-    "1. Plate: your green- or blue-screen plate, default Read settings (the node converts it from the "
-    "working space for the network with OCIO).\n"
-    "2. Hint: a rough matte of the subject (garbage matte, roto, another keyer). Read with 'raw data' on "
-    "so its values are not colour-converted. A matte file has no alpha, so the node's Hint Channel is "
-    "set to red here; use alpha for a Roto or keyer output.\n"
-    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the "
-    "background. Pick Screen = Blue for a blue screen.\n"
+    "1. Plate: replace PlatePlaceholder (a flat screen colour, so the template renders as pasted) with a Read of "
+    "your green- or blue-screen plate, default Read settings (the node converts it from the working space for "
+    "the network with OCIO).\n"
+    "2. Hint: connect a rough matte of the subject (garbage matte, roto, another keyer) to the node's Hint input; "
+    "read a matte file with 'raw data' on and set Hint Channel to red (a matte file has no alpha), or alpha for a "
+    "Roto or keyer output. Left unconnected, the node makes an automatic hint from the plate and says so on its "
+    "Status line.\n"
+    "3. CorridorKey outputs comp-ready premultiplied RGBA in the working space: Merge it over the background "
+    "(BackgroundPlaceholder: replace it with your own). Pick Screen = Blue for a blue screen.\n"
     f"The node needs {CAT_FILENAME} in the Cattery/CorridorKey folder (see the README, section Nuke)."
 )
+#: The placeholders' colours: a typical green screen (sRGB ~ 0.16, 0.62, 0.28) in linear, and a dark grey.
+PLATE_PLACEHOLDER_COLOUR = (0.0222, 0.3467, 0.0637, 1)
+BACKGROUND_PLACEHOLDER_COLOUR = (0.05, 0.05, 0.05, 1)
 
 
 def render_template() -> str:
     """The text of ``CorridorKey_template.nk``: nodes only, for ``nuke.nodePaste`` into the open script.
 
-    No ``Root`` node: pasting must not change the user's project settings.
+    No ``Root`` node: pasting must not change the user's project settings. No Read nodes: a Read of a file
+    that does not exist pastes with red errors; the plate and the background are ``Constant`` placeholders
+    that render (Foundry's own templates use generated images), and the Hint input is left unconnected.
     """
+    def colour(values) -> str:
+        return "{" + " ".join(nk_number(v) for v in values) + "}"
+
     lines = [f"version {MINIMUM_NUKE} v1"]
     lines += node_block("StickyNote", ["inputs 0", f"label {nk_quote(TEMPLATE_NOTES)}", "note_font_size 14",
-                                  "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
-    lines += node_block("Read", ["inputs 0", "file hint.####.png", "raw true", "name ReadHint",
-                            "xpos 140", "ypos -340"], indent="")
-    lines += node_block("Read", ["inputs 0", "file plate.####.exr", "name ReadPlate", "xpos 0", "ypos -340"],
-                   indent="")
-    lines += node_block(GIZMO_CLASS, ["inputs 2", f"hint_channel {HINT_CHANNELS[1]}", "name CorridorKey1",
-                                 "xpos 0", "ypos -200"], indent="")
-    lines += node_block("Read", ["inputs 0", "file background.####.exr", "name ReadBackground",
-                            "xpos -200", "ypos -200"], indent="")
+                                       "name CorridorKeyNotes", "xpos -460", "ypos -340"], indent="")
+    lines += node_block("Constant", ["inputs 0", "channels rgba", f"color {colour(PLATE_PLACEHOLDER_COLOUR)}",
+                                     "name PlatePlaceholder", "xpos 0", "ypos -340"], indent="")
+    # inputs 1: the plate on input 0, the Hint input (1) unconnected.
+    lines += node_block(GIZMO_CLASS, ["inputs 1", "name CorridorKey1", "xpos 0", "ypos -200"], indent="")
+    # Pushed on top of the keyed plate: Merge2 takes it as input 0 (B, the background), the keyed plate as A.
+    lines += node_block("Constant", ["inputs 0", "channels rgba", f"color {colour(BACKGROUND_PLACEHOLDER_COLOUR)}",
+                                     "name BackgroundPlaceholder", "xpos -200", "ypos -200"], indent="")
     lines += node_block("Merge2", ["inputs 2", "operation over", "name MergeOverBackground", "xpos -200",
-                              "ypos -100"], indent="")
+                                   "ypos -100"], indent="")
     lines += node_block("Write", ["file corridorkey_comp.####.exr", "file_type exr", "name WriteComp",
-                             "xpos -200", "ypos 0"], indent="")
+                                  "xpos -200", "ypos 0"], indent="")
     return "\n".join(lines) + "\n"

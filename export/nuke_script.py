@@ -6,7 +6,7 @@ Used by the gizmo generator (``gizmo.py``) and the parity kit (``parity.py``).
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from corridorkey_model.keying.knobs import KNOBS, KnobSpec
 
@@ -29,6 +29,13 @@ def nk_word(text: str) -> str:
     if text and all(c.isalnum() or c in "._-/+" for c in text):
         return text
     return nk_quote(text)
+
+
+def nk_path(path: str) -> str:
+    """A path as Nuke's file knobs want it: forward slashes on every OS (a backslash is a TCL escape, so
+    ``C:\\kit\\renders`` would read as ``C:kitrenders``; Foundry's docs and nukescripts/cattery.py write
+    forward slashes). Relative paths stay relative."""
+    return str(path).replace("\\", "/")
 
 
 def nk_number(value: float) -> str:
@@ -56,13 +63,20 @@ def user_knob_value(spec: KnobSpec, value: float) -> str:
     return f"{spec.name} {nk_number(value)}"
 
 
-def serialise_knob_links() -> str:
-    """The Inference node's ``serialiseKnob`` text: every .cat knob linked to the gizmo knob of the same name.
+def serialise_knob_links(sources: Optional[Dict[str, str]] = None) -> str:
+    """The Inference node's ``serialiseKnob`` text: every .cat knob of the knob spec linked to a knob.
 
     ``{despill_strength:{parent.despill_strength};...}``: the form community Cattery gizmos
-    use (PC_RobustVideoMatting.gizmo), one entry per knob of the knob spec.
+    use (PC_RobustVideoMatting.gizmo, RIFE.gizmo), one entry per knob of the spec. By default
+    each links to the gizmo knob of the same name; ``sources`` names another knob for some
+    (e.g. ``{"auto_hint": "ModelKnobs.auto_hint"}``: a sibling node's knob, as RIFE.gizmo's
+    link knobs name ``C_STMap1.filter``).
     """
-    return "{" + "".join(f"{k.name}:{{parent.{k.name}}};" for k in KNOBS) + "}"
+    sources = sources or {}
+    unknown = set(sources) - {k.name for k in KNOBS}
+    if unknown:
+        raise ValueError(f"serialiseKnob links for knobs that are not in the knob spec: {sorted(unknown)}")
+    return "{" + "".join(f"{k.name}:{{{sources.get(k.name, 'parent.' + k.name)}}};" for k in KNOBS) + "}"
 
 
 def node_block(cls: str, knobs: Sequence[str], indent: str = " ") -> List[str]:

@@ -73,14 +73,23 @@ import numpy as np
 import torch
 
 from corridorkey_export.exr import CHANNELS, ExrError, read_exr_rgba, write_exr
-from corridorkey_export.gizmo import GIZMO_CLASS, HINT_CHANNELS, MINIMUM_NUKE, OUTPUT_MODES, WORKING_ROLE
+from corridorkey_export.gizmo import (
+    COMPUTED_KNOBS,
+    GIZMO_CLASS,
+    HINT_AUTOMATIC,
+    HINT_CHANNELS,
+    MINIMUM_NUKE,
+    OUTPUT_MODES,
+    PANEL_AND_COMPUTED_KNOBS,
+    WORKING_ROLE,
+)
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
-from corridorkey_export.nuke_script import nk_quote, nk_word, user_knob_line, user_knob_value
+from corridorkey_export.nuke_script import nk_path, nk_quote, nk_word, user_knob_line, user_knob_value
 from corridorkey_export.validate import FP32_TOLERANCE, PlateSpec, _MemoNetwork, knob_settings
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model import atomic
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import GAMMA_INPUT, KNOBS
+from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES, RunMode
 
 log = logging.getLogger(__name__)
@@ -233,7 +242,9 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
     paths resolve against the script's folder). ``cat``: the .cat path; default the
     screen's .cat found on the plugin path, as the gizmo finds it.
     """
-    model_file = cat or f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
+    # Nuke file knobs want forward slashes: a Windows path's backslashes are TCL escapes (C:\\kit -> C:kit).
+    model_file = nk_path(cat) if cat else f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
+    renders = nk_path(renders)
     flag = "true" if half else "false"
     lines = [f"version {MINIMUM_NUKE} v1"]
     lines += _node("Root", [
@@ -244,8 +255,14 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
     ])
     for i, case in enumerate(cases):
         read = f"N{i}"
-        lines += _node("Read", ["inputs 0", f"file {nk_quote(case.input_path)}", "raw true",
-                                f"name Read_{_nk_name(case.name)}"])
+        # Format and frame range written out, as Nuke saves a Read (format "W H 0 0 W H 1 ", first/last,
+        # origfirst/origlast, origset true: public .nk files saved by Nuke): the Read never takes the
+        # root format, so the model never gets a padded frame.
+        f = case.frame
+        lines += _node("Read", ["inputs 0", f"file {nk_quote(case.input_path)}",
+                                f'format "{case.width} {case.height} 0 0 {case.width} {case.height} 1 "',
+                                f"first {f}", f"last {f}", f"origfirst {f}", f"origlast {f}", "origset true",
+                                "raw true", f"name Read_{_nk_name(case.name)}"])
         lines.append(f"set {read} [stack 0]")
         # The case's knob values, as user knobs the Inference node's .cat knobs link to.
         knob_lines = ["inputs 0"]
@@ -266,11 +283,15 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
         # The gizmo: Plate (input 0) and Hint (input 1) both the input; its alpha is the hint.
         lines.append(f"push ${read}")
         lines.append(f"push ${read}")
+        # The gizmo computes auto_hint itself (ModelKnobs: automatic when Hint Channel is "automatic" or
+        # the Hint input is unconnected), so the case's auto_hint is set through Hint Channel.
+        automatic = int(case.knobs[AUTO_HINT.name]) == 1
         gizmo = ["inputs 2", f"screen {nk_word(screen.label)}", "useGPUIfAvailable true",
                  f"halfPrecision {flag}", f"output_mode {nk_quote(OUTPUT_MODES[2])}",
-                 f"hint_channel {HINT_CHANNELS[0]}",
+                 f"hint_channel {HINT_CHANNELS[HINT_AUTOMATIC if automatic else 0]}",
                  f"working_colorspace {WORKING_ROLE}", f"network_colorspace {WORKING_ROLE}"]
-        gizmo += [user_knob_value(spec, case.knobs[spec.name]) for spec in KNOBS]
+        gizmo += [user_knob_value(spec, case.knobs[spec.name]) for spec in KNOBS if spec.name not in COMPUTED_KNOBS
+                  or spec.name in PANEL_AND_COMPUTED_KNOBS]
         gizmo.append(f"name Gizmo_{_nk_name(case.name)}")
         lines += _node(GIZMO_CLASS, gizmo)
         lines += _write_node(case, VARIANTS[1], renders)

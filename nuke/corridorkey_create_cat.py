@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC_FILE = os.path.join(HERE, "corridorkey_cat_spec.json")
@@ -156,6 +157,12 @@ def _read_back(node, name: str, expected) -> None:
     if knob is None:
         raise CatError(f"CatFileCreator has no knob {name!r}: this Nuke's CatFileCreator differs from Nuke 15.1-17")
     got = knob.value() if isinstance(expected, str) else knob.getValue()
+    if isinstance(got, (list, tuple)):
+        # outputScale is a WH knob: getValue() may give [w, h] (Foundry's Python reference, Array_Knob.getValue:
+        # "the value at index, or all of them as a list"); both components hold the one scale.
+        if not got:
+            raise CatError(f"CatFileCreator knob {name} reads back no value, expected {expected!r}")
+        got = got[0]
     if name in ("channelsIn", "channelsOut"):
         ok = channel_names(got) == channel_names(expected)
     elif name in ("torchScriptFile", "catFile"):
@@ -202,11 +209,36 @@ def build_cat(nuke, pt: str, cat: str, spec: dict, screen: str = "green") -> str
         if not os.path.isfile(partial) or os.path.getsize(partial) == 0:
             raise CatError(f"CatFileCreator reported no error but wrote no .cat ({partial} missing or empty); "
                            "check Nuke's console output above")
-        os.replace(partial, cat)
+        _replace(partial, cat)
     finally:
         if os.path.exists(partial):
-            os.remove(partial)
+            try:
+                os.remove(partial)
+            except OSError as exc:  # Windows: still held open by Nuke; say so, the run already failed or succeeded
+                say(f"could not remove the temporary file {partial} ({exc}); delete it by hand")
     return cat
+
+
+#: How long a rename waits for another process to let go of the file (Windows holds open files).
+REPLACE_TRIES = 10
+REPLACE_WAIT_S = 0.5
+
+
+def _replace(partial: str, cat: str) -> None:
+    """Rename the finished .cat into place. On Windows CatFileCreator (or a virus scanner) may still hold the
+    new file, or a Nuke session the old .cat, open: os.replace then raises PermissionError. Retry for a few
+    seconds, then stop with a message that says what holds it and what to do."""
+    for attempt in range(REPLACE_TRIES):
+        try:
+            os.replace(partial, cat)
+            return
+        except PermissionError as exc:
+            if attempt == REPLACE_TRIES - 1:
+                raise CatError(
+                    f"could not move the new .cat into place ({partial} -> {cat}): {exc}. Another program holds "
+                    f"one of the files open: close any Nuke session that uses {os.path.basename(cat)} (and wait "
+                    "for a virus scanner), then run this script again") from exc
+            time.sleep(REPLACE_WAIT_S)
 
 
 def main(argv=None) -> int:

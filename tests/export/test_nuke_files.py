@@ -256,8 +256,14 @@ def test_nuke_folder_is_not_an_importable_package():
 # --------------------------------------------------------------------------- gizmo knobs
 
 
+def panel_knobs():
+    """The model knobs the gizmo shows on its panel (auto_hint is computed from the Hint input and Hint Channel)."""
+    return [k for k in KNOBS if k.name not in gz.COMPUTED_KNOBS or k.name in gz.PANEL_AND_COMPUTED_KNOBS]
+
+
 def test_every_model_knob_has_a_gizmo_knob_of_the_right_type_range_and_default(gizmo):
-    for spec in KNOBS:
+    assert [k.name for k in KNOBS if k not in panel_knobs()] == ["auto_hint"]
+    for spec in panel_knobs():
         knob = gizmo.user_knob(spec.name)
         assert knob.label == spec.label
         assert knob.tooltip.startswith(spec.tooltip)
@@ -306,9 +312,14 @@ def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
             assert spec.name not in inference.knobs, f"plain .cat knob line {spec.name} in {inference.name}"
         links = parse_serialise_knob(inference.value("serialiseKnob"))
         assert list(links) == [k.name for k in KNOBS]
+        model_knobs = gizmo.node(gz.MODEL_KNOBS_NODE)
         for spec in KNOBS:
-            assert links[spec.name] == f"{{parent.{spec.name}}}", f"{spec.name} is not linked to the gizmo knob"
-            gizmo.user_knob(spec.name)  # the link target exists
+            if spec.name in gz.COMPUTED_KNOBS:  # computed at render time by ModelKnobs' expressions
+                assert links[spec.name] == f"{{{gz.MODEL_KNOBS_NODE}.{spec.name}}}"
+                assert model_knobs.user_knob(spec.name).type_id == 3 and model_knobs.expression(spec.name)
+            else:
+                assert links[spec.name] == f"{{parent.{spec.name}}}", f"{spec.name} is not linked to the gizmo knob"
+                gizmo.user_knob(spec.name)  # the link target exists
         # Only the chosen screen's node is enabled, so a missing blue .cat is never loaded for Green.
         assert inference.expression("disable") == f"parent.screen != {SCREENS.index(screen)}"
 
@@ -349,10 +360,13 @@ def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
     assert len(runtime.warnings) == 1
 
 
-def test_auto_hint_is_a_hidden_knob_the_gizmo_drives(gizmo):
-    knob = gizmo.user_knob("auto_hint")
-    assert "+INVISIBLE" in knob.flags and knob.menu == ["Hint Input", "Automatic"]
-    assert gizmo.value("auto_hint") == "Hint Input"  # the saved default; onCreate re-derives it
+def test_auto_hint_is_decided_at_render_time_not_by_python(gizmo):
+    """No panel knob and no Python sets auto_hint: ModelKnobs computes it by expression (#26 item 6)."""
+    assert "auto_hint" not in [k.name for k in gizmo.user_knobs]
+    for script in ("onCreate", "knobChanged"):
+        assert "auto_hint" not in gizmo.value(script)
+    expr = gizmo.node(gz.MODEL_KNOBS_NODE).expression("auto_hint")
+    assert "[exists parent.input1]" in expr and "parent.hint_channel" in expr
     assert "automatic" in gizmo.user_knob("hint_channel").tooltip and "Status" in gizmo.user_knob("hint_channel").tooltip
     for name in ("gamma_input", "despill_strength", "refiner_strength", "despeckle_size", "screen"):
         assert "+INVISIBLE" not in gizmo.user_knob(name).flags
@@ -366,7 +380,6 @@ def test_unconnected_hint_input_uses_the_automatic_hint_and_says_so(gizmo, tmp_p
                            hint_connected=False)
     runtime.run(gizmo.value(script), knob="inputChange")  # knobChanged's dummy knob when inputs change
     assert ("input", "CorridorKey1", 1) in runtime.events
-    assert runtime.gizmo.knob("auto_hint").value() == 1
     status = runtime.gizmo.knob("status").value()
     assert "no Hint input is connected" in status and "automatic hint" in status
     assert runtime.warnings == []  # a note, not a problem: nothing in the error console
@@ -376,16 +389,14 @@ def test_connected_hint_uses_the_hint_input_unless_automatic_is_chosen(gizmo, tm
     cat = tmp_path / "CorridorKey.cat"
     cat.write_bytes(b"cat")
     runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.gizmo.knob("auto_hint").setValue(1)  # a stale value saved when Hint was unconnected
     runtime.run(gizmo.value("onCreate"))
-    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+    assert runtime.gizmo.knob("status").value() == ""
     runtime.gizmo.knob("hint_channel").setValue(float(gz.HINT_CHANNELS.index("automatic")))
     runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert runtime.gizmo.knob("auto_hint").value() == 1
     assert "Hint Channel is automatic" in runtime.gizmo.knob("status").value()
     runtime.gizmo.knob("hint_channel").setValue(1.0)  # red
     runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert runtime.gizmo.knob("auto_hint").value() == 0 and runtime.gizmo.knob("status").value() == ""
+    assert runtime.gizmo.knob("status").value() == ""
 
 
 def test_missing_cat_and_automatic_hint_share_the_status_line(gizmo):
@@ -418,9 +429,14 @@ def test_graph_plate_through_ocio_and_hint_into_every_inference_node(gizmo):
         assert to_net.cls == "OCIOColorSpace" and to_net.name == "ToNetwork"
         assert (to_net.value("in_colorspace"), to_net.value("out_colorspace")) == ("scene_linear", "color_picking")
         assert to_net.expression("disable") == "parent.gamma_input == 1"  # Linear: the model encodes itself
-        assert upstream(to_net.inputs[0]) is plate
+        crop = upstream(to_net.inputs[0])  # overscan dropped: the network keys exactly the format
+        assert crop.cls == "Crop" and crop.value("crop") == "false" and upstream(crop.inputs[0]) is plate
         hint_expr = upstream(copy.inputs[1])  # A: the hint's chosen channel in alpha, untouched by OCIO
-        assert hint_expr.cls == "Expression" and upstream(hint_expr.inputs[0]) is hint
+        fit = upstream(hint_expr.inputs[0])  # the hint fitted to the plate's format, nearest pixel
+        assert hint_expr.cls == "Expression" and fit.cls == "Reformat" and upstream(fit.inputs[0]) is hint
+        assert (fit.value("type"), fit.value("resize"), fit.value("filter"), fit.value("box_fixed")) == \
+            ("to box", "distort", "impulse", "true")
+        assert (fit.expression("box_width"), fit.expression("box_height")) == ("Plate.width", "Plate.height")
         expr = hint_expr.value("expr3")
         assert "parent.hint_channel == 0 ? a" in expr and "parent.hint_channel == 1 ? r" in expr
         assert "0.2126*r + 0.7152*g + 0.0722*b" in expr
@@ -455,21 +471,23 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
 # --------------------------------------------------------------------------- template, cat.json, .cat spec
 
 
-def test_template_is_a_paste_snippet_with_matching_hint_channel(template):
+def test_template_pastes_without_errors_placeholders_that_render(template):
+    """#26 item 13: no Read of a file that does not exist (red errors on paste): Constant placeholders."""
     assert template.by_class("Root") == []  # pasting must not change the user's project settings
+    assert template.by_class("Read") == []
     [ck] = template.by_class(gz.GIZMO_CLASS)
-    plate, hint = ck.inputs
-    assert plate.cls == hint.cls == "Read" and "plate" in plate.value("file") and "hint" in hint.value("file")
-    assert hint.value("raw") == "true" and plate.value("raw", "false") == "false"
-    # A matte file (PNG) has no alpha: the template takes the hint from red.
-    assert hint.value("file").endswith(".png") and ck.value("hint_channel") == "red"
+    [plate] = ck.inputs  # the Hint input is left unconnected: the node makes the automatic hint
+    assert plate.cls == "Constant" and plate.name == "PlatePlaceholder"
+    r, g, b, _a = (float(v) for v in plate.value("color").split())
+    assert g > 3 * max(r, b)  # a green screen colour
     [merge] = template.by_class("Merge2")
     background, a_input = merge.inputs  # Merge2: input 0 = B, input 1 = A
-    assert a_input is ck and background.cls == "Read" and merge.value("operation", "over") == "over"
+    assert a_input is ck and background.cls == "Constant" and merge.value("operation", "over") == "over"
     [write] = template.by_class("Write")
     assert write.inputs == [merge]
     [note] = template.by_class("StickyNote")
-    assert "raw data" in note.value("label") and "CorridorKey.cat" in note.value("label")
+    for needle in ("raw data", "CorridorKey.cat", "PlatePlaceholder", "automatic hint"):
+        assert needle in note.value("label")
 
 
 def test_cat_json_describes_the_package():
@@ -520,6 +538,10 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
     for spec in KNOBS:
         value = getattr(scripted, spec.name)
         assert type(value) is spec.python_type and value == spec.default
+        if spec not in panel_knobs():  # computed by ModelKnobs: every value of the spec's range
+            for v in (spec.minimum, spec.maximum):
+                setattr(scripted, spec.name, spec.python_type(v))
+            continue
         knob = gizmo.user_knob(spec.name)
         lo, hi = knob.range if knob.range else ((0, len(knob.menu) - 1) if knob.menu else (spec.minimum, spec.maximum))
         for v in (lo, hi):  # every value the gizmo offers is accepted by the scripted attribute
@@ -585,3 +607,90 @@ def test_installed_init_block_registers_only_in_a_new_enough_nuke(tmp_path, monk
         exec(compile(block, "init.py", "exec"), {})
         assert (("pluginAddPath", package.absolute().as_posix()) in nuke.events) == registered
         assert bool([e for e in nuke.events if e[0] == "warning"]) != registered
+
+
+# --------------------------------------------------------------------------- #26: colour checks, GPU, panel
+
+
+def test_status_names_a_failing_colour_conversion(gizmo, tmp_path):
+    """#26 item 5: a config without the color_picking role leaves ToNetwork in error; Status says so."""
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
+                           in_error=["ToNetwork"])
+    runtime.run(gizmo.value("onCreate"))
+    kinds = [e[:2] for e in runtime.events]
+    assert kinds.index(("forceValidate", "ToNetwork")) < kinds.index(("hasError", "ToNetwork"))
+    [warning] = runtime.warnings
+    assert "colour conversion fails (ToNetwork)" in warning and "color_picking" in warning
+    assert runtime.gizmo.knob("status").value() == warning
+
+
+ACES1_LIKE_CONFIG = """ocio_profile_version: 1
+roles:
+  scene_linear: ACES - ACEScg
+  color_picking: Output - sRGB
+  default: ACES - ACEScg
+displays:
+  sRGB:
+    - !<View> {name: sRGB, colorspace: Output - sRGB}
+active_displays: [sRGB]
+active_views: [sRGB]
+colorspaces:
+  - !<ColorSpace>
+    name: ACES - ACEScg
+    family: ACES
+  - !<ColorSpace>
+    name: Output - sRGB
+    family: Output
+    from_reference: !<ExponentTransform> {value: [2.2, 2.2, 2.2, 1], direction: inverse}
+"""
+
+
+def test_status_warns_when_the_network_space_is_a_display_transform(gizmo, tmp_path):
+    """#26 item 5: an ACES 1.x-style config maps color_picking to Output - sRGB (a tone-mapped display transform):
+    read through the real PyOpenColorIO from the Root's customOCIOConfigPath."""
+    pytest.importorskip("PyOpenColorIO")
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    config = tmp_path / "aces1.ocio"
+    config.write_text(ACES1_LIKE_CONFIG)
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue(str(config))
+    runtime.run(gizmo.value("onCreate"))
+    [warning] = runtime.warnings
+    assert "Output - sRGB" in warning and "display or view transform" in warning and "Texture" in warning
+    # the built-in OCIO 2 config's color_picking (sRGB Encoded Rec.709) is a scene-referred texture space: quiet
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue("ocio://cg-config-latest")
+    runtime.run(gizmo.value("onCreate"))
+    assert runtime.warnings == []
+    # ... while an OCIO 2 display-referred space chosen as Network Colorspace is caught by its reference type
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.root().knob("customOCIOConfigPath").setValue("ocio://studio-config-latest")
+    runtime.gizmo.node("ToNetwork").knob("out_colorspace").setValue("sRGB - Display")
+    runtime.run(gizmo.value("onCreate"))
+    [warning] = runtime.warnings
+    assert "sRGB - Display, a display or view transform" in warning
+
+
+def test_half_precision_is_disabled_without_a_gpu(gizmo, tmp_path):
+    """#26 item 14: the knob acts only on the GPU; with gpuName "Not available" it is greyed out."""
+    cat = tmp_path / "CorridorKey.cat"
+    cat.write_bytes(b"cat")
+    for gpu, enabled in (("Not available", False), ("NVIDIA RTX A6000", True)):
+        runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+        runtime.gizmo.node("Inference").knob("gpuName").setValue(gpu)
+        runtime.run(gizmo.value("onCreate"))
+        assert ("setEnabled", "CorridorKey1.halfPrecision", enabled) in runtime.events
+
+
+def test_status_is_refreshed_when_the_panel_opens(gizmo, tmp_path):
+    """#26 item 14: a .cat installed after the node was made shows up when the panel opens (showPanel)."""
+    cat = tmp_path / "CorridorKey.cat"
+    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
+    runtime.run(gizmo.value("onCreate"))
+    assert "not found" in runtime.gizmo.knob("status").value()
+    cat.write_bytes(b"cat")
+    runtime.run(gizmo.value("knobChanged"), knob="showPanel")
+    assert runtime.gizmo.knob("status").value() == ""

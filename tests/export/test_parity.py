@@ -24,7 +24,7 @@ from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files, parity
 from corridorkey_export.cli import main
 from corridorkey_export.export import export_torchscript
-from corridorkey_export.nuke_contract import BLUE, GREEN
+from corridorkey_export.nuke_contract import BLUE, GREEN, SCREENS
 from corridorkey_export.validate import knob_settings
 from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
 from corridorkey_model.pipeline.compare import RUN_MODES
@@ -102,7 +102,9 @@ def script_render_plan(kit: Path, name: str):
             variant = "inference"
         else:
             assert source.cls == gz.GIZMO_CLASS
-            knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS}
+            knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS if k.name != "auto_hint"}
+            # The gizmo's ModelKnobs: automatic when Hint Channel is automatic or input 1 is unconnected.
+            knobs["auto_hint"] = int(source.value("hint_channel") == "automatic" or len(source.inputs) < 2)
             variant = "gizmo"
         assert write.value("first") == write.value("last")
         plan.append((int(write.value("first")), variant, kit / read.value("file"), knobs, kit / write.value("file")))
@@ -175,12 +177,54 @@ def test_gizmo_instances_use_only_the_gizmos_knobs_and_raw_output(kit):
         set_knobs = [k for k in node.order if k not in ("inputs", "name")]
         assert set(set_knobs) <= set(knobs), set(set_knobs) - set(knobs)
         assert node.value("output_mode") == "Raw model output" in knobs["output_mode"].menu
-        assert node.value("hint_channel") == knobs["hint_channel"].menu[0] == "alpha"
+        # The gizmo decides auto_hint from Hint Channel (the case's auto_hint = 1 cases ask for "automatic").
+        assert node.value("hint_channel") in ("alpha", "automatic")
         assert node.value("screen") == "Green"
         # No colour conversion: the working space and the network space are one space.
         assert node.value("working_colorspace") == node.value("network_colorspace")
         # Plate (input 0) and Hint (input 1) are both the case's input: RGB plate, hint in alpha.
         assert len(node.inputs) == 2 and node.inputs[0] is node.inputs[1] and node.inputs[0].cls == "Read"
+
+
+def test_gizmo_copies_of_automatic_hint_cases_choose_automatic(kit):
+    """#26 item 1: the gizmo recomputes auto_hint from Hint Channel and its Hint input, whatever value is saved,
+    so every case with auto_hint = 1 must choose Hint Channel "automatic" and every other case "alpha"."""
+    data = json.loads((kit / "kit.json").read_text())
+    automatic = {c["frame"]: c["knobs"]["auto_hint"] == 1 for c in data["cases"]}
+    assert any(automatic.values()) and not all(automatic.values())
+    script = parse((kit / parity.SCRIPT).read_text())
+    for write in script.by_class("Write"):
+        node = write.inputs[0]
+        if node.cls == gz.GIZMO_CLASS:
+            frame = int(write.value("first"))
+            assert node.value("hint_channel") == ("automatic" if automatic[frame] else "alpha")
+            assert "auto_hint" not in node.knobs  # not a gizmo knob: a saved value would be ignored
+
+
+def test_kit_reads_carry_format_and_frame_range(kit):
+    """#26 item 9: each Read states its file's format and its frame, so none takes the root format."""
+    data = json.loads((kit / "kit.json").read_text())
+    by_frame = {c["frame"]: c for c in data["cases"]}
+    script = parse((kit / parity.SCRIPT).read_text())
+    for write in script.by_class("Write"):
+        read = write.inputs[0].inputs[0]
+        frame = int(write.value("first"))
+        case = by_frame[frame]
+        w, h = read_exr(kit / read.value("file")).shape[1::-1]
+        assert read.value("format") == f"{w} {h} 0 0 {w} {h} 1 "
+        assert (w, h) == (case["width"], case["height"])
+        assert [read.value(k) for k in ("first", "last", "origfirst", "origlast")] == [str(frame)] * 4
+
+
+def test_windows_paths_are_written_with_forward_slashes(kit):
+    """#26 item 10: a backslash in a Nuke file knob is a TCL escape."""
+    cases = parity.kit_cases(64)[:2]
+    text = parity.render_script(cases, SCREENS[0], half=False, renders="D:\\shows\\renders",
+                                cat="C:\\cats\\CorridorKey.cat")
+    script = parse(text)
+    assert {n.value("modelFile") for n in script.by_class("Inference")} == {"C:/cats/CorridorKey.cat"}
+    assert all(w.value("file").startswith("D:/shows/renders/") for w in script.by_class("Write"))
+    assert "\\" not in "".join(w.value("file") for w in script.by_class("Write"))
 
 
 def test_fp16_script_sets_half_precision_and_writes_elsewhere(kit):

@@ -197,19 +197,92 @@ def test_screen_table_matches_the_nuke_contract():
                                    for s in SCREENS)
 
 
-def test_the_gizmos_verify_button_runs_verify(installed, monkeypatch):
-    """The Verify button of the shipped gizmo: a PyScript_Knob (type 22) whose Python calls verify()."""
+def test_the_gizmos_verify_button_imports_from_the_gizmos_folder(installed, monkeypatch):
+    """The button of the shipped gizmo, a PyScript_Knob (type 22) labelled for what it tests, finds
+    corridorkey_verify.py beside the gizmo file (Gizmo.filename()) even though nukescripts/cattery.py adds
+    the package folder with addToSysPath=False: the folder is NOT on sys.path here."""
     from nukescript import parse
 
     package, pt = installed
     gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
     button = gizmo.user_knob("verify")
-    assert (button.type_id, button.name, button.label) == (22, "verify", "Verify")
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
-    monkeypatch.syspath_prepend(str(REPO / nuke_files.PACKAGE_DIR))  # the plugin path is on sys.path
+    assert (button.type_id, button.name, button.label) == (22, "verify", "Test Installed Model")
+    assert "installed model" in button.tooltip.lower() and "colour settings" in button.tooltip
+    folder = str(REPO / nuke_files.PACKAGE_DIR)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != folder])
     monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
+                            gizmo_file=str(REPO / nuke_files.GIZMO_PATH))
     runtime.run(button.text)
     assert status(runtime).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
+
+
+def test_the_button_without_its_module_is_a_status_line_not_a_traceback(tmp_path, monkeypatch):
+    from nukescript import parse
+
+    gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(REPO / nuke_files.PACKAGE_DIR)])
+    monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
+    runtime = VerifyRuntime({"Inference": ""}, lambda *a: None, gizmo_file=str(tmp_path / "CorridorKey.gizmo"))
+    runtime.run(gizmo.user_knob("verify").text)  # must not raise
+    assert status(runtime).startswith("Verify could not start: corridorkey_verify.py was not found")
+
+
+def test_a_cat_that_fails_to_load_is_not_judged_as_a_wrong_result(installed):
+    """#26 item 3: hasError() after forceValidate() is checked before any sample."""
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
+                            made_in_error=["Inference"])
+    message = run_verify(runtime)
+    assert message.startswith("Verify could not run: ") and "did not load in this Nuke" in message
+    assert "FAILED" not in message and ("render", "Inference2") not in runtime.events
+    assert sorted(runtime.deleted) == sorted(n.name() for n in runtime.made)
+
+
+def test_the_plate_is_read_with_its_own_format(installed):
+    """#26 item 9: fromUserText reads the file's format and range, so the model never gets a padded frame."""
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
+    run_verify(runtime)
+    assert [e for e in runtime.events if e[0] == "fromUserText" and e[1] == "Read1.file"]
+    assert not [e for e in runtime.events if e[0] == "setValue" and e[1] == "Read1.file"]
+
+
+def _reference_at(package, img_size):
+    path = package / "CorridorKey.verify.json"
+    data = json.loads(path.read_text())
+    data["img_size"] = img_size
+    path.write_text(json.dumps(data))
+
+
+def test_a_long_cpu_run_asks_first_and_a_no_tests_nothing(installed, tmp_path):
+    """#26 item 12: at S >= 1024 on the CPU, in the GUI, the button asks before a run of minutes."""
+    package, pt = installed
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    _reference_at(copy, 2048)
+    declined = VerifyRuntime({"Inference": str(copy / "CorridorKey.cat")}, pt_renderer(pt), gui=True, answer=False)
+    message = run_verify(declined)
+    assert len(declined.asked) == 1 and "2048" in declined.asked[0] and "CPU" in declined.asked[0]
+    assert message == "Verify: cancelled before it started; nothing was tested" and declined.made == []
+    terminal = VerifyRuntime({"Inference": str(copy / "CorridorKey.cat")}, pt_renderer(pt), gui=False)
+    run_verify(terminal)
+    assert terminal.asked == []  # no dialog in a terminal session
+    small = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt), gui=True)
+    run_verify(small)
+    assert small.asked == []  # S = 64: seconds, no question
+
+
+def test_progress_is_shown_and_cancel_stops_the_test(installed):
+    package, pt = installed
+    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
+    assert run_verify(runtime).startswith("Verified")
+    assert runtime.progress[0][0] == "task" and ("progress", 100) in runtime.progress
+    cancelled = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt), cancel_after=2)
+    message = run_verify(cancelled)
+    assert message == "Verify: cancelled after 2 of %d pixels; nothing was tested" % len(
+        json.loads((package / "CorridorKey.verify.json").read_text())["samples"])
+    assert sorted(cancelled.deleted) == sorted(n.name() for n in cancelled.made)
 
 
 def test_two_exports_in_one_folder_keep_their_own_verify_data(tmp_path, model64):

@@ -222,6 +222,9 @@ class Node:
             return None
         inner = toks[0].words()
         if len(inner) == 1 and isinstance(inner[0], Braced):
+            words = inner[0].words()
+            if len(words) == 1 and isinstance(words[0], Word) and words[0].quoted:
+                return words[0].text  # {{"expr"}}: the quoted form, escapes resolved
             return inner[0].inner.strip()
         return None
 

@@ -258,6 +258,14 @@ class RuntimeKnob:
         self._value = value
         return True
 
+    def setEnabled(self, enabled: bool) -> None:  # nuke.Knob.setEnabled (Foundry's Python reference)
+        self._log.append(("setEnabled", f"{self._node.name()}.{self._name}", bool(enabled)))
+        self.enabled = bool(enabled)
+
+    def fromUserText(self, text: str) -> None:  # nuke.File_Knob.fromUserText: set the file as typed by the user
+        self._log.append(("fromUserText", f"{self._node.name()}.{self._name}", text))
+        self._value = text
+
     def evaluate(self) -> str:
         self._log.append(("evaluate", f"{self._node.name()}.{self._name}"))
         return self._evaluates_to if self._evaluates_to is not None else str(self._value)
@@ -304,6 +312,19 @@ class RuntimeNode:
         return self._has_error and self.validated
 
 
+class RuntimeGizmo(RuntimeNode):
+    """The CorridorKey node itself: a Gizmo, whose ``filename()`` is the .gizmo file it was made from
+    (Foundry's Python reference, nuke.Gizmo.filename: "Gizmo filename")."""
+
+    def __init__(self, *args, gizmo_file: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._gizmo_file = gizmo_file
+
+    def filename(self) -> str:
+        self._log.append(("filename", self._name))
+        return self._gizmo_file
+
+
 class GizmoRuntime(types.ModuleType):
     """Stand-in ``nuke`` for running the gizmo's onCreate/knobChanged on one CorridorKey node.
 
@@ -313,7 +334,8 @@ class GizmoRuntime(types.ModuleType):
     """
 
     def __init__(self, cats: Dict[str, str], screen: int = 0, disabled: Sequence[str] = (),
-                 hint_connected: bool = True, hint_channel: int = 0, in_error: Sequence[str] = ()):
+                 hint_connected: bool = True, hint_channel: int = 0, in_error: Sequence[str] = (),
+                 gizmo_file: str = ""):
         super().__init__("nuke")
         self.__file__ = __file__
         self.STAND_IN = True
@@ -325,14 +347,19 @@ class GizmoRuntime(types.ModuleType):
                                 has_error=name in in_error)
                     for name, path in cats.items()]
         children += [RuntimeNode(self.events, "ToNetwork", {"in_colorspace": "scene_linear",
-                                                            "out_colorspace": "color_picking"}),
-                     RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": ""})]
+                                                            "out_colorspace": "color_picking", "disable": False},
+                                 has_error="ToNetwork" in in_error),
+                     RuntimeNode(self.events, "FromNetwork", {"in_colorspace": "", "out_colorspace": "",
+                                                              "disable": False},
+                                 has_error="FromNetwork" in in_error)]
         upstream = [RuntimeNode(self.events, "Read1", {}),
                     RuntimeNode(self.events, "Roto1", {}) if hint_connected else None]
-        self.gizmo = RuntimeNode(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
-                                                              "status": "", "modelFile": "",
-                                                              "hint_channel": float(hint_channel), "auto_hint": 0},
-                                 children, inputs=upstream)
+        self.gizmo = RuntimeGizmo(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
+                                                              "status": "", "modelFile": "", "halfPrecision": False,
+                                                              "hint_channel": float(hint_channel)},
+                                 children, inputs=upstream, gizmo_file=gizmo_file)
+        # Root: customOCIOConfigPath (Project Settings > Color, as saved in public .nk files) is empty here.
+        self._root = RuntimeNode(self.events, "root", {"customOCIOConfigPath": ""})
         self._this_knob: Optional[str] = None
 
     def thisNode(self) -> RuntimeNode:
@@ -343,6 +370,9 @@ class GizmoRuntime(types.ModuleType):
 
     def toNode(self, name: str) -> Optional[RuntimeNode]:
         return self.gizmo.node(name)
+
+    def root(self) -> RuntimeNode:
+        return self._root
 
     def warning(self, message: str) -> None:
         self.events.append(("warning", message))
@@ -434,7 +464,7 @@ class MadeNode(RuntimeNode):
     """A node made with nuke.nodes.<Class>(): its knobs, its input, and (Inference) its rendered image."""
 
     def __init__(self, owner: VerifyRuntime, cls: str, knobs: Dict[str, Any]):
-        super().__init__(owner.events, f"{cls}{len(owner.made) + 1}", knobs)
+        super().__init__(owner.events, f"{cls}{len(owner.made) + 1}", knobs, has_error=cls in owner.made_in_error)
         self._owner, self.cls = owner, cls
         self.inputs: Dict[int, MadeNode] = {}
         self._image = None
@@ -472,9 +502,35 @@ class VerifyRuntime(GizmoRuntime):
     """
 
     def __init__(self, cats: Dict[str, str], render, screen: int = 0, gpu_name: str = "Not available",
-                 use_gpu: bool = True, half: bool = False):
-        super().__init__(cats, screen)
+                 use_gpu: bool = True, half: bool = False, gui: bool = False, answer: bool = True,
+                 cancel_after: Optional[int] = None, made_in_error: Sequence[str] = (), gizmo_file: str = ""):
+        super().__init__(cats, screen, gizmo_file=gizmo_file)
         self.render = render
+        #: nuke.GUI: True in an interactive session (Foundry's Python reference, module nuke).
+        self.GUI = gui
+        self._answer = answer
+        self.asked: List[str] = []
+        self.cancel_after = cancel_after  # isCancelled() turns True after this many calls
+        self.made_in_error = tuple(made_in_error)  # classes of made nodes whose hasError() is True once validated
+        self.progress: List[tuple] = []
+        runtime = self
+
+        class ProgressTask:  # nuke.ProgressTask(name): setMessage, setProgress, isCancelled
+            def __init__(self, name: str):
+                runtime.progress.append(("task", name))
+                self._checks = 0
+
+            def setMessage(self, text: str) -> None:
+                runtime.progress.append(("message", text))
+
+            def setProgress(self, percent: int) -> None:
+                runtime.progress.append(("progress", int(percent)))
+
+            def isCancelled(self) -> bool:
+                self._checks += 1
+                return runtime.cancel_after is not None and self._checks > runtime.cancel_after
+
+        self.ProgressTask = ProgressTask
         self.made: List[MadeNode] = []
         self.deleted: List[str] = []
         self._root = _Root(self.events)
@@ -505,6 +561,10 @@ class VerifyRuntime(GizmoRuntime):
 
     def root(self) -> _Root:
         return self._root
+
+    def ask(self, prompt: str) -> bool:  # nuke.ask: a yes/no dialog
+        self.asked.append(prompt)
+        return self._answer
 
     def delete(self, node: MadeNode) -> None:
         self.events.append(("delete", node.name()))

@@ -7,8 +7,12 @@ the pixels stored in ``CorridorKey.verify.json`` and compares them with the refe
 computed by the exported file in Python. It writes one line to the node's Status knob:
 "Verified: max error X (tolerance Y) ..." or a plain failure message; never a traceback.
 
-The gizmo's button calls it (``import corridorkey_verify; corridorkey_verify.verify(nuke.thisNode())``).
-This folder is on the plugin path, which ``nuke.pluginAddPath`` also puts on ``sys.path``.
+What it tests: the installed model (the .cat) on this machine, with this node's GPU settings; not
+this node's colour settings or hint (the test plate goes straight into a bare Inference node).
+
+The gizmo's button (labelled "Test Installed Model") imports this module from the folder of the
+gizmo's own file (``Gizmo.filename()``): ``nukescripts/cattery.py`` adds Cattery package folders
+with ``nuke.pluginAddPath(directory, addToSysPath=False)``, so the folder need not be on sys.path.
 
 Nuke Python calls used, and their sources (Foundry, Nuke Python API reference):
 
@@ -20,7 +24,14 @@ Nuke Python calls used, and their sources (Foundry, Nuke Python API reference):
 * ``Node.knob(name)`` / ``node[name]``, ``Knob.value()``, ``Knob.getValue()``,
   ``Knob.setValue()``; ``File_Knob.evaluate()`` (the gizmo's Inference node's ``modelFile``
   holds a TCL expression, evaluated to the .cat's path).
-* ``Node.forceValidate()``: loads the .cat (Foundry's Cattery gizmos call it in onCreate).
+* ``Node.forceValidate()``: loads the .cat (Foundry's Cattery gizmos call it in onCreate);
+  ``Node.hasError()``: "True if the node itself has an error" (a .cat that failed to load, a plate
+  the Read cannot open) - asked before any sample, so a broken .cat is never judged as a wrong result.
+* ``File_Knob.fromUserText(text)``: sets the file and reads the file's format and frame range (as
+  typing the path in the panel does), so the Read never takes the root format.
+* ``nuke.ProgressTask(name)`` with ``setMessage``, ``setProgress`` and ``isCancelled`` (the progress
+  window with a Cancel button; used so in many public tools), ``nuke.ask(prompt)`` (a yes/no dialog),
+  ``nuke.GUI`` (True in an interactive session: no dialog in a terminal session).
 * ``Node.sample(channel, x, y)``: "If the optional dx,dy are not given then the exact value of
   the square pixel that x,y lands in is returned ... to center on a pixel add .5 to both
   coordinates" (``nuke.sample``; ``Node.sample`` is its replacement).
@@ -43,10 +54,17 @@ SCREENS = (
 VERIFY_FORMAT = 1
 #: What the Inference node's gpuName shows when no GPU can be used.
 NO_GPU_TEXT = "not available"
+#: From this model resolution on, a CPU run takes minutes (about 14 s per frame at 1024 and 100 s at 2048 on
+#: two cores, docs/benchmarks.md): the button asks before it starts one.
+ASK_FROM_IMG_SIZE = 1024
 
 
 class VerifyError(Exception):
     """Why the check could not run, in words for the Status line."""
+
+
+class Cancelled(Exception):
+    """The user cancelled the test (before it started, or in the progress window)."""
 
 
 def _knob_value(node, name, default=None):
@@ -99,14 +117,24 @@ def _run(nuke, node):
     data, plate = _load_reference(cat_path, json_name)
     mode = run_mode(node, inference)
     tolerance = float(data["tolerances"][mode])
+    img_size = int(data.get("img_size", 0))
+    if mode == "cpu" and img_size >= ASK_FROM_IMG_SIZE and getattr(nuke, "GUI", False):
+        if not nuke.ask("Test the installed CorridorKey model on the CPU? The model runs at %d x %d: this takes "
+                        "about %s and Nuke waits until it is done." % (img_size, img_size,
+                                                                        "2 minutes" if img_size >= 2048 else
+                                                                        "20 seconds")):
+            raise Cancelled("cancelled before it started")
     root = nuke.root()
     made = []
+    task = nuke.ProgressTask("CorridorKey: testing the installed model")
     root.begin()
     try:
         read = nuke.nodes.Read()
         made.append(read)
-        read["file"].setValue(plate)
+        read["file"].fromUserText(plate)
         read["raw"].setValue(True)
+        if read.hasError():
+            raise VerifyError("Nuke cannot read the test plate %s; reinstall with --install-to --cat" % plate)
         test = nuke.nodes.Inference()
         made.append(test)
         test.setInput(0, read)
@@ -114,17 +142,29 @@ def _run(nuke, node):
         test["useGPUIfAvailable"].setValue(mode != "cpu")
         test["halfPrecision"].setValue(mode == "gpu-fp16")
         test.forceValidate()
+        if test.hasError():
+            raise VerifyError("%s did not load in this Nuke (its Inference node reports an error): the .cat is "
+                              "damaged, or was built by another NukeX or from a .pt exported for another "
+                              "--target-nuke. Build it again with corridorkey_create_cat.py in this NukeX"
+                              % cat_path)
+        task.setMessage("running the model at %d x %d on %s" % (img_size, img_size, mode.upper()))
         worst, where = 0.0, None
-        for s in data["samples"]:
+        samples = data["samples"]
+        for i, s in enumerate(samples):
+            if task.isCancelled():
+                raise Cancelled("cancelled after %d of %d pixels" % (i, len(samples)))
+            task.setProgress(int(100 * i / len(samples)))
             for channel, want in zip(data["channels"], s["values"]):
                 got = float(test.sample(channel, s["x"] + 0.5, s["y"] + 0.5))
                 err = abs(got - want) if got == got else float("inf")  # NaN is a failure
                 if err > worst or where is None:
                     worst, where = max(err, worst), (s["x"], s["y"], channel)
+        task.setProgress(100)
     finally:
         for n in reversed(made):
             nuke.delete(n)
         root.end()
+        del task  # closes the progress window
     label = {"cpu": "CPU fp32", "gpu": "GPU fp32", "gpu-fp16": "GPU fp16"}[mode]
     count = len(data["samples"])
     if worst <= tolerance:
@@ -145,6 +185,8 @@ def verify(node=None):
         message, _passed = _run(nuke, node)
     except VerifyError as exc:
         message = "Verify could not run: %s" % exc
+    except Cancelled as exc:
+        message = "Verify: %s; nothing was tested" % exc
     except Exception as exc:  # a Nuke error (a failing render, a missing knob): a plain line, never a traceback
         message = "Verify could not run: %s: %s" % (type(exc).__name__, exc)
     try:
