@@ -561,9 +561,8 @@ ASSUMPTIONS: Dict[str, Any] = {
     "bool_value_is_bool": True,
     "knob_values_after_load": True,  # a loaded node's knobs hold the script's values when onCreate runs
     "oncreate_sees_saved_inputs": True,  # Node.input(1) is connected in onCreate during a script load
-    "knobchanged_runs_on_python_setvalue": False,
-    "knobchanged_runs_with_panel_closed": False,  # with no panel open, a setValue runs no knobChanged
-    "tonode_in_child_callback_finds_sibling": True,
+    "knobchanged_runs_with_panel_closed": False,  # a Python setValue with no panel open runs no knobChanged
+    "tonode_in_child_callback_finds_sibling": True,  # the probe measures nuke.toNode inside Group.begin()
     "cat_lookup_returns_first_on_plugin_path": True,
     "disabled_node_passes_input0": True,
     "switch_which_clamped": True,
@@ -646,6 +645,18 @@ class NukeSession(types.ModuleType):
     def delete(self, node: Node) -> None:
         self.log.append(("delete", node.fullname()))
         node.parent.children.remove(node)
+
+    NUKE_VERSION_STRING = "stand-in"
+
+    def scriptReadFile(self, path: str) -> None:
+        """Foundry: nuke.scriptReadFile, load a .nk's nodes into the current script."""
+        self.load(Path(path).read_text(), script_dir=Path(path).parent)
+
+    def tcl(self, command: str, *args: str) -> str:
+        """Foundry: nuke.tcl(command, *args), run a TCL command (the modelled ones)."""
+        if args:
+            return self._tcl_command(self._context[-1], [command, *args])
+        return self._tcl(self._context[-1], command)
 
     def createNode(self, cls: str, knobs: str = "", inpanel: bool = True) -> Node:
         return self._create(cls, self._context[-1], [], None)
@@ -995,9 +1006,11 @@ def _expression(node: Node, r: Renderer) -> np.ndarray:
 
 @node_class("OCIOColorSpace", "Nuke User Guide, OCIOColorSpace: in_colorspace -> out_colorspace of the root's "
             "OCIO config (roles allowed), on rgb; alpha untouched",
-            {"in_colorspace": _string("scene_linear", Colorspace_Knob),
+            {"channels": _string("rgb", Channel_Knob), "in_colorspace": _string("scene_linear", Colorspace_Knob),
              "out_colorspace": _string("scene_linear", Colorspace_Knob)})
 def _ocio(node: Node, r: Renderer) -> np.ndarray:
+    if node["channels"].value() != "rgb":
+        raise GraphError(f"{node.fullname()}: OCIOColorSpace channels {node['channels'].value()!r} not modelled")
     cfg = r.session.ocio()
     src, dst = node["in_colorspace"].value(), node["out_colorspace"].value()
     for name in (src, dst):
@@ -1079,6 +1092,15 @@ def _reformat(node: Node, r: Renderer) -> np.ndarray:
     ys = np.minimum(((np.arange(h_out) + 0.5) * h_in / h_out).astype(int), h_in - 1)
     rows = (h_in - 1 - ys)[::-1]
     return src[rows[:, None], cols[None, :]]
+
+
+@node_class("Constant", "Nuke User Guide, Constant: the colour `color` (r g b a) over the format (here the root's)",
+            {"color": lambda node, name: Box_Knob(node, name, ["0", "0", "0", "0"]), "format": _string()})
+def _constant(node: Node, r: Renderer) -> np.ndarray:
+    if node["format"].value():
+        raise GraphError(f"{node.fullname()}: Constant format {node['format'].value()!r} not modelled")
+    w, h = r.session.root_format()
+    return np.broadcast_to(np.float32(node["color"].value()), (h, w, 4)).copy()
 
 
 _INFERENCE_KNOBS: Dict[str, KnobFactory] = {
