@@ -362,6 +362,23 @@ def test_judge_against_a_formula():
     assert parity.judge(render, ref, RUN_MODES["gpu-fp16"])[3:5] == (False, False)
 
 
+@pytest.mark.parametrize("mode", ["gpu", "gpu-fp16"])
+def test_judge_at_the_gpu_modes_outlier_allowance(mode):
+    """0.1 % of a channel's pixels may exceed the GPU tolerances: 1 pixel of 1000 passes, 2 do not."""
+    run_mode = RUN_MODES[mode]
+    assert run_mode.outlier_share == 1e-3
+    ref = np.zeros((25, 40, 4), np.float32)  # 1000 pixels
+    render = ref.copy()
+    render[..., 0] = run_mode.tolerance * 0.99  # every pixel just inside the tolerance
+    render[3, 7, 0] = 1.0  # one outlier: 0.1 %
+    *_, passed, _err = parity.judge(render, ref, run_mode)
+    assert passed
+    render[4, 7, 0] = 1.0  # two: 0.2 %
+    max_abs, _mean, share, _finite, passed, _err = parity.judge(render, ref, run_mode)
+    assert not passed and share[0] == pytest.approx(2e-3) and max_abs[0] == 1.0
+    assert not parity.judge(render[..., :], ref, RUN_MODES["cpu"])[4]
+
+
 def test_heat_map_scale():
     tol = 1e-3
     px = parity.heat_map(np.array([[1e-6, tol, 10 * tol, 100 * tol, np.inf]]), tol)[0]
