@@ -34,7 +34,7 @@ from corridorkey_model.pipeline.stages import (
     read_frame,
 )
 
-#: fp32 on the CPU in one torch: the .pt and the eager network agree to ~1e-7 (DESIGN.md section 5 allows
+#: fp32 on the CPU in one torch: the .pt and the eager network agree to ~1e-7 (docs/DESIGN.md section 5 allows
 #: 1e-5); both sides use the same PyOpenColorIO processors, so the colour conversions add nothing.
 TOLERANCE = 1e-5
 
