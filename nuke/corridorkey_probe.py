@@ -17,7 +17,8 @@ Nuke calls used (Foundry's Nuke Python API reference): ``nuke.scriptReadFile`` (
 into the current script), ``nuke.toNode``, ``nuke.nodes.<Class>()``, ``nuke.tcl``,
 ``Node.knob`` / ``node[...]``, ``Knob.value`` / ``getValue`` / ``setValue`` / ``setExpression``,
 ``Enumeration_Knob.value`` (the item's name), ``Node.setInput``, ``Node.sample``,
-``Group.begin`` / ``end``, ``nuke.NUKE_VERSION_STRING``.
+``Group.begin`` / ``end``, ``Group.nodes``, ``Node.knobs``, ``Array_Knob.hasExpression``,
+``nuke.NUKE_VERSION_STRING``.
 """
 
 from __future__ import annotations
@@ -109,9 +110,21 @@ def probe(nuke, workdir):
     _measure(info, "nuke_version", lambda: nuke.NUKE_VERSION_STRING)
     _measure(info, "status", lambda: node["status"].value())
     _measure(info, "model_file", lambda: inside["Inference"]["modelFile"].evaluate())
+    _measure(info, "expressions", lambda: _expression_values(node))
     _measure(info, "colour_spaces", lambda: [inside[n][k].value() for n in ("ToNetwork", "FromNetwork")
                                              for k in ("in_colorspace", "out_colorspace")])
     return {"format": FORMAT, "facts": facts, "info": info}
+
+
+def _expression_values(group):
+    """Every knob of the gizmo's nodes that holds an expression -> its value ("Node.knob": value)."""
+    values = {}
+    for child in group.nodes():
+        for name, knob in child.knobs().items():
+            if hasattr(knob, "hasExpression") and knob.hasExpression():
+                value = knob.value()
+                values["%s.%s" % (child.name(), name)] = value if isinstance(value, (bool, int, float)) else str(value)
+    return values
 
 
 def _cat_lookup(nuke, inference):

@@ -56,6 +56,14 @@ def test_the_probe_measures_every_assumption_and_the_model_agrees(tmp_path, monk
     assert not disagree, f"the model contradicts its own assumptions: {disagree}"
     assert result["info"]["model_file"] == str(plugins / "CorridorKey.cat")
     assert result["info"]["colour_spaces"] == ["scene_linear", "color_picking", "color_picking", "scene_linear"]
+    # the saved script's expressions, as the model evaluates them (Screen Green, Output "Matte only", sRGB)
+    expressions = result["info"]["expressions"]
+    assert expressions["Inference.disable"] is False and expressions["InferenceBlue.disable"] is True
+    assert expressions["OutputSwitch.which"] == 3.0 and expressions["ToNetwork.disable"] is False
+    for data in committed_probes().values():  # and as a real Nuke evaluated them
+        real = data.get("info", {}).get("expressions") or {}
+        differ = {k: (v, expressions.get(k)) for k, v in real.items() if k in expressions and v != expressions[k]}
+        assert not differ, f"a real Nuke evaluates these gizmo expressions otherwise (Nuke, model): {differ}"
 
 
 def test_the_probe_says_when_the_gizmo_is_missing(tmp_path, monkeypatch, capsys):
