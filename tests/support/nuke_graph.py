@@ -357,7 +357,8 @@ def _is_number(text: str) -> bool:
 # --------------------------------------------------------------------------- node classes
 
 
-KnobFactory = Callable[["Node"], Any]
+#: (node, knob name) -> a new knob of that node
+KnobFactory = Callable[[Any, str], Any]
 
 
 def _bool(default: bool = False) -> KnobFactory:
@@ -606,6 +607,7 @@ class NukeSession(types.ModuleType):
         self._ocio = None
         self.inference_cache = INFERENCE_CACHE
         self._renderers: List[Renderer] = []
+        self._built: Dict[int, Node] = {}  # parsed node -> the node made from it (inputs are wired through it)
 
     # ---- Foundry's module-level calls
     def root(self) -> Group:
@@ -692,12 +694,6 @@ class NukeSession(types.ModuleType):
         inputs = [self._built[id(p)] if p is not None else None for p in parsed.inputs] if parsed.inputs else []
         node = self._create(parsed.cls, group, inputs, parsed)
         return node
-
-    @property
-    def _built(self) -> Dict[int, Node]:
-        if not hasattr(self, "_built_map"):
-            self._built_map: Dict[int, Node] = {}
-        return self._built_map
 
     def _create(self, cls: str, group: Group, inputs: List[Optional[Node]], parsed: Optional[ParsedNode]) -> Node:
         gizmo_text = self.gizmos.get(cls)
