@@ -12,7 +12,8 @@ uses the project's own sRGB curve (:mod:`corridorkey_model.keying.colour`), as b
 
 In OCIO 2.6's built-in configs ``ocio://cg-config-latest`` and ``ocio://studio-config-latest``
 the role ``scene_linear`` is ``ACEScg`` and ``color_picking`` is ``sRGB Encoded Rec.709 (sRGB)``,
-so the defaults are right there (tests/model/pipeline/test_colour_management.py checks it).
+so the defaults are right there (tests/model/pipeline/test_colour_management.py checks it; the
+gizmo's graph against the pipeline in both configs: tests/nuke_side/test_gizmo_graph.py).
 """
 
 from __future__ import annotations

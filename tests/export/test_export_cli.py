@@ -142,6 +142,41 @@ def test_validate_command_fails_on_mismatch(export64):
     assert "FAIL" in result.output and "does not match the reference" in result.output
 
 
+def _copy_with_manifest(export, folder, edit):
+    """The exported .pt and its manifest copied into ``folder``, the manifest changed by ``edit(dict)``."""
+    import shutil
+
+    folder.mkdir()
+    pt = folder / export.output.name
+    shutil.copy(export.output, pt)
+    manifest = json.loads(export.output.with_suffix(".manifest.json").read_text())
+    edit(manifest)
+    pt.with_suffix(".manifest.json").write_text(json.dumps(manifest))
+    return pt
+
+
+def test_validate_refuses_a_checkpoint_whose_sha256_is_not_the_manifests(export64, model64, tmp_path):
+    """The manifest names a checkpoint that is there but holds other weights: no silent switch, exit 1."""
+    from corridorkey_model.testing import save_checkpoint
+
+    ckpt = save_checkpoint(model64, tmp_path / "weights.pth")
+    recorded = "0" * 64
+    pt = _copy_with_manifest(export64, tmp_path / "copy", lambda m: m.update(
+        checkpoint={"path": str(ckpt), "sha256": recorded, "random_init": False}))
+    result = CliRunner().invoke(main, ["validate", str(pt), "--fp16", "off", "-q"])
+    assert result.exit_code == 1, result.output
+    assert f"SHA-256 {recorded}" in result.output and str(ckpt) in result.output
+    assert "--checkpoint PATH" in result.output
+
+
+def test_validate_refuses_a_manifest_of_the_other_screen(export64, tmp_path):
+    pt = _copy_with_manifest(export64, tmp_path / "copy", lambda m: m.update(
+        screen={"name": "blue", "channel": 2, "cat_file": "CorridorKeyBlue.cat"}))
+    result = CliRunner().invoke(main, ["validate", str(pt), "--fp16", "off", "-q"])
+    assert result.exit_code == 1, result.output
+    assert "is a green-screen file but its manifest says blue" in result.output
+
+
 def test_blue_screen_export_bakes_the_screen_and_validates_on_blue_plates(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["--screen", "blue", "--random-init", "--img-size", "64", "--validate",

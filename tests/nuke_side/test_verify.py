@@ -1,10 +1,11 @@
-"""The Verify button's Python (gizmos/Cattery/CorridorKey/corridorkey_verify.py) against the recording stand-in.
+"""The Verify button's Python (gizmos/Cattery/CorridorKey/corridorkey_verify.py) in the executable model of Nuke.
 
 The export writes the test plate and reference values beside the .pt; ``--install-to --cat``
-copies them beside the installed .cat; ``verify(node)`` runs the model there through the
-stand-in's Inference node, which runs the exported .pt in Python on the plate it is given
-(fp16 when the node asks for it), and reads the result back with ``Node.sample`` in Nuke's
-bottom-up image coordinates.
+copies them beside the installed .cat (here a stand-in .cat that names the .pt); ``verify(node)``
+runs on a CorridorKey node loaded from the shipped gizmo in tests/support/nuke_graph.py: its
+temporary Read and Inference nodes are real nodes of the model, the Inference node runs the
+exported .pt (fp16 when the node asks for it on a GPU), and ``Node.sample`` reads the result
+in Nuke's bottom-up image coordinates.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from nuke_graph import NukeSession, instance_script, write_cat
 from repo_paths import REPO
-from stand_in_nuke import VerifyRuntime
 
 from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.exr import read_exr_rgba
 from corridorkey_export.nuke_contract import SCREENS
+from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES
 from corridorkey_model.testing import make_random_model
 
@@ -50,35 +52,29 @@ def installed(tmp_path_factory, model64):
     export_dir = tmp_path_factory.mktemp("export")
     pt = export_dir / "CorridorKey.pt"
     export_torchscript(model64, pt, random_init_seed=5)
-    cat = export_dir / "CorridorKey.cat"
-    cat.write_bytes(b"stand-in for the .cat NukeX builds from CorridorKey.pt")
+    cat = write_cat(export_dir / "CorridorKey.cat", pt, [k.name for k in KNOBS])
     home = tmp_path_factory.mktemp("home")
     result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat), "--root", str(REPO)])
     assert result.exit_code == 0, result.output
     return home / "Cattery" / "CorridorKey", pt
 
 
-def pt_renderer(pt_path, calls=None, perturb=0.0):
-    """Stand-in for Nuke running the .cat: the exported .pt on the plate file, at the .cat's default knobs."""
-    ts = torch.jit.load(str(pt_path)).eval()
-
-    def render(plate_file, model_file, use_gpu, half):
-        if calls is not None:
-            calls.append((plate_file, model_file, use_gpu, half))
-        x = torch.from_numpy(read_exr_rgba(plate_file)).permute(2, 0, 1)[None]
-        module = ts.half() if half else ts  # in place: each test makes its own renderer
-        with torch.no_grad():
-            y = module(x.half() if half else x).float()[0].permute(1, 2, 0).numpy()
-        return y + perturb
-
-    return render
+def session_with_node(package, screen="Green", gpu_name="Not available", use_gpu=True, half=False):
+    """A session whose plugin path is ``package`` and a CorridorKey node (the shipped gizmo) in it."""
+    session = NukeSession({gz.GIZMO_CLASS: (REPO / nuke_files.GIZMO_PATH).read_text()}, [package],
+                          gpu=gpu_name != "Not available", gpu_name=gpu_name)
+    session.files["/plate.exr"] = np.zeros((8, 8, 4), np.float32)
+    knobs = {"screen": screen, "useGPUIfAvailable": "true" if use_gpu else "false",
+             "halfPrecision": "true" if half else "false"}
+    session.load(instance_script(gz.GIZMO_CLASS, knobs, ["/plate.exr", "/plate.exr"], name="CK"))
+    return session, session.toNode("CK")
 
 
-def run_verify(runtime):
+def run_verify(session, node):
     saved = sys.modules.get("nuke")
-    sys.modules["nuke"] = runtime
+    sys.modules["nuke"] = session
     try:
-        return load_verify_module().verify(runtime.gizmo)
+        return load_verify_module().verify(node)
     finally:
         if saved is None:
             sys.modules.pop("nuke", None)
@@ -86,8 +82,15 @@ def run_verify(runtime):
             sys.modules["nuke"] = saved
 
 
-def status(runtime):
-    return runtime.gizmo.knob("status").value()
+def status(node):
+    return node.knob("status").value()
+
+
+def pt_output(pt_path, plate_file):
+    ts = torch.jit.load(str(pt_path)).eval()
+    x = torch.from_numpy(read_exr_rgba(plate_file)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return ts(x)[0].permute(1, 2, 0).numpy()
 
 
 def test_export_writes_plate_and_reference_beside_the_pt(installed):
@@ -98,7 +101,7 @@ def test_export_writes_plate_and_reference_beside_the_pt(installed):
     plate = read_exr_rgba(pt.parent / data["plate"])
     assert plate.shape == (data["height"], data["width"], 4)
     # The stored values are the .pt's output at the stored pixels, with y counted from the bottom.
-    out = pt_renderer(pt)(str(pt.parent / data["plate"]), "", False, False)
+    out = pt_output(pt, pt.parent / data["plate"])
     for s in data["samples"]:
         np.testing.assert_array_equal(out[data["height"] - 1 - s["y"], s["x"]], np.float32(s["values"]))
     manifest = json.loads(pt.with_suffix(".manifest.json").read_text())
@@ -109,85 +112,82 @@ def test_export_writes_plate_and_reference_beside_the_pt(installed):
 
 
 def test_verified_on_cpu(installed):
-    package, pt = installed
-    calls = []
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, calls))
-    message = run_verify(runtime)
-    assert message == status(runtime)
-    assert message.startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
-    [(plate, model, use_gpu, half)] = calls
-    assert plate == str(package / SCREENS[0].verify_plate_filename)
-    assert model == str(package / "CorridorKey.cat") and (use_gpu, half) == (False, False)
-    # The temporary nodes were made at the top level, wired, and deleted again.
-    made = [n.name() for n in runtime.made]
-    assert sorted(runtime.deleted) == sorted(made)
-    assert ("setInput", made[1], 0, made[0]) in runtime.events
-    assert runtime.made[0]["raw"].value() is True
-    assert runtime.root().depth == 0
+    package, _pt = installed
+    session, node = session_with_node(package)
+    before = [n.name() for n in session.root().nodes()]
+    message = run_verify(session, node)
+    assert message == status(node)
+    assert message.startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32"), message
+    # The temporary nodes were made at the top level and deleted again.
+    deleted = [e[1] for e in session.log if e[0] == "delete"]
+    assert len(deleted) == 2 and not set(deleted) & set(before)
+    assert [n.name() for n in session.root().nodes()] == before
+    assert session._context == [session.root()]
 
 
 def test_gpu_fp16_settings_reach_the_test_node_and_its_tolerance(installed):
-    package, pt = installed
-    calls = []
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, calls),
-                            gpu_name="NVIDIA RTX A6000", half=True)
-    message = run_verify(runtime)
+    package, _pt = installed
+    session, node = session_with_node(package, gpu_name="NVIDIA RTX A6000", half=True)
+    message = run_verify(session, node)
     assert message.startswith("Verified: max error") and "(tolerance 0.01) on GPU fp16" in message, message
-    assert calls[0][2:] == (True, True)
     error = float(message.split("max error ")[1].split()[0])
     assert 0 < error <= 0.01  # fp16 differs from the fp32 reference, within tolerance
 
 
 def test_gpu_off_on_the_node_means_cpu(installed):
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
-                            gpu_name="NVIDIA RTX A6000", use_gpu=False, half=True)
-    assert "on CPU fp32" in run_verify(runtime)
+    package, _pt = installed
+    session, node = session_with_node(package, gpu_name="NVIDIA RTX A6000", use_gpu=False, half=True)
+    assert "on CPU fp32" in run_verify(session, node)
 
 
-def test_a_different_result_fails_plainly(installed):
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt, perturb=1e-3))
-    message = run_verify(runtime)
-    assert message.startswith("Verify FAILED: max error 0.001 (tolerance 5e-05) on CPU fp32 at pixel (")
+def test_a_different_result_fails_plainly(installed, tmp_path):
+    package, _pt = installed
+    moved = tmp_path / "pkg"
+    shutil.copytree(package, moved)
+    ref = moved / SCREENS[0].verify_filename
+    data = json.loads(ref.read_text())
+    data["samples"][0]["values"][0] += 1e-3  # the stored value, not what this Nuke computes
+    ref.write_text(json.dumps(data))
+    session, node = session_with_node(moved)
+    message = run_verify(session, node)
+    assert message.startswith("Verify FAILED: max error 0.001 (tolerance 5e-05) on CPU fp32 at pixel ("), message
     assert "Traceback" not in message
 
 
 def test_missing_reference_is_a_plain_message(installed, tmp_path):
-    package, pt = installed
+    package, _pt = installed
     bare = tmp_path / "pkg"
     bare.mkdir()
     shutil.copy(package / "CorridorKey.cat", bare / "CorridorKey.cat")
-    runtime = VerifyRuntime({"Inference": str(bare / "CorridorKey.cat")}, pt_renderer(pt))
-    message = run_verify(runtime)
+    session, node = session_with_node(bare)
+    before = len(session.root().nodes())
+    message = run_verify(session, node)
     assert message.startswith("Verify could not run: no reference values CorridorKey.verify.json beside")
-    assert "--install-to" in message and runtime.made == []
+    assert "--install-to" in message and len(session.root().nodes()) == before
 
 
-def test_missing_cat_is_a_plain_message(installed):
-    _package, pt = installed
-    runtime = VerifyRuntime({"Inference": ""}, pt_renderer(pt))
-    assert run_verify(runtime) == ("Verify could not run: CorridorKey.cat was not found on the plugin path; build it "
-                                   "in NukeX and install it")
+def test_missing_cat_is_a_plain_message(installed, tmp_path):
+    session, node = session_with_node(tmp_path)  # nothing on the plugin path
+    assert run_verify(session, node) == ("Verify could not run: CorridorKey.cat was not found on the plugin path; "
+                                         "build it in NukeX and install it")
 
 
-def test_a_nuke_error_during_the_render_is_a_plain_message_and_cleans_up(installed):
+def test_a_nuke_error_during_the_render_is_a_plain_message_and_cleans_up(installed, tmp_path):
     package, _pt = installed
-
-    def failing(*_args):
-        raise RuntimeError("Inference1: CUDA out of memory")
-
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, failing)
-    message = run_verify(runtime)
-    assert message == "Verify could not run: RuntimeError: Inference1: CUDA out of memory"
-    assert sorted(runtime.deleted) == sorted(n.name() for n in runtime.made) and runtime.root().depth == 0
+    broken = tmp_path / "pkg"
+    shutil.copytree(package, broken)
+    (broken / "CorridorKey.cat").write_text("{}")  # a .cat the Inference node cannot load
+    session, node = session_with_node(broken)
+    before = [n.name() for n in session.root().nodes()]
+    message = run_verify(session, node)
+    assert message.startswith("Verify could not run: GraphError: ") and "not a .cat" in message, message
+    assert [n.name() for n in session.root().nodes()] == before and session._context == [session.root()]
 
 
 def test_blue_screen_uses_the_blue_inference_node_and_files(installed):
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat"),
-                             "InferenceBlue": str(package / "CorridorKeyBlue.cat")}, pt_renderer(pt), screen=1)
-    message = run_verify(runtime)
+    package, _pt = installed
+    session, node = session_with_node(package, screen="Blue")
+    message = run_verify(session, node)
     assert message.startswith("Verify could not run: CorridorKeyBlue.cat was not found")
 
 

@@ -224,6 +224,11 @@ class StandInNuke(types.ModuleType):
 
 # --------------------------------------------------------------------------- the gizmo's own Python, at run time
 #
+# (The typed, executable model of the gizmo -- knobs from its addUserKnob lines, children from its graph,
+# menus whose value() is the item's name, expressions and renders -- is tests/support/nuke_graph.py; the
+# Verify button's tests run there. This hand-listed stand-in stays for the event-log tests of
+# tests/export/test_nuke_files.py.)
+#
 # A second RECORDING STAND-IN, for the Python the gizmo and the plugin files run inside
 # Nuke (onCreate / knobChanged, nuke/init.py, menu.py). It offers only calls that
 # Foundry documents or that Foundry's own Cattery gizmos make:
@@ -431,141 +436,3 @@ class PluginRuntime(types.ModuleType):
         def addCommand(self, name: str, command: Any = None, shortcut: str = "", icon: str = "") -> None:
             self._owner.events.append(("addCommand", f"{self._path}/{name}"))
             self._owner.commands[f"{self._path}/{name}"] = command
-
-
-# --------------------------------------------------------------------------- the Verify button, at run time
-#
-# A third RECORDING STAND-IN, for gizmos/Cattery/CorridorKey/corridorkey_verify.py. Besides the
-# calls above it offers only these, each in Foundry's Nuke Python API reference:
-#   nuke.nodes.Read(), nuke.nodes.Inference() (nuke.nodes: "create a node of the named class"),
-#   Node.setInput(i, node), nuke.delete(node), nuke.root() with Group.begin() / Group.end(),
-#   Node.knob(name), Node.sample(channel, x, y) ("If the optional dx,dy are not given then the
-#   exact value of the square pixel that x,y lands in is returned"; "integers are at the corners of
-#   pixels"), on Nuke's image coordinates (origin at the bottom-left: NDK Developer Guide).
-# Knobs of the nodes it makes: Read file/raw, Inference modelFile/useGPUIfAvailable/halfPrecision/gpuName
-# (the node reference scanned from Nuke 17.0v3). A knob a node lacks raises NameError, as Nuke does.
-
-
-class _Root:
-    def __init__(self, log: List[tuple]):
-        self._log = log
-        self.depth = 0
-
-    def begin(self) -> None:
-        self._log.append(("begin", "root"))
-        self.depth += 1
-
-    def end(self) -> None:
-        self._log.append(("end", "root"))
-        self.depth -= 1
-
-
-class MadeNode(RuntimeNode):
-    """A node made with nuke.nodes.<Class>(): its knobs, its input, and (Inference) its rendered image."""
-
-    def __init__(self, owner: VerifyRuntime, cls: str, knobs: Dict[str, Any]):
-        super().__init__(owner.events, f"{cls}{len(owner.made) + 1}", knobs, has_error=cls in owner.made_in_error)
-        self._owner, self.cls = owner, cls
-        self.inputs: Dict[int, MadeNode] = {}
-        self._image = None
-
-    def Class(self) -> str:
-        return self.cls
-
-    def setInput(self, i: int, node: MadeNode) -> bool:
-        self._log.append(("setInput", self.name(), i, node.name()))
-        self.inputs[i] = node
-        return True
-
-    def sample(self, channel: str, x: float, y: float, dx: Optional[float] = None, dy: Optional[float] = None,
-               frame: Optional[float] = None) -> float:
-        if self.cls != "Inference":
-            raise RuntimeError(f"the stand-in samples only Inference nodes, not {self.cls}")
-        if self._image is None:
-            read = self.inputs.get(0)
-            self._image = self._owner.render(read["file"].value() if read else "", self["modelFile"].value(),
-                                             bool(self["useGPUIfAvailable"].value()),
-                                             bool(self["halfPrecision"].value()))
-            self._log.append(("render", self.name()))
-        h, w = self._image.shape[:2]
-        col, row = int(x // 1), h - 1 - int(y // 1)  # Nuke's y counts from the bottom
-        if not (0 <= col < w and 0 <= row < h):
-            return 0.0  # outside the format: black
-        return float(self._image[row, col, ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha").index(channel)])
-
-
-class VerifyRuntime(GizmoRuntime):
-    """Stand-in ``nuke`` for the Verify button on one CorridorKey node.
-
-    ``render(plate_file, model_file, use_gpu, half) -> H x W x 4`` array (rows top-down) stands in
-    for Nuke running the .cat's model; the test decides what it computes.
-    """
-
-    def __init__(self, cats: Dict[str, str], render, screen: int = 0, gpu_name: str = "Not available",
-                 use_gpu: bool = True, half: bool = False, gui: bool = False, answer: bool = True,
-                 cancel_after: Optional[int] = None, made_in_error: Sequence[str] = (), gizmo_file: str = ""):
-        super().__init__(cats, screen, gizmo_file=gizmo_file)
-        self.render = render
-        #: nuke.GUI: True in an interactive session (Foundry's Python reference, module nuke).
-        self.GUI = gui
-        self._answer = answer
-        self.asked: List[str] = []
-        self.cancel_after = cancel_after  # isCancelled() turns True after this many calls
-        self.made_in_error = tuple(made_in_error)  # classes of made nodes whose hasError() is True once validated
-        self.progress: List[tuple] = []
-        runtime = self
-
-        class ProgressTask:  # nuke.ProgressTask(name): setMessage, setProgress, isCancelled
-            def __init__(self, name: str):
-                runtime.progress.append(("task", name))
-                self._checks = 0
-
-            def setMessage(self, text: str) -> None:
-                runtime.progress.append(("message", text))
-
-            def setProgress(self, percent: int) -> None:
-                runtime.progress.append(("progress", int(percent)))
-
-            def isCancelled(self) -> bool:
-                self._checks += 1
-                return runtime.cancel_after is not None and self._checks > runtime.cancel_after
-
-        self.ProgressTask = ProgressTask
-        self.made: List[MadeNode] = []
-        self.deleted: List[str] = []
-        self._root = _Root(self.events)
-        for name in cats:
-            self.gizmo.node(name)._knobs["gpuName"] = RuntimeKnob(self.events, self.gizmo.node(name), "gpuName",
-                                                                  gpu_name)
-        for name, value in (("useGPUIfAvailable", use_gpu), ("halfPrecision", half)):
-            self.gizmo._knobs[name] = RuntimeKnob(self.events, self.gizmo, name, value)
-        runtime = self
-
-        class _Nodes:
-            def Read(self) -> MadeNode:
-                return runtime._make("Read", {"file": "", "raw": False})
-
-            def Inference(self) -> MadeNode:
-                return runtime._make("Inference", {"modelFile": "", "useGPUIfAvailable": True,
-                                                   "halfPrecision": False, "gpuName": gpu_name})
-
-        self.nodes = _Nodes()
-
-    def _make(self, cls: str, knobs: Dict[str, Any]) -> MadeNode:
-        if self._root.depth != 1:
-            raise RuntimeError("nodes must be made at the script's top level (inside root.begin()/end())")
-        node = MadeNode(self, cls, knobs)
-        self.made.append(node)
-        self.events.append(("create", cls, node.name()))
-        return node
-
-    def root(self) -> _Root:
-        return self._root
-
-    def ask(self, prompt: str) -> bool:  # nuke.ask: a yes/no dialog
-        self.asked.append(prompt)
-        return self._answer
-
-    def delete(self, node: MadeNode) -> None:
-        self.events.append(("delete", node.name()))
-        self.deleted.append(node.name())

@@ -1,0 +1,1185 @@
+"""An EXECUTABLE MODEL of the Nuke node graph (tests only; not Nuke): the gizmo's behaviour, not its text.
+
+:class:`NukeSession` is a stand-in ``nuke`` module that loads a script the way Nuke does
+(parse, create every node with the knobs of its class and the values the script gives, wire
+its inputs from the node stack, run each node's ``onCreate``), runs the gizmo's Python
+(``onCreate``, ``knobChanged``, buttons) against typed knobs, and renders any node to an
+``H x W x 4`` float32 RGBA array (rows top-down; Nuke's y counts from the bottom, so
+formats of different sizes are aligned at the bottom-left corner).
+
+Everything is driven by the PARSED script or gizmo text (``tests/support/nukescript.py``):
+a gizmo's user knobs come from its ``addUserKnob`` lines, its child nodes from its graph.
+Node classes live in :data:`NODE_CLASSES`, a registry: each entry lists the class's knobs
+(name -> knob type and default, from Foundry's node reference) and its render function. A
+script that sets a knob the class does not list, or uses a class that is not registered,
+is an error that says so: add the entry (a few lines, with its Foundry reference).
+
+Behaviours and their Foundry references (Nuke Python API reference unless said otherwise):
+
+* ``Knob.value()`` / ``getValue()`` / ``setValue()``: ``Array_Knob.value()`` and
+  ``getValue()`` are the number; ``Enumeration_Knob.value()`` is the selected item's NAME and
+  ``getValue()`` its index (a float), ``setValue()`` takes a name or an index;
+  ``Boolean_Knob.value()`` is a bool; ``String_Knob.value()`` the text and
+  ``EvalString_Knob.evaluate()`` the text with its TCL evaluated; ``Link_Knob`` forwards to
+  the knob it links (``Link_Knob.getLink()``); ``Text_Knob`` holds its ``T`` text.
+  A knob a node lacks: ``node['x']`` raises ``NameError``, ``node.knob('x')`` is ``None``.
+* ``addUserKnob {type ...}`` type ids: NDK Developer Guide, "Knob Types" (1 String, 2 File,
+  3 Int, 4 Enumeration, 6 Bool, 7 Double, 20 Tab, 22 PyScript, 26 Text, 41 Link).
+* ``nuke.thisNode()`` / ``nuke.thisKnob()``: the node and knob whose callback runs;
+  ``nuke.toNode(name)`` finds a node in the current context (the group of the node whose
+  callback runs); ``Group.node(name)`` a child; ``Node.input(i)`` the node on input ``i`` or
+  ``None``; ``Node.setInput``; ``Node.forceValidate()`` / ``hasError()``; ``nuke.root()``.
+* Callbacks: ``onCreate`` runs when a node is created, script load included, after the
+  script's knob values are set and its inputs are connected (Python Developer's Guide,
+  "Callbacks"); ``knobChanged`` runs when an artist changes a knob (:meth:`Node.user_set`)
+  or connects an input (``nuke.thisKnob().name() == 'inputChange'``, :meth:`Node.user_connect`),
+  never on a ``setValue`` from Python. Which of these a real Nuke confirms is listed in
+  :data:`ASSUMPTIONS` and checked by ``nuke/corridorkey_probe.py`` (tests/nuke_side/test_probe.py).
+* Rendering: a disabled node passes its input 0 through ("disable" on every node, Nuke User
+  Guide); an unconnected input is black in the root format; each class's own rule is at its
+  render function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from nuke_expr import Context, ExprError, lsearch_inline, tcl_eval, tcl_list, tcl_split, tcl_substitute
+from nuke_expr import evaluate as evaluate_expression
+from nukescript import GROUP_CLASSES, Braced, Token, UserKnob, Word, parse, parse_serialise_knob
+from nukescript import Node as ParsedNode
+
+CHANNELS = ("red", "green", "blue", "alpha")
+
+
+class GraphError(RuntimeError):
+    """The script uses something this model does not know, or a render fails as it would in Nuke."""
+
+
+# --------------------------------------------------------------------------- knobs
+
+
+def _token_text(tok: Token) -> str:
+    if isinstance(tok, Word):
+        return tok.text
+    if isinstance(tok, Braced):
+        return tok.inner
+    return "[" + tok.inner + "]"
+
+
+def _expression_of(tokens: Sequence[Token]) -> Optional[str]:
+    """``{{expr}}`` (or ``{{"expr"}}``) -> ``expr``; a plain value -> None."""
+    if len(tokens) == 1 and isinstance(tokens[0], Braced):
+        inner = tokens[0].words()
+        if len(inner) == 1 and isinstance(inner[0], Braced):
+            return inner[0].inner.strip()
+    return None
+
+
+class Knob:
+    """A knob: a plain value, or an expression evaluated when read (``Knob.setExpression``)."""
+
+    CLASS = "Knob"
+
+    def __init__(self, node: Node, name: str, default: Any = "", label: Optional[str] = None):
+        self._node, self._name, self.label = node, name, label
+        self._value = self._convert(default)
+        self._expression: Optional[str] = None
+
+    # Foundry: Knob.name(), Knob.Class(), Knob.node()
+    def name(self) -> str:
+        return self._name
+
+    def Class(self) -> str:
+        return self.CLASS
+
+    def node(self) -> Node:
+        return self._node
+
+    def _convert(self, value: Any) -> Any:
+        return value
+
+    def _raw(self) -> Any:
+        if self._expression is not None:
+            return self._node.session.evaluate_in(self._node, self._expression)
+        return self._value
+
+    def value(self) -> Any:
+        return self._raw()
+
+    def getValue(self) -> Any:
+        return self._raw()
+
+    def setValue(self, value: Any) -> bool:
+        self._expression = None
+        self._value = self._convert(value)
+        self._node.session.log.append(("setValue", self.fullname(), value))
+        return True
+
+    def setExpression(self, expression: str) -> bool:
+        self._expression = expression
+        return True
+
+    def hasExpression(self) -> bool:
+        return self._expression is not None
+
+    def fullname(self) -> str:
+        return f"{self._node.fullname()}.{self._name}"
+
+    def load(self, tokens: Sequence[Token]) -> None:
+        """Set from a script line's value tokens (an expression, or the class's text form)."""
+        expr = _expression_of(tokens)
+        if expr is not None:
+            self._expression = expr
+        else:
+            self._value = self._convert(" ".join(_token_text(t) for t in tokens))
+
+    def expression_value(self) -> float:
+        """The number an expression reading this knob sees."""
+        value = self._raw()
+        if isinstance(value, (bool, int, float, np.floating)):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ExprError(f"knob {self.fullname()} holds {value!r}, not a number") from None
+
+
+class Array_Knob(Knob):
+    """Double (7) knobs: ``value()`` and ``getValue()`` are the float."""
+
+    CLASS = "Double_Knob"
+
+    def _convert(self, value: Any) -> float:
+        return float(value)
+
+    def _raw(self) -> float:
+        return float(super()._raw())
+
+
+class Int_Knob(Array_Knob):
+    CLASS = "Int_Knob"
+
+    def _convert(self, value: Any) -> int:
+        if float(value) != int(float(value)):
+            raise TypeError(f"Int_Knob {self._name}: {value!r} is not an integer")
+        return int(float(value))
+
+    def value(self) -> int:
+        return int(self._raw())
+
+
+class Boolean_Knob(Array_Knob):
+    """Bool (6): ``value()`` is a bool, ``getValue()`` the number (Boolean_Knob derives from Array_Knob)."""
+
+    CLASS = "Boolean_Knob"
+
+    def _convert(self, value: Any) -> float:
+        if isinstance(value, str):
+            if value not in ("true", "false", "0", "1"):
+                raise ValueError(f"Boolean_Knob {self._name}: {value!r} is not true/false")
+            return float(value in ("true", "1"))
+        return float(bool(value))
+
+    def value(self) -> bool:
+        return bool(self._raw())
+
+
+class Enumeration_Knob(Knob):
+    """Menu (4): ``value()`` the item's name, ``getValue()`` the index as a float; ``setValue`` a name or index."""
+
+    CLASS = "Enumeration_Knob"
+
+    def __init__(self, node: Node, name: str, items: Sequence[str], label: Optional[str] = None):
+        self.items = list(items)
+        super().__init__(node, name, 0, label)
+
+    def _convert(self, value: Any) -> int:
+        if isinstance(value, str) and value in self.items:
+            return self.items.index(value)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"Enumeration_Knob {self._name}: {value!r} is none of {self.items}") from None
+        if not 0 <= int(value) < len(self.items) or int(value) != value:
+            raise ValueError(f"Enumeration_Knob {self._name}: index {value!r} out of range")
+        return int(value)
+
+    def _index(self) -> int:
+        raw = self._raw()
+        return int(raw) if not isinstance(raw, str) else self._convert(raw)
+
+    def value(self) -> str:
+        return self.items[self._index()]
+
+    def getValue(self) -> float:
+        return float(self._index())
+
+    def expression_value(self) -> float:  # Nuke User Guide: a menu's value in an expression is its index
+        return float(self._index())
+
+
+class String_Knob(Knob):
+    """String (1) / File (2) / EvalString: ``value()`` the text, ``evaluate()`` with its TCL evaluated."""
+
+    CLASS = "String_Knob"
+
+    def _convert(self, value: Any) -> str:
+        return str(value)
+
+    def evaluate(self) -> str:
+        return self._node.session.tcl_text(self._node, str(self._raw()))
+
+
+class File_Knob(String_Knob):
+    CLASS = "File_Knob"
+
+
+class Text_Knob(String_Knob):
+    """Text (26): a label line; its ``T`` text is its value."""
+
+    CLASS = "Text_Knob"
+
+
+class Channel_Knob(String_Knob):
+    """A channel or channel-set knob (Copy from0/to0, Shuffle red, Premult alpha): its text."""
+
+    CLASS = "Channel_Knob"
+
+
+class Colorspace_Knob(String_Knob):
+    """OCIOColorSpace in/out: ``value()`` the colour space or role name (the menu's index depends on the
+    config, so ``getValue()`` is not modelled: reading it fails loudly)."""
+
+    CLASS = "Colorspace_Knob"
+
+    def getValue(self) -> Any:
+        raise GraphError(f"{self.fullname()}.getValue(): the stand-in does not model a colour space menu's "
+                         "index (it depends on the OCIO config); read value() (the name)")
+
+
+class Tab_Knob(Knob):
+    CLASS = "Tab_Knob"
+
+
+class PyScript_Knob(String_Knob):
+    """Python button (22): ``execute()`` runs its ``T`` script with ``nuke.thisNode()`` its node."""
+
+    CLASS = "PyScript_Knob"
+
+    def execute(self) -> None:
+        self._node.session.run_python(self._node, str(self._value), self._name)
+
+
+class Link_Knob:
+    """Link (41): every call goes to the linked knob (Foundry: Link_Knob, ``getLink()``)."""
+
+    def __init__(self, node: Node, name: str, link: str, label: Optional[str] = None):
+        self._node, self._name, self._link, self.label = node, name, link, label
+
+    def name(self) -> str:
+        return self._name
+
+    def Class(self) -> str:
+        return "Link_Knob"
+
+    def getLink(self) -> str:
+        return self._link
+
+    def target(self) -> Knob:
+        node_name, knob_name = self._link.rsplit(".", 1)
+        child = self._node.node(node_name) if isinstance(self._node, Group) else None
+        if child is None:
+            raise GraphError(f"link knob {self._node.fullname()}.{self._name} -> {self._link}: no node {node_name}")
+        return child[knob_name]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.target(), attr)
+
+    def load(self, tokens: Sequence[Token]) -> None:
+        self.target().load(tokens)
+
+    def expression_value(self) -> float:
+        return self.target().expression_value()
+
+
+#: addUserKnob type id -> knob factory (NDK Developer Guide, "Knob Types").
+USER_KNOB_TYPES: Dict[int, Callable[[Node, UserKnob], Any]] = {
+    1: lambda n, k: String_Knob(n, k.name, "", k.label),
+    2: lambda n, k: File_Knob(n, k.name, "", k.label),
+    3: lambda n, k: Int_Knob(n, k.name, 0, k.label),
+    4: lambda n, k: Enumeration_Knob(n, k.name, k.menu or [], k.label),
+    6: lambda n, k: Boolean_Knob(n, k.name, False, k.label),
+    7: lambda n, k: Array_Knob(n, k.name, 0.0, k.label),
+    20: lambda n, k: Tab_Knob(n, k.name, "", k.label),
+    22: lambda n, k: PyScript_Knob(n, k.name, k.text or "", k.label),
+    26: lambda n, k: Text_Knob(n, k.name, k.text or "", k.label),
+    41: lambda n, k: Link_Knob(n, k.name, k.text or "", k.label),
+}
+
+
+class Box_Knob(Knob):
+    """An array of numbers, each a value or an expression (Crop ``box``: x y r t)."""
+
+    CLASS = "BBox_Knob"
+
+    def load(self, tokens: Sequence[Token]) -> None:
+        if len(tokens) != 1 or not isinstance(tokens[0], Braced):
+            raise GraphError(f"{self.fullname()}: expected {{x y r t}}, got {tokens!r}")
+        self._value = [_expression_of([w]) or _token_text(w) for w in tokens[0].words()]
+
+    def _raw(self) -> List[float]:
+        out = []
+        for item in self._value:
+            is_expr = isinstance(item, str) and not _is_number(item)
+            out.append(float(self._node.session.evaluate_in(self._node, item)) if is_expr else float(item))
+        return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- node classes
+
+
+#: (node, knob name) -> a new knob of that node
+KnobFactory = Callable[[Any, str], Any]
+
+
+def _bool(default: bool = False) -> KnobFactory:
+    return lambda node, name: Boolean_Knob(node, name, default)
+
+
+def _double(default: float = 0.0) -> KnobFactory:
+    return lambda node, name: Array_Knob(node, name, default)
+
+
+def _string(default: str = "", cls=String_Knob) -> KnobFactory:
+    return lambda node, name: cls(node, name, default)
+
+
+def _menu(items: Sequence[str], default: str) -> KnobFactory:
+    def make(node, name):
+        knob = Enumeration_Knob(node, name, items)
+        knob._value = knob._convert(default)
+        return knob
+    return make
+
+
+#: Knobs every node has (Nuke User Guide, the Node tab): their values matter only for the ones rendered.
+COMMON_KNOBS: Dict[str, KnobFactory] = {
+    "name": _string(), "disable": _bool(), "xpos": _double(), "ypos": _double(), "inputs": _double(1),
+    "label": _string(), "note_font": _string(), "tile_color": _string(), "selected": _bool(),
+    "knobChanged": _string(), "onCreate": _string(), "help": _string(),
+}
+
+
+@dataclass(frozen=True)
+class NodeClass:
+    """A registered node class: its own knobs (Foundry's node reference) and how it renders."""
+
+    name: str
+    knobs: Dict[str, KnobFactory]
+    render: Callable[[Node, Renderer], np.ndarray]
+    reference: str  # where its behaviour comes from
+
+
+NODE_CLASSES: Dict[str, NodeClass] = {}
+
+
+def node_class(name: str, reference: str, knobs: Optional[Dict[str, KnobFactory]] = None):
+    """Decorator: register ``render(node, renderer) -> image`` for node class ``name``."""
+    def register(render):
+        NODE_CLASSES[name] = NodeClass(name, dict(knobs or {}), render, reference)
+        return render
+    return register
+
+
+class Node:
+    """A node of the model: knobs typed by its class (or its ``addUserKnob`` lines), inputs, a parent group."""
+
+    def __init__(self, session: NukeSession, cls: str, parent: Optional[Group]):
+        self.session, self._cls, self.parent = session, cls, parent
+        self._knobs: Dict[str, Any] = {}
+        self._inputs: List[Optional[Node]] = []
+        self._order: List[str] = []
+        self.validated = False
+        spec = NODE_CLASSES.get(cls)
+        factories = dict(COMMON_KNOBS)
+        if spec is not None:
+            factories.update(spec.knobs)
+        for name, make in factories.items():
+            self._knobs[name] = make(self, name)
+
+    # Foundry: Node.Class(), name(), fullName(), knob(), knobs(), __getitem__
+    def Class(self) -> str:
+        return self._cls
+
+    def name(self) -> str:
+        return str(self._knobs["name"].value())
+
+    def fullname(self) -> str:
+        if self.parent is None or self.parent.parent is None:
+            return self.name()
+        return f"{self.parent.fullname()}.{self.name()}"
+
+    def knob(self, name: str) -> Any:
+        return self._knobs.get(name)
+
+    def knobs(self) -> Dict[str, Any]:
+        return dict(self._knobs)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._knobs:
+            raise NameError(f"knob {name} does not exist")  # what Nuke raises
+        return self._knobs[name]
+
+    def addKnob(self, knob: Any) -> None:
+        self._knobs[knob.name()] = knob
+
+    def add_user_knob(self, spec: UserKnob) -> None:
+        if spec.type_id not in USER_KNOB_TYPES:
+            raise GraphError(f"addUserKnob type {spec.type_id} ({spec.name}) is not modelled; add it to "
+                             "nuke_graph.USER_KNOB_TYPES with its NDK 'Knob Types' entry")
+        self._knobs[spec.name] = USER_KNOB_TYPES[spec.type_id](self, spec)
+
+    # Foundry: Node.input(i), inputs(), setInput(i, node)
+    def input(self, i: int) -> Optional[Node]:
+        return self._inputs[i] if 0 <= i < len(self._inputs) else None
+
+    def inputs(self) -> int:
+        return len(self._inputs)
+
+    def setInput(self, i: int, node: Optional[Node]) -> bool:
+        while len(self._inputs) <= i:
+            self._inputs.append(None)
+        self._inputs[i] = node
+        return True
+
+    def sample(self, channel: str, x: float, y: float, dx: Optional[float] = None, dy: Optional[float] = None,
+               frame: Optional[float] = None) -> float:
+        """Foundry Node.sample: the value of the pixel x, y lands in (origin bottom-left, integers at corners)."""
+        img = self.session.render(self)
+        h, w = img.shape[:2]
+        col, row = int(math.floor(x)), h - 1 - int(math.floor(y))
+        if not (0 <= col < w and 0 <= row < h):
+            return 0.0
+        return float(img[row, col, _channel_index(channel)])
+
+    def forceValidate(self) -> None:
+        self.session.log.append(("forceValidate", self.fullname()))
+        self.validated = True
+
+    def hasError(self) -> bool:
+        """Foundry: "True if the node itself has an error" (here: an Inference node whose .cat cannot load)."""
+        if self._cls != "Inference" or not self.validated or self["disable"].value():
+            return False
+        try:
+            self.session.cat_model(self["modelFile"].evaluate())[1]
+        except GraphError:
+            return True
+        return False
+
+    # The artist's actions (they run knobChanged; a setValue from Python does not).
+    def user_set(self, knob: str, value: Any) -> None:
+        """Change a knob in the node's panel: set it, then run the node's knobChanged with it."""
+        self[knob].setValue(value)
+        self.session.knob_changed(self, knob)
+        if isinstance(self._knobs[knob], Link_Knob):  # the linked child's own knobChanged runs too
+            target = self._knobs[knob].target()
+            self.session.knob_changed(target.node(), target.name())
+
+    def user_connect(self, i: int, node: Optional[Node]) -> None:
+        """Connect (or with None disconnect) input ``i`` in the node graph: knobChanged with ``inputChange``."""
+        self.setInput(i, node)
+        self.session.knob_changed(self, "inputChange")
+
+    def load_knob(self, name: str, tokens: Sequence[Token]) -> None:
+        if name not in self._knobs:
+            raise GraphError(f"{self._cls} {self.fullname()}: knob {name!r} is not modelled for this class; "
+                             "add it to its NODE_CLASSES entry (with Foundry's node reference)")
+        self._knobs[name].load(tokens)
+
+    def __repr__(self) -> str:
+        return f"<{self._cls} {self.fullname()}>"
+
+
+class Group(Node):
+    """A Group or gizmo instance: its children, ``Group.node(name)``, ``begin()`` / ``end()``."""
+
+    def __init__(self, session: NukeSession, cls: str, parent: Optional[Group]):
+        super().__init__(session, cls, parent)
+        self.children: List[Node] = []
+
+    def node(self, name: str) -> Optional[Node]:
+        for c in self.children:
+            if c.name() == name:
+                return c
+        return None
+
+    def nodes(self) -> List[Node]:
+        return list(self.children)
+
+    def begin(self) -> None:
+        self.session._context.append(self)
+
+    def end(self) -> None:
+        self.session._context.pop()
+
+    def output(self) -> Optional[Node]:
+        outputs = [c for c in self.children if c.Class() == "Output"]
+        return outputs[0] if outputs else None
+
+
+# --------------------------------------------------------------------------- the session (the nuke module)
+
+
+#: Inference results by (.pt, knob values, precision, input bytes), shared by every session of a test run:
+#: a .pt is a pure function of these, and the network's forward is the cost of a render.
+INFERENCE_CACHE: Dict[tuple, np.ndarray] = {}
+
+#: Assumptions of this model that only a real Nuke can confirm: probe key -> what the model assumes.
+#: nuke/corridorkey_probe.py measures each key in Nuke; tests/nuke_side/test_probe.py compares.
+ASSUMPTIONS: Dict[str, Any] = {
+    "menu_value_is_item_name": True,
+    "menu_getvalue_is_index": True,
+    "menu_in_expression_is_index": True,
+    "bool_value_is_bool": True,
+    "knob_values_after_load": True,  # a loaded node's knobs hold the script's values when onCreate runs
+    "oncreate_sees_saved_inputs": True,  # Node.input(1) is connected in onCreate during a script load
+    "knobchanged_runs_with_panel_closed": False,  # a Python setValue with no panel open runs no knobChanged
+    "tonode_in_child_callback_finds_sibling": True,  # the probe measures nuke.toNode inside Group.begin()
+    "cat_lookup_returns_first_on_plugin_path": True,
+    "disabled_node_passes_input0": True,
+    "switch_which_clamped": True,
+    "ocio_colorspace_channels_rgb": True,
+    "expression_blank_channel_unchanged": True,
+    "exists_parent_input1_is_connection": True,
+}
+
+
+class NukeSession(types.ModuleType):
+    """Stand-in ``nuke`` module holding one script: load, callbacks, render.
+
+    ``gizmos``: gizmo class name -> gizmo text (what Nuke finds as ``<Class>.gizmo`` on the plugin path).
+    ``plugin_path``: folders ``[plugins -all NAME]`` searches, in order. ``ocio_config``: the root's
+    OCIO config (a file or an ``ocio://`` built-in). ``gpu``: whether a GPU is "available"
+    (the Inference node then honours halfPrecision; the arithmetic still runs on the CPU).
+    ``files``: path -> image, read by Read nodes before the disk (in-memory plates).
+    """
+
+    def __init__(self, gizmos: Optional[Dict[str, str]] = None, plugin_path: Sequence[Path] = (),
+                 ocio_config: str = "ocio://cg-config-latest", gpu: bool = False, gpu_name: str = "Not available",
+                 root_format: Tuple[int, int] = (2048, 1556), script_dir: Optional[Path] = None):
+        super().__init__("nuke")
+        self.__file__ = __file__  # so nobody mistakes it for Foundry's module
+        self.STAND_IN = True
+        self.gizmos = dict(gizmos or {})
+        self.plugin_path = [Path(p) for p in plugin_path]
+        self.ocio_config = ocio_config
+        self.gpu, self.gpu_name = gpu, gpu_name
+        self.script_dir = script_dir
+        self.files: Dict[str, np.ndarray] = {}
+        self.log: List[tuple] = []
+        self.warnings: List[str] = []
+        self._root = Group(self, "Root", None)
+        self._root["name"].setValue("root")
+        self._root.addKnob(Boolean_Knob(self._root, "proxy", False))
+        self._root_format = root_format
+        self._context: List[Group] = [self._root]
+        self._this: List[Tuple[Node, Optional[str]]] = []
+        self._models: Dict[str, Any] = {}
+        self._ocio = None
+        self.inference_cache = INFERENCE_CACHE
+        self._renderers: List[Renderer] = []
+        self._built: Dict[int, Node] = {}  # parsed node -> the node made from it (inputs are wired through it)
+
+    # ---- Foundry's module-level calls
+    def root(self) -> Group:
+        return self._root
+
+    def thisNode(self) -> Node:
+        if not self._this:
+            raise GraphError("nuke.thisNode() outside a callback")
+        return self._this[-1][0]
+
+    def thisKnob(self) -> Any:
+        node, knob = self._this[-1]
+        if knob == "inputChange":  # the dummy knob knobChanged sees when inputs change
+            return Knob(node, "inputChange")
+        return node[knob] if knob else None
+
+    def toNode(self, name: str) -> Optional[Node]:
+        group = self._context[-1]
+        node: Any = group
+        for part in name.split("."):
+            node = node.node(part) if isinstance(node, Group) else None
+            if node is None:
+                return None
+        return node
+
+    def allNodes(self, filter: Optional[str] = None, group: Optional[Group] = None) -> List[Node]:
+        nodes = (group or self._context[-1]).children
+        return [n for n in nodes if filter is None or n.Class() == filter]
+
+    def warning(self, message: str) -> None:
+        self.log.append(("warning", message))
+        self.warnings.append(message)
+
+    def message(self, message: str) -> None:
+        self.log.append(("message", message))
+
+    def delete(self, node: Node) -> None:
+        self.log.append(("delete", node.fullname()))
+        node.parent.children.remove(node)
+
+    NUKE_VERSION_STRING = "stand-in"
+
+    def scriptReadFile(self, path: str) -> None:
+        """Foundry: nuke.scriptReadFile, load a .nk's nodes into the current script."""
+        self.load(Path(path).read_text(), script_dir=Path(path).parent)
+
+    def tcl(self, command: str, *args: str) -> str:
+        """Foundry: nuke.tcl(command, *args), run a TCL command (the modelled ones)."""
+        if args:
+            return self._tcl_command(self._context[-1], [command, *args])
+        return self._tcl(self._context[-1], command)
+
+    def createNode(self, cls: str, knobs: str = "", inpanel: bool = True) -> Node:
+        return self._create(cls, self._context[-1], [], None)
+
+    @property
+    def nodes(self):
+        session = self
+
+        class _Nodes:  # nuke.nodes.<Class>(): "create a node of the named class" (Python API reference)
+            def __getattr__(self, cls: str):
+                return lambda **knobs: session._make(cls, knobs)
+        return _Nodes()
+
+    def _make(self, cls: str, knobs: Dict[str, Any]) -> Node:
+        node = self._create(cls, self._context[-1], [], None)
+        for k, v in knobs.items():
+            node[k].setValue(v)
+        return node
+
+    # ---- loading
+    def load(self, text: str, script_dir: Optional[Path] = None) -> Group:
+        """Load a script into the root, as Nuke does on open (onCreate of each node included)."""
+        if script_dir is not None:
+            self.script_dir = Path(script_dir)
+        script = parse(text)
+        for parsed in script.nodes:
+            if parsed.cls == "Root":
+                continue
+            self._build(parsed, self._root)
+        return self._root
+
+    def _build(self, parsed: ParsedNode, group: Group) -> Node:
+        inputs = [self._built[id(p)] if p is not None else None for p in parsed.inputs] if parsed.inputs else []
+        node = self._create(parsed.cls, group, inputs, parsed)
+        return node
+
+    def _create(self, cls: str, group: Group, inputs: List[Optional[Node]], parsed: Optional[ParsedNode]) -> Node:
+        gizmo_text = self.gizmos.get(cls)
+        if cls not in NODE_CLASSES and cls not in GROUP_CLASSES and gizmo_text is None:
+            raise GraphError(f"node class {cls!r} is not modelled; register it in nuke_graph.NODE_CLASSES "
+                             "(knobs and render function, with Foundry's node reference)")
+        is_group = cls in GROUP_CLASSES or gizmo_text is not None
+        node: Node = Group(self, cls, group) if is_group else Node(self, cls, group)
+        node["name"].setValue(self._unique_name(group, cls))
+        group.children.append(node)
+        for i, src in enumerate(inputs):
+            node.setInput(i, src)
+        if gizmo_text is not None:  # a gizmo: a group whose knobs and children its .gizmo file defines
+            definition = parse(gizmo_text).nodes[0]
+            self._fill(node, definition, skip=("name", "inputs"))
+            for child in definition.children:
+                self._build(child, node)
+        if parsed is not None:
+            self._fill(node, parsed, skip=())
+            self._built[id(parsed)] = node
+            if cls in GROUP_CLASSES:
+                for child in parsed.children:
+                    self._build(child, node)
+        on_create = str(node["onCreate"].value())
+        if on_create:
+            self.run_python(node, on_create, None)
+        return node
+
+    def _fill(self, node: Node, parsed: ParsedNode, skip: Iterable[str]) -> None:
+        for spec in parsed.user_knobs:
+            node.add_user_knob(spec)
+        for name in parsed.order:
+            if name in skip:
+                continue
+            node.load_knob(name, parsed.knobs[name])
+
+    @staticmethod
+    def _unique_name(group: Group, cls: str) -> str:
+        names = {c.name() for c in group.children}
+        i = 1
+        while f"{cls}{i}" in names:
+            i += 1
+        return f"{cls}{i}"
+
+    # ---- Python callbacks
+    def run_python(self, node: Node, code: str, knob: Optional[str]) -> None:
+        """Run a node's Python with ``nuke.thisNode()`` = node, in the node's group's context."""
+        import sys
+
+        self._this.append((node, knob))
+        self._context.append(node.parent if node.parent is not None else self._root)
+        saved = sys.modules.get("nuke")
+        sys.modules["nuke"] = self
+        try:
+            exec(compile(code, f"<{node.fullname()} python>", "exec"), {"nuke": self, "__name__": "__main__"})
+        finally:
+            self._context.pop()
+            self._this.pop()
+            if saved is None:
+                sys.modules.pop("nuke", None)
+            else:
+                sys.modules["nuke"] = saved
+
+    def knob_changed(self, node: Node, knob: str) -> None:
+        code = str(node["knobChanged"].value())
+        self.log.append(("knobChanged", node.fullname(), knob))
+        if code:
+            self.run_python(node, code, knob)
+
+    # ---- expressions and TCL
+    def evaluate_in(self, node: Node, expression: str, variables: Optional[Dict[str, Any]] = None) -> Any:
+        """The value of an expression on ``node`` (``variables``: channels and coordinates of an Expression)."""
+        def lookup(path: Tuple[str, ...]) -> Any:
+            if len(path) == 1 and variables and path[0] in variables:
+                return variables[path[0]]
+            return self._knob_for(node, path).expression_value()
+        return evaluate_expression(expression, Context(lookup, lambda cmd: self._tcl(node, cmd)))
+
+    def _node_scope(self, node: Node, path: Tuple[str, ...]) -> Tuple[Node, Tuple[str, ...]]:
+        """Resolve the node part of a dotted name: ``parent``, ``root``, ``this``, sibling or child names."""
+        current: Node = node
+        rest = path
+        while len(rest) > 1:
+            head = rest[0]
+            if head == "parent":
+                current = current.parent if current.parent is not None else self._root
+            elif head == "root":
+                current = self._root
+            elif head == "this":
+                pass
+            else:
+                scope = current if isinstance(current, Group) and current is not node else current.parent
+                found = scope.node(head) if scope is not None else None
+                if found is None and isinstance(current, Group):
+                    found = current.node(head)
+                if found is None:
+                    found = self._root.node(head)
+                if found is None:
+                    raise ExprError(f"{node.fullname()}: no node {head!r} (in {'.'.join(path)})")
+                current = found
+            rest = rest[1:]
+        return current, rest
+
+    def _knob_for(self, node: Node, path: Tuple[str, ...]) -> Any:
+        target, rest = self._node_scope(node, path)
+        name = rest[0]
+        if name in ("width", "height") and target.knob(name) is None:  # a node's format (Nuke: width/height)
+            renderer = self._renderers[-1] if self._renderers else Renderer(self)
+            # a knob of the node itself reads its input's format (the node's own image would need the knob)
+            img = renderer.input(target, 0) if target is node else renderer.image(target)
+            return _Const(img.shape[1] if name == "width" else img.shape[0])
+        knob = target.knob(name)
+        if knob is None:
+            raise ExprError(f"{node.fullname()}: {target.fullname()} has no knob {name!r} (in {'.'.join(path)})")
+        return knob
+
+    def _tcl(self, node: Node, command: str) -> str:
+        return tcl_eval(command, lambda words: self._tcl_command(node, words))
+
+    def tcl_text(self, node: Node, text: str) -> str:
+        """A string knob's text with its ``[...]`` TCL evaluated (EvalString_Knob.evaluate)."""
+        return tcl_substitute(text, lambda words: self._tcl_command(node, words))
+
+    def _tcl_command(self, node: Node, words: List[str]) -> str:
+        cmd, args = words[0], words[1:]
+        if cmd == "exists":  # Nuke TCL: exists NAME -> 1 if the node, knob (or here: the connected input) exists
+            path = tuple(args[0].split("."))
+            target, rest = self._node_scope(node, path) if len(path) > 1 else (node, path)
+            name = rest[0]
+            if name.startswith("input") and name[5:].isdigit():
+                return "1" if target.input(int(name[5:])) is not None else "0"
+            return "1" if target.knob(name) is not None else "0"
+        if cmd == "value":  # Nuke TCL: value KNOB -> the knob's value as text (a menu: the item's name)
+            knob = self._knob_for(node, tuple(args[0].split(".")))
+            value = knob.value()
+            return str(value) if not isinstance(value, bool) else ("true" if value else "false")
+        if cmd == "plugins" and args[:1] == ["-all"]:  # every file of that name on the plugin path, in order
+            return tcl_list([str(p / args[1]) for p in self.plugin_path if (p / args[1]).is_file()])
+        if cmd == "lsearch" and args[:1] == ["-inline"]:
+            return lsearch_inline(tcl_split(args[1]), args[2])
+        if cmd == "python" and args == ["nuke.script_directory()"]:
+            return str(self.script_dir or "")
+        raise ExprError(f"TCL command {' '.join(words)!r} is not modelled; add it to NukeSession._tcl_command")
+
+    # ---- models and colour
+    def cat_model(self, cat_path: str):
+        """The TorchScript module of a stand-in .cat (the JSON record tests/support/stand_in_nuke.py's
+        CatFileCreator writes: ``torchScriptFile`` is the .pt it was made from)."""
+        import torch
+
+        if not cat_path or not os.path.isfile(cat_path):
+            raise GraphError(f"modelFile {cat_path!r}: no such .cat")
+        try:
+            record = json.loads(Path(cat_path).read_text())
+            pt = record["torchScriptFile"]
+            defaults = {name: k["value"] for name, k in record["_custom"].items()}
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise GraphError(f"{cat_path}: not a .cat (the stand-in's CatFileCreator record)") from None
+        if pt not in self._models:
+            self._models[pt] = torch.jit.load(pt, map_location="cpu").eval()
+        return pt, self._models[pt], defaults
+
+    def ocio(self):
+        if self._ocio is None:
+            import PyOpenColorIO as ocio
+
+            self._ocio = ocio.Config.CreateFromFile(self.ocio_config)
+        return self._ocio
+
+    # ---- rendering
+    def render(self, node: Node) -> np.ndarray:
+        """The node's image: ``H x W x 4`` float32 RGBA, rows top-down."""
+        return Renderer(self).image(node)
+
+    def root_format(self) -> Tuple[int, int]:
+        return self._root_format
+
+
+@dataclass(frozen=True)
+class _Const:
+    value: float
+
+    def expression_value(self) -> float:
+        return float(self.value)
+
+
+@dataclass
+class Renderer:
+    """One render: each node's image is computed once (``image`` memoises by node)."""
+
+    session: NukeSession
+    memo: Dict[int, np.ndarray] = field(default_factory=dict)
+
+    def image(self, node: Node) -> np.ndarray:
+        key = id(node)
+        if key not in self.memo:
+            self.session._renderers.append(self)
+            try:
+                self.memo[key] = self._compute(node)
+            finally:
+                self.session._renderers.pop()
+        return self.memo[key]
+
+    def input(self, node: Node, i: int) -> np.ndarray:
+        src = node.input(i)
+        if src is None:  # an unconnected input is black, in the root format
+            w, h = self.session.root_format()
+            return np.zeros((h, w, 4), np.float32)
+        return self.image(src)
+
+    def _compute(self, node: Node) -> np.ndarray:
+        cls = node.Class()
+        if node["disable"].value():  # a disabled node passes its input 0 through
+            return self.input(node, 0)
+        if isinstance(node, Group) and cls not in NODE_CLASSES:  # a gizmo or Group: its Output node
+            out = node.output()
+            if out is None:
+                raise GraphError(f"{node.fullname()}: a group without an Output node")
+            return self.image(out)
+        return NODE_CLASSES[cls].render(node, self)
+
+
+def fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``img`` placed into a ``height x width`` format at the bottom-left (Nuke's origin), black elsewhere."""
+    if img.shape[:2] == (height, width):
+        return img
+    out = np.zeros((height, width, img.shape[2]), np.float32)
+    h, w = min(height, img.shape[0]), min(width, img.shape[1])
+    out[height - h:, :w] = img[img.shape[0] - h:, :w]
+    return out
+
+
+def _channel_index(name: str) -> int:
+    """``rgba.alpha`` / ``alpha`` / ``a`` -> 3."""
+    short = name.split(".")[-1]
+    for i, full in enumerate(CHANNELS):
+        if short in (full, full[0]):
+            return i
+    raise GraphError(f"channel {name!r} is not one of rgba")
+
+
+# --------------------------------------------------------------------------- registered classes
+
+
+@node_class("Dot", "Nuke User Guide, Dot: passes its input through")
+@node_class("Output", "Nuke User Guide, Output: the group's output, its input unchanged")
+def _pass_through(node: Node, r: Renderer) -> np.ndarray:
+    return r.input(node, 0)
+
+
+NODE_CLASSES["NoOp"] = NodeClass("NoOp", {}, _pass_through, "Nuke User Guide, NoOp: does nothing to the image")
+
+
+@node_class("Input", "Nuke User Guide, Input: the group's input number `number` (default 0)",
+            {"number": _double(0)})
+def _input(node: Node, r: Renderer) -> np.ndarray:
+    group = node.parent
+    return r.input(group, int(node["number"].value()))
+
+
+@node_class("Read", "Nuke User Guide, Read: file relative to the project directory; raw = no colour conversion "
+            "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either)",
+            {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
+             "colorspace": _string("default")})
+def _read(node: Node, r: Renderer) -> np.ndarray:
+    path = node["file"].evaluate()
+    if path in r.session.files:
+        return fit(r.session.files[path], *r.session.files[path].shape[:2])
+    full = Path(path) if os.path.isabs(path) else Path(r.session.script_dir or ".") / path
+    if full.suffix.lower() != ".exr":
+        raise GraphError(f"{node.fullname()}: the stand-in reads only EXR files, not {full}")
+    from corridorkey_export.exr import read_exr_rgba
+
+    return read_exr_rgba(full)
+
+
+@node_class("Copy", "Nuke User Guide, Copy: input 0 is B (the output's base), input 1 is A; "
+            "channel from<i> of A replaces channel to<i> of B; the format is B's",
+            {f"{d}{i}": _string(cls=Channel_Knob) for d in ("from", "to") for i in range(4)})
+def _copy(node: Node, r: Renderer) -> np.ndarray:
+    b = r.input(node, 0).copy()
+    a = fit(r.input(node, 1), *b.shape[:2])
+    for i in range(4):
+        src, dst = node[f"from{i}"].value(), node[f"to{i}"].value()
+        if src and dst:
+            b[..., _channel_index(dst)] = a[..., _channel_index(src)]
+    return b
+
+
+@node_class("Expression", "Nuke User Guide, Expression: expr0..expr3 compute red, green, blue, alpha from "
+            "r g b a (the input) and x y (pixel coordinates, origin bottom-left); an empty one leaves its "
+            "channel unchanged", {f"expr{i}": _string() for i in range(4)})
+def _expression(node: Node, r: Renderer) -> np.ndarray:
+    src = r.input(node, 0)
+    h, w = src.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    variables = {"r": src[..., 0], "g": src[..., 1], "b": src[..., 2], "a": src[..., 3],
+                 "x": xs, "y": (h - 1 - ys)}
+    out = src.copy()
+    for i in range(4):
+        text = node[f"expr{i}"]._value
+        if text:
+            out[..., i] = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+    return out
+
+
+@node_class("OCIOColorSpace", "Nuke User Guide, OCIOColorSpace: in_colorspace -> out_colorspace of the root's "
+            "OCIO config (roles allowed), on rgb; alpha untouched",
+            {"channels": _string("rgb", Channel_Knob), "in_colorspace": _string("scene_linear", Colorspace_Knob),
+             "out_colorspace": _string("scene_linear", Colorspace_Knob)})
+def _ocio(node: Node, r: Renderer) -> np.ndarray:
+    if node["channels"].value() != "rgb":
+        raise GraphError(f"{node.fullname()}: OCIOColorSpace channels {node['channels'].value()!r} not modelled")
+    cfg = r.session.ocio()
+    src, dst = node["in_colorspace"].value(), node["out_colorspace"].value()
+    for name in (src, dst):
+        if cfg.getColorSpace(name) is None:
+            raise GraphError(f"{node.fullname()}: colour space {name!r} is not in the OCIO config")
+    out = r.input(node, 0).copy()
+    rgb = np.ascontiguousarray(out[..., :3], np.float32)
+    cfg.getProcessor(src, dst).getDefaultCPUProcessor().applyRGB(rgb)
+    out[..., :3] = rgb
+    return out
+
+
+@node_class("Switch", "Nuke User Guide, Switch: passes input `which` (clamped to the inputs there are)",
+            {"which": _double(0)})
+def _switch(node: Node, r: Renderer) -> np.ndarray:
+    which = int(math.floor(node["which"].getValue()))
+    return r.input(node, min(max(which, 0), max(node.inputs() - 1, 0)))
+
+
+@node_class("Shuffle", "Nuke User Guide, Shuffle: each of red/green/blue/alpha names the input channel "
+            "(or black/white) it takes", {c: _string(c, Channel_Knob) for c in CHANNELS})
+def _shuffle(node: Node, r: Renderer) -> np.ndarray:
+    src = r.input(node, 0)
+    out = np.empty_like(src)
+    for i, c in enumerate(CHANNELS):
+        choice = node[c].value()
+        if choice in ("black", "white"):
+            out[..., i] = float(choice == "white")
+        else:
+            out[..., i] = src[..., _channel_index(choice)]
+    return out
+
+
+@node_class("Premult", "Nuke User Guide, Premult: rgb multiplied by alpha",
+            {"channels": _string("rgb", Channel_Knob), "alpha": _string("rgba.alpha", Channel_Knob)})
+def _premult(node: Node, r: Renderer) -> np.ndarray:
+    if node["channels"].value() != "rgb":
+        raise GraphError(f"{node.fullname()}: Premult channels {node['channels'].value()!r} not modelled")
+    out = r.input(node, 0).copy()
+    out[..., :3] *= out[..., _channel_index(node["alpha"].value()), None]
+    return out
+
+
+@node_class("Crop", "Nuke User Guide, Crop: box x y r t (origin bottom-left); outside it black when `crop` "
+            "is on, the edge pixels repeated when off; the format is kept unless `reformat`",
+            {"box": lambda node, name: Box_Knob(node, name, []), "crop": _bool(True), "reformat": _bool(False)})
+def _crop(node: Node, r: Renderer) -> np.ndarray:
+    if node["reformat"].value():
+        raise GraphError(f"{node.fullname()}: Crop with reformat is not modelled")
+    src = r.input(node, 0)
+    h, w = src.shape[:2]
+    x0, y0, x1, y1 = node["box"].value()
+    cols = np.arange(w) + 0.5
+    rows_y = (h - 1 - np.arange(h)) + 0.5  # Nuke y of each array row's pixel centre
+    inside = (cols[None, :] >= x0) & (cols[None, :] < x1) & (rows_y[:, None] >= y0) & (rows_y[:, None] < y1)
+    if node["crop"].value():
+        return np.where(inside[..., None], src, 0.0).astype(np.float32)
+    ci = np.clip(np.arange(w), math.ceil(x0 - 0.5), math.ceil(x1 - 0.5) - 1)
+    yi = np.clip(h - 1 - np.arange(h), math.ceil(y0 - 0.5), math.ceil(y1 - 0.5) - 1)
+    return src[(h - 1 - yi)[:, None], ci[None, :]]
+
+
+@node_class("Reformat", "Nuke User Guide, Reformat: type 'to box' sizes the output box_width x box_height; "
+            "resize distort scales each axis; filter impulse takes the nearest input pixel at the output "
+            "pixel's centre (input index floor((i + 0.5) * in / out))",
+            {"type": _menu(["to format", "to box", "scale"], "to format"), "box_width": _double(0),
+             "box_height": _double(0), "box_fixed": _bool(), "resize": _menu(
+                 ["none", "width", "height", "fit", "fill", "distort"], "width"),
+             "filter": _string("Cubic"), "format": _string(), "black_outside": _bool(True)})
+def _reformat(node: Node, r: Renderer) -> np.ndarray:
+    if node["type"].value() != "to box" or node["resize"].value() != "distort" or \
+            node["filter"].value().lower() != "impulse":
+        raise GraphError(f"{node.fullname()}: only Reformat 'to box' + 'distort' + 'impulse' is modelled")
+    src = r.input(node, 0)
+    h_in, w_in = src.shape[:2]
+    w_out, h_out = int(node["box_width"].value()), int(node["box_height"].value())
+    cols = np.minimum(((np.arange(w_out) + 0.5) * w_in / w_out).astype(int), w_in - 1)
+    # rows counted from the bottom, as Nuke's y
+    ys = np.minimum(((np.arange(h_out) + 0.5) * h_in / h_out).astype(int), h_in - 1)
+    rows = (h_in - 1 - ys)[::-1]
+    return src[rows[:, None], cols[None, :]]
+
+
+@node_class("Constant", "Nuke User Guide, Constant: the colour `color` (r g b a) over the format (here the root's)",
+            {"color": lambda node, name: Box_Knob(node, name, ["0", "0", "0", "0"]), "format": _string()})
+def _constant(node: Node, r: Renderer) -> np.ndarray:
+    if node["format"].value():
+        raise GraphError(f"{node.fullname()}: Constant format {node['format'].value()!r} not modelled")
+    w, h = r.session.root_format()
+    return np.broadcast_to(np.float32(node["color"].value()), (h, w, 4)).copy()
+
+
+_INFERENCE_KNOBS: Dict[str, KnobFactory] = {
+    "modelFile": _string(cls=File_Knob), "useGPUIfAvailable": _bool(True), "halfPrecision": _bool(False),
+    "serialiseKnob": _string(),
+    # the Inference node shows the local GPU's name (Nuke: "Not available" without one)
+    "gpuName": lambda node, name: Text_Knob(node, name, node.session.gpu_name),
+}
+
+
+@node_class("Inference", "Nuke User Guide, Inference: runs the .cat's model on channelsIn (rgba here) and "
+            "writes channelsOut; .cat knobs restored from serialiseKnob; halfPrecision only on the GPU",
+            _INFERENCE_KNOBS)
+def _inference(node: Node, r: Renderer) -> np.ndarray:
+    import torch
+
+    session = r.session
+    cat = node["modelFile"].evaluate()
+    pt, module, defaults = session.cat_model(cat)
+    values = dict(defaults)  # the .cat's own knob values, then the serialiseKnob entries
+    for name, link in parse_serialise_knob(node["serialiseKnob"].value()).items():
+        text = link.strip()
+        expr = text[1:-1] if text.startswith("{") and text.endswith("}") else None
+        if name not in defaults:
+            raise GraphError(f"{node.fullname()}: serialiseKnob sets {name!r}, which {cat} does not have")
+        current = defaults[name]
+        raw = session.evaluate_in(node, expr) if expr is not None else float(text)
+        values[name] = type(current)(raw)
+    gpu = session.gpu and node["useGPUIfAvailable"].value()
+    half = bool(gpu and node["halfPrecision"].value())
+    src = r.input(node, 0)
+    key = (pt, tuple(sorted(values.items())), half, src.shape, hash(src.tobytes()))
+    if key not in session.inference_cache:
+        for name, v in values.items():
+            setattr(module, name, v)
+        x = torch.from_numpy(np.ascontiguousarray(src)).permute(2, 0, 1)[None]
+        # The profiling executor re-specialises the graph whenever a knob attribute changes (seconds per call
+        # on a CPU); the unoptimised executor runs the same ops of the same saved graph.
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            m = module.half() if half else module.float()
+            y = m(x.half() if half else x).float()[0].permute(1, 2, 0).numpy()
+        module.float()
+        session.inference_cache[key] = np.ascontiguousarray(y, np.float32)
+    return session.inference_cache[key]
+
+
+NODE_CLASSES["Write"] = NodeClass("Write", {k: _string() for k in (
+    "channels", "file", "file_type", "datatype", "raw", "create_directories", "use_limit", "first", "last")},
+    _pass_through, "Nuke User Guide, Write: renders its input to `file` (the model renders its input)")
+
+
+# --------------------------------------------------------------------------- helpers for tests
+
+
+def write_cat(cat_path: Path, pt_path: Path, knobs: Sequence[str]) -> Path:
+    """A stand-in .cat: the record the stand-in CatFileCreator writes (``torchScriptFile`` = the .pt,
+    ``_custom`` = the .cat's knobs with the .pt's values as their defaults)."""
+    import torch
+
+    module = torch.jit.load(str(pt_path), map_location="cpu")
+    cat_path.parent.mkdir(parents=True, exist_ok=True)
+    cat_path.write_text(json.dumps({"torchScriptFile": str(pt_path), "catFile": str(cat_path),
+                                    "channelsIn": "rgba.red, rgba.green, rgba.blue, rgba.alpha",
+                                    "channelsOut": "rgba.red, rgba.green, rgba.blue, rgba.alpha",
+                                    "_custom": {k: {"value": getattr(module, k)} for k in knobs}}))
+    return cat_path
+
+
+def instance_script(cls: str, knobs: Dict[str, str], inputs: Sequence[Optional[str]], name: str = "Node1") -> str:
+    """A script with one Read per named input file (None = unconnected) feeding one ``cls`` node.
+
+    ``knobs``: knob name -> value as a script writes it (menus by item name, quoted when needed).
+    """
+    lines = ["version 15.1 v1"]
+    pushes = []
+    for i, path in enumerate(inputs):
+        if path is None:
+            pushes.append("push 0")
+            continue
+        lines += ["Read {", " inputs 0", f' file "{path}"', " raw true", f" name Read_{i}", "}",
+                  f"set N{i} [stack 0]"]
+        pushes.append(f"push $N{i}")
+    lines += list(reversed(pushes))  # input 0 is the top of the stack
+    body = [f" inputs {len(inputs)}"] + [f" {k} {v}" for k, v in knobs.items()] + [f" name {name}"]
+    lines += [f"{cls} {{"] + body + ["}"]
+    return "\n".join(lines) + "\n"
