@@ -4,7 +4,8 @@
     python benchmarks/bench_temporal.py --strength 0.5 --frames 24 --size 144x256
 
 Sequences (``--frames`` frames each, sRGB plates as the network receives them): a soft,
-hairy subject over a green screen, sensor noise on every frame (Gaussian, sigma 0.015)
+hairy subject over a green screen, sensor noise on every frame (Gaussian, sigma 0.015;
+``--noise`` changes it: a grainier plate gets less smoothing)
 
 * ``static``: nothing moves;
 * ``static h264``: the same encoded with PyAV (libx264, 4:2:0) and decoded;
@@ -89,13 +90,13 @@ def blurred_alpha(h: int, w: int, cx0: float, step: float, wisps: np.ndarray, sa
     return np.mean([subject_alpha(h, w, cx0 + step * (k + 0.5) / samples, wisps) for k in range(samples)], axis=0)
 
 
-def compose(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def compose(alpha: np.ndarray, rng: np.random.Generator, noise: float = NOISE_SIGMA) -> np.ndarray:
     """The subject over the screen in sRGB plus sensor noise: ``H x W x 3``."""
     h, w = alpha.shape
     mix = _smoothstep(0.3, 0.7, np.mgrid[0:h, 0:w][0] / h)[..., None].astype(np.float32)
     fg = SKIN * (1 - mix) + CLOTH * mix
     rgb = fg * alpha[..., None] + SCREEN * (1.0 - alpha[..., None])
-    return (rgb + rng.normal(0.0, NOISE_SIGMA, rgb.shape)).astype(np.float32)
+    return (rgb + rng.normal(0.0, noise, rgb.shape)).astype(np.float32)
 
 
 def h264_round_trip(plates: np.ndarray) -> np.ndarray:
@@ -108,7 +109,7 @@ def h264_round_trip(plates: np.ndarray) -> np.ndarray:
         return np.stack([rgb for _i, rgb in frame_io.iter_video(path)]).astype(np.float32)
 
 
-def make_sequences(h: int, w: int, count: int, seed: int = 0) -> List[Sequence_]:
+def make_sequences(h: int, w: int, count: int, seed: int = 0, noise: float = NOISE_SIGMA) -> List[Sequence_]:
     rng = np.random.default_rng(seed)
     wisps = _smoothstep(0.55, 1.0, rng.random((h, 2 * w)).astype(np.float32))
     seqs = []
@@ -119,11 +120,11 @@ def make_sequences(h: int, w: int, count: int, seed: int = 0) -> List[Sequence_]
                                                                                              wisps)
                for t in range(count)]
         gt = np.stack(gts)
-        return Sequence_(name, np.stack([compose(a, rng) for a in gt]), gt, True)
+        return Sequence_(name, np.stack([compose(a, rng, noise) for a in gt]), gt, True)
 
     still = subject_alpha(h, w, 0.5 * w, wisps)
     gt = np.repeat(still[None], count, axis=0)
-    static = np.stack([compose(still, rng) for _ in range(count)])
+    static = np.stack([compose(still, rng, noise) for _ in range(count)])
     seqs.append(Sequence_("static", static, gt, False))
     seqs.append(Sequence_("static h264", h264_round_trip(np.clip(static, 0, 1)), gt, False))
     seqs.append(moving("move 2px", 2.0, False))
@@ -232,6 +233,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--strength", type=float, default=1.0, help="temporal strength (0-1) of both smoothers")
     parser.add_argument("--frames", type=int, default=24, help="frames per sequence (at least 24 for the table)")
     parser.add_argument("--size", default="144x256", help="plate size HxW")
+    parser.add_argument("--noise", type=float, default=NOISE_SIGMA, help="sensor noise sigma of the plates (sRGB)")
     parser.add_argument("--img-size", type=int, default=128, help="S of the random-weight network (0: skip it)")
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.size.lower().split("x"))
@@ -242,9 +244,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         from corridorkey_model.testing import make_random_model
 
         model = make_random_model(args.img_size, seed=0)
-    seqs = make_sequences(h, w, args.frames)
+    seqs = make_sequences(h, w, args.frames, noise=args.noise)
     print(f"temporal smoothing, strength {args.strength:g}: {args.frames} frames of {h}x{w}, sensor noise sigma "
-          f"{NOISE_SIGMA}, matte-model edge noise sigma {MATTE_NOISE_SIGMA}; RADIUS {temporal.RADIUS}, LOW "
+          f"{args.noise}, matte-model edge noise sigma {MATTE_NOISE_SIGMA}; RADIUS {temporal.RADIUS}, LOW "
           f"{temporal.LOW}, HIGH {temporal.HIGH}" + (f"; .pt: random weights at S = {args.img_size}" if model else ""))
     ok = table(seqs, args.strength, model)
     print(f"targets (matte model, temporal): flicker <= {FLICKER_TARGET} x off on static sequences, fidelity <= "

@@ -23,7 +23,25 @@ last frame. ``strength = 0`` is off: the pipeline then never calls this module a
 every output is bit-identical to a run without it.
 
 Small pure functions on ``[N, C, H, W]`` float tensors; constants here, once. The
-formula and the node recipe are in docs/DESIGN.md (section 3.7).
+formula is in docs/DESIGN.md (section 3.7).
+
+The Nuke facts the formula is shaped by (the gizmo builds it from these nodes):
+
+* TimeOffset shifts its input in time by whole frames ("time offset (frames)"):
+  https://learn.foundry.com/nuke/content/comp_environment/temporal_operations/editing_clips.html
+* MergeExpression: per-pixel expressions of two inputs, channels ``Ar``..``Aa``, ``Br``..``Ba``:
+  https://learn.foundry.com/nuke/content/reference_guide/merge_nodes/mergeexpression.html
+* ``abs(x)`` and ``clamp(x, min, max)`` in Nuke expressions:
+  https://learn.foundry.com/nuke/content/comp_environment/expressions/adding_math_functions.html
+* Matrix: a user kernel; ``normalize`` divides it by its sum; "Matrix results that fall outside
+  the 0-1 range are clipped" (hence the clamp of the box mean):
+  https://learn.foundry.com/nuke/content/reference_guide/filter_nodes/matrix.html
+* Outside a bounding box Nuke repeats the edge pixels ("whatever is outside the bounding box
+  area is replicated towards the edges of the image"), hence the replicate padding:
+  https://learn.foundry.com/nuke/content/comp_environment/reformatting_elements/adjusting_bbox.html
+* Before its first frame a clip holds the first frame by default (TimeClip's ``before``/``after``,
+  default ``hold``): https://learn.foundry.com/nuke/content/reference_guide/time_nodes/timeclip.html
+  (the Read node's own before/after knobs are assumed to behave the same: not verified here).
 """
 
 from __future__ import annotations

@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -424,56 +426,88 @@ def key_clip_temporal(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Wo
     The network runs once per frame: read/preprocess -> infer -> the ``.pt``'s postprocess run on
     :func:`~corridorkey_model.pipeline.runner.run_ordered` over ``refs`` and the neighbours they lack
     (:func:`frames_to_infer`: a ``--frames`` chunk or a resume keys one frame more at each end and
-    writes nothing for it), and the raw outputs arrive in clip order. A frame is smoothed, finished,
-    written and committed (in this thread) as soon as its next neighbour has arrived; the window
-    keeps at most the raw outputs still needed. A failure on frame k stops the run there: the frames
-    before k-1 are written (k-1 needs k), and the error names k.
+    writes nothing for it), and the raw outputs arrive in clip order. As soon as a frame's next
+    neighbour has arrived, ``io_threads`` threads smooth, finish and write it, and this thread
+    commits the frames in order; the window keeps only the raw outputs still needed. A failure on
+    frame k stops the run there: the frames on their way before it are committed first, k-1 is not
+    written (it needs k), and the error (a :class:`StageError`) names k.
     """
     to_write = list(refs)
-    index = {r.position: i for i, r in enumerate(to_write)}
+    writing = {r.position for r in to_write}
     window: Dict[int, RawOutput] = {}  # by frame number
+    pending: Deque[Tuple[FrameRef, Future]] = deque()  # submitted writes, in frame order
     stages = [
         Stage.threads("reading", lambda t: preprocess_frame(read_frame(t), img_size, s), io_threads),
         Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
-        Stage.threads("postprocessing", lambda i: raw_output(i, s, out.write_hints and i.ref.position in index),
+        Stage.threads("postprocessing", lambda i: raw_output(i, s, out.write_hints and i.ref.position in writing),
                       io_threads),
     ]
     count = 0
-    nxt_write = 0
+    next_write = 0
 
     def ready(ref: FrameRef) -> bool:
-        return all(n is None or n.number in window for n in temporal_neighbours(clip, ref))
+        return ref.number in window and all(n is None or n.number in window for n in temporal_neighbours(clip, ref))
+
+    def smooth_and_write(raw: RawOutput, prev: Optional[RawOutput], nxt: Optional[RawOutput]) -> Written:
+        return write_frame(finish_frame(smooth_raw(raw, prev, nxt, s.temporal), s), clip.output_dir, out)
+
+    def commit_oldest() -> None:
+        nonlocal count
+        ref, job = pending[0]
+        try:
+            written = job.result()  # Ctrl-C while waiting: still pending, discarded below
+        except Exception as exc:
+            pending.popleft()
+            raise StageError(ref.label, "writing", exc) from exc
+        pending.popleft()
+        try:
+            commit_written(written)
+        except BaseException as exc:
+            discard_written(written)
+            if isinstance(exc, Exception):
+                raise StageError(ref.label, "writing", exc) from exc
+            raise
+        count += 1
+        on_frame(written)
 
     results = run_ordered(iter_tasks(clip, frames_to_infer(clip, refs)), stages, label=lambda t: t.ref.label)
+    pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="corridorkey-temporal")
     try:
-        for raw in results:
+        while True:
+            try:
+                raw = next(results)
+            except StopIteration:
+                break
+            except StageError:  # a frame failed before its write: the frames on their way are complete
+                while pending:
+                    commit_oldest()
+                raise
             window[raw.ref.number] = raw
-            while nxt_write < len(to_write) and to_write[nxt_write].number in window and ready(to_write[nxt_write]):
-                ref = to_write[nxt_write]
+            while next_write < len(to_write) and ready(to_write[next_write]):
+                ref = to_write[next_write]
                 prev, nxt = (window.get(n.number) if n is not None else None for n in temporal_neighbours(clip, ref))
-                try:
-                    keyed = finish_frame(smooth_raw(window[ref.number], prev, nxt, s.temporal), s)
-                    written = write_frame(keyed, clip.output_dir, out)
-                except Exception as exc:
-                    raise StageError(ref.label, "writing", exc) from exc
-                try:
-                    commit_written(written)
-                except BaseException as exc:
-                    discard_written(written)
-                    if isinstance(exc, Exception):
-                        raise StageError(ref.label, "writing", exc) from exc
-                    raise
-                count += 1
-                nxt_write += 1
-                on_frame(written)
+                pending.append((ref, pool.submit(smooth_and_write, window[ref.number], prev, nxt)))
+                next_write += 1
                 for number in [k for k in window if k < ref.number]:  # no later frame needs these
                     del window[number]
+                while len(pending) > io_threads:  # bounded: at most io_threads frames wait to be committed
+                    commit_oldest()
+            while pending and pending[0][1].done():
+                commit_oldest()
+        while pending:
+            commit_oldest()
     except Exception:
-        log.info("clip %s: %d frame(s) were written; fix the failed one and run the same command again to resume "
-                 "from there", clip.name, count)
+        log.info("clip %s: %d frame(s) before the failed one were written; fix it and run the same command again "
+                 "to resume from there", clip.name, count)
         raise
     finally:
         results.close()
+        for _ref, job in pending:  # after a failure or Ctrl-C: never committed
+            job.cancel()
+        pool.shutdown(wait=True)
+        for _ref, job in pending:
+            if job.done() and not job.cancelled() and job.exception() is None:
+                discard_written(job.result())
     return count
 
 

@@ -180,3 +180,14 @@ def test_cli_records_the_strength_and_a_resume_with_another_is_refused(tmp_path,
     result, text = run_cli(*base, "--temporal", 0.5)  # the resume: only 1003, with 1002 keyed again
     assert result.exit_code == 0, text
     assert "1 frame(s) keyed" in text and (root / "Output" / "Matte" / "shot.1003.exr").exists()
+
+
+def test_a_corrupt_frame_stops_the_run_there_and_the_frame_before_it_waits(tmp_path, model):
+    root = make_clip(tmp_path / "Shot")
+    (root / "Input" / "shot.1004.exr").write_bytes(b"not an exr")
+    clip = load(root)
+    with pytest.raises(stages.StageError) as err:
+        key(clip, clip.frames, model, 1.0)
+    assert "shot.1004.exr" in str(err.value)
+    written = sorted(p.name for p in (root / "Output" / "Matte").iterdir())
+    assert written == ["shot.1001.exr", "shot.1002.exr"]  # 1003 needs 1004; nothing half-written
