@@ -46,7 +46,7 @@ The Nuke facts the formula is shaped by (the gizmo builds it from these nodes):
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -69,6 +69,37 @@ TOOLTIP = ("Temporal smoothing, 0 (off) to 1: averages the key of each frame wit
            "after it where the plate did not change (a 5 x 5 pixel neighbourhood), so a still edge stops "
            "shimmering and a moving edge stays sharp. Each frame needs its neighbours' keys: the network runs on "
            "them too (once per frame over a sequence).")
+
+
+def nuke_expressions(strength: str) -> Dict[str, str]:
+    """The node recipe's per-pixel expressions, in Nuke's expression syntax, for the gizmo's nodes.
+
+    ``strength`` is the expression of the strength knob (e.g. ``"parent.temporal"``). Keys:
+
+    * ``difference``: MergeExpression, A = the neighbour's plate (TimeOffset -1 or +1 of the
+      Inference node's input), B = frame t's plate; every channel (the Matrix node after it, a 5 x 5
+      kernel of ones with ``normalize`` on, makes the box mean);
+    * ``weight``: Expression on the Matrix's output, every channel;
+    * ``weighted.r`` .. ``weighted.a``: MergeExpression, A = a weight, B = that neighbour's output
+      (TimeOffset of the Inference node's output);
+    * ``sum.r`` .. ``sum.a``: MergeExpression, A = weighted t-1, B = frame t's output; then again
+      with A = weighted t+1, B = that sum (this order is the pipeline's: ``(O + w O_prev) + w O_next``);
+    * ``denominator``: MergeExpression, A = weight t-1, B = weight t+1, every channel;
+    * ``result.r`` .. ``result.a``: MergeExpression, A = the sum, B = the denominator.
+
+    tests/model/keying/test_temporal.py evaluates these strings against :func:`smooth`.
+    """
+    span = HIGH - LOW
+    out: Dict[str, str] = {
+        "difference": "(abs(Ar-Br)+abs(Ag-Bg)+abs(Ab-Bb))/3",
+        "weight": f"({strength})*clamp(({HIGH:g}-a)/{span:g},0,1)",
+        "denominator": "1+Aa+Ba",
+    }
+    for c in "rgba":
+        out[f"weighted.{c}"] = f"Aa*B{c}"
+        out[f"sum.{c}"] = f"B{c}+A{c}"
+        out[f"result.{c}"] = f"A{c}/Ba" if c != "a" else "clamp(Aa/Ba,0,1)"
+    return out
 
 
 def check_strength(strength: float) -> float:

@@ -118,3 +118,74 @@ def test_strength_outside_the_range_is_refused(bad):
     outs, plates = frames()
     with pytest.raises(ValueError, match="temporal strength must be in"):
         temporal.smooth_np(outs[1], plates[1], None, None, None, None, bad)
+
+
+# --------------------------------------------------------------------------- the node recipe
+
+
+def nuke_eval(expr: str, a=None, b=None, pixel=None) -> np.ndarray:
+    """One expression node over whole images: variables Ar..Aa, Br..Ba (MergeExpression) or a (Expression),
+    ``abs`` and ``clamp`` as Nuke's expression reference defines them; evaluated in float64, stored float32."""
+    env = {"abs": np.abs, "clamp": lambda x, lo=0.0, hi=1.0: np.clip(x, lo, hi)}
+    for i, c in enumerate("rgba"):
+        if a is not None:
+            env[f"A{c}"] = a[..., i].astype(np.float64)
+        if b is not None:
+            env[f"B{c}"] = b[..., i].astype(np.float64)
+    if pixel is not None:
+        env["a"] = pixel[..., 3].astype(np.float64)
+    return np.asarray(eval(expr, {"__builtins__": {}}, env), np.float64).astype(np.float32)  # noqa: S307
+
+
+def every_channel(value: np.ndarray) -> np.ndarray:
+    return np.repeat(value[..., None], 4, axis=2)
+
+
+def per_channel(exprs, kind, a, b) -> np.ndarray:
+    return np.stack([nuke_eval(exprs[f"{kind}.{c}"], a, b) for c in "rgba"], axis=2)
+
+
+def matrix_normalized_box(img: np.ndarray, size: int = 5) -> np.ndarray:
+    """Nuke's Matrix node: a size x size kernel of ones, ``normalize`` on (each tap 1/25), edge pixels repeated,
+    result clipped to 0-1 (Foundry's Matrix reference)."""
+    r = size // 2
+    padded = np.pad(img.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="edge")
+    tap = np.float64(np.float32(1.0 / (size * size)))
+    acc = np.zeros(img.shape, np.float64)
+    for dy in range(size):
+        for dx in range(size):
+            acc += tap * padded[dy:dy + img.shape[0], dx:dx + img.shape[1]]
+    return np.clip(acc, 0.0, 1.0).astype(np.float32)
+
+
+def node_recipe(out, plate, prev_out, prev_plate, next_out, next_plate, s) -> np.ndarray:
+    """The gizmo's graph, node by node, with the expressions of temporal.nuke_expressions."""
+    exprs = temporal.nuke_expressions(repr(float(s)))
+
+    def rgba(p):
+        return np.concatenate([p, np.zeros(p.shape[:2] + (1,), np.float32)], axis=2)  # the hint: unused
+
+    def weight(neighbour_plate):
+        diff = every_channel(nuke_eval(exprs["difference"], rgba(neighbour_plate), rgba(plate)))
+        return every_channel(nuke_eval(exprs["weight"], pixel=matrix_normalized_box(diff)))
+
+    w_prev, w_next = weight(prev_plate), weight(next_plate)
+    num = per_channel(exprs, "sum", per_channel(exprs, "weighted", w_prev, prev_out), out)
+    num = per_channel(exprs, "sum", per_channel(exprs, "weighted", w_next, next_out), num)
+    den = every_channel(nuke_eval(exprs["denominator"], w_prev, w_next))
+    return per_channel(exprs, "result", num, den)
+
+
+@pytest.mark.parametrize("s", [0.4, 1.0])
+def test_the_node_recipe_computes_the_formula(s):
+    outs, plates = frames(seed=3)
+    plates[0][2:6, 3:9] += 0.3
+    plates[2][7:, 9:] -= 0.025
+    plates[2][0, :4] += 0.6  # a change at the frame's edge
+    got = node_recipe(outs[1], plates[1], outs[0], plates[0], outs[2], plates[2], s)
+    want = temporal.smooth_np(outs[1], plates[1], outs[0], plates[0], outs[2], plates[2], s)
+    np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
+    # at the clip's first frame Nuke's TimeOffset -1 gives the held first frame: the frame itself
+    got = node_recipe(outs[0], plates[0], outs[0], plates[0], outs[1], plates[1], s)
+    np.testing.assert_allclose(got, temporal.smooth_np(outs[0], plates[0], None, None, outs[1], plates[1], s),
+                               atol=2e-6, rtol=0)
