@@ -17,6 +17,7 @@ import torch
 from corridorkey_model import atomic
 from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
 from corridorkey_model.devices import parse_device
+from corridorkey_model.keying import temporal as temporal_filter
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
 from corridorkey_model.pipeline import clips as clip_layout
@@ -240,6 +241,12 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--despeckle-size",), dict(
         type=click.IntRange(_DESPECKLE.minimum, _DESPECKLE.maximum), default=stages.RUN_DESPECKLE_SIZE,
         help="Smallest solid alpha island (8-connected pixels) that --despeckle keeps (upstream's default).")),
+    RunOption(("--temporal",), dict(
+        type=FiniteFloatRange(temporal_filter.STRENGTH_MIN, temporal_filter.STRENGTH_MAX),
+        default=temporal_filter.STRENGTH_DEFAULT, metavar="STRENGTH",
+        help=temporal_filter.TOOLTIP + " The Nuke node's Temporal knob: the same formula on the same outputs. With "
+             "--frames (a farm task) or a resume the frames just outside the range are keyed too, not written, so "
+             "chunks join exactly. 0: off, every output as without it.")),
     RunOption(("--screen",), dict(
         type=click.Choice(("green", "blue", "auto")), default="green",
         help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
@@ -368,8 +375,8 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @run_options()
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
-        refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
-        devices: List[torch.device],
+        refiner: float, despeckle: bool, despeckle_size: int, temporal: float, screen: str,
+        blue_checkpoint: Optional[Path], devices: List[torch.device],
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
         write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
         network_space: str, image_format: str, exr_type: str, exr_compression: str, layered_exr: bool,
@@ -395,7 +402,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                  "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
                  "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
-                                despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint))
+                                despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint),
+                                temporal=temporal)
     out = outputs.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
                                 layered=layered_exr, write_hints=write_hints)
     matte_note = outputs.matte_compression_note(out)
@@ -503,7 +511,9 @@ def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_siz
             "despeckle_size": s.despeckle_size if s.despeckle else 0, "auto_hint": s.auto_hint,
             "image_format": out.image_format,
             "exr_type": out.exr.pixel_type, "exr_compression": out.exr.compression, "layer": layer,
-            "layered_exr": out.layered, **colour}
+            "layered_exr": out.layered, **colour,
+            # recorded only when on, so that an output keyed before --temporal existed resumes without it
+            **({"temporal": s.temporal} if s.temporal > 0 else {})}
 
 
 def _claim(clip: clip_layout.Clip, sel: outputs.Selection, out: outputs.OutputSettings) -> OutputClaim:

@@ -6,8 +6,8 @@ keys. The first run writes the record (atomically); every later run compares its
 settings with it and refuses, naming each difference, unless ``--overwrite`` re-keys the
 frames (the record is then replaced). Only what changes the pixels is recorded: the knob
 values, the screen, the model resolution, the weights (SHA-256, or ``random-init``), the OCIO
-config and spaces, the EXR layer keyed (``--layer``) and
-the file formats.
+config and spaces, the EXR layer keyed (``--layer``), the file formats and ``--temporal``
+(only when on: a record written before the option existed still matches a run without it).
 """
 
 from __future__ import annotations
