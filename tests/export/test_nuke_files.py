@@ -351,7 +351,7 @@ def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
 
 def test_auto_hint_is_a_hidden_knob_the_gizmo_drives(gizmo):
     knob = gizmo.user_knob("auto_hint")
-    assert "+INVISIBLE" in knob.flags and knob.menu == ["Hint Input", "Automatic"]
+    assert "+INVISIBLE" in knob.flags and knob.menu == ["Hint Input", "Automatic", "Automatic x garbage matte"]
     assert gizmo.value("auto_hint") == "Hint Input"  # the saved default; onCreate re-derives it
     assert "automatic" in gizmo.user_knob("hint_channel").tooltip and "Status" in gizmo.user_knob("hint_channel").tooltip
     for name in ("gamma_input", "despill_strength", "refiner_strength", "despeckle_size", "screen"):
