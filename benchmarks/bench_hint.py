@@ -528,8 +528,8 @@ def run_camera_table(size: int, h: int, w: int, say: Callable[[str], None] = pri
     say(f"Camera-like plates at S = {size} (plates {w} x {h}; textures: {src}); auto precision / coverage "
         f"(targets {PRECISION_TARGET} / {COVERAGE_TARGET}), empty frames: share solid (target 0); markers: the "
         f"largest hint value on a tracking marker (target < 0.5)")
-    say(f"| {'plate':<44} | " + " | ".join(f"{v:^24}" for v in VARIANTS) + " |")
-    say("| " + " | ".join("-" * n for n in (44, 24, 24, 24)) + " |")
+    say(f"| {'plate':<46} | " + " | ".join(f"{v:^24}" for v in VARIANTS) + " |")
+    say("| " + " | ".join("-" * n for n in (46, 24, 24, 24)) + " |")
     all_ok = True
     rows = [(p, None) for p in plates] + [(p, p.garbage) for p in plates if p.garbage is not None]
     for plate, garbage in rows:
@@ -555,7 +555,7 @@ def run_camera_table(size: int, h: int, w: int, say: Callable[[str], None] = pri
             cells.append(cell)
             all_ok &= ok
         name = plate.name + (" + garbage matte" if garbage is not None else "")
-        say(f"| {name:<44} | " + " | ".join(f"{c:>24}" for c in cells) + " |")
+        say(f"| {name:<46} | " + " | ".join(f"{c:>24}" for c in cells) + " |")
     say("(a) without a garbage matte the studio outside the screen is not screen-coloured, so it is solid in the "
         "hint: expected, see docs/pipeline.md (--garbage-matte) and the gizmo's GarbageMatte input")
     say("camera-like targets met on every plate and variant" if all_ok else "CAMERA-LIKE TARGETS MISSED (see NO)")
