@@ -55,6 +55,11 @@ class HintSource(click.Path):
         return super().convert(value, param, ctx)
 
 
+#: How the run's summary line names each ``auto_hint`` value.
+_HINT_SOURCES = {HINT_FROM_INPUT: "hint from files", HINT_AUTOMATIC: "automatic hint",
+                 HINT_GARBAGE_MATTE: "automatic hint x garbage matte"}
+
+
 def hint_choice(value: Any, garbage_matte: Optional[Path] = None) -> Tuple[Optional[Path], int]:
     """``--hint`` (and ``--garbage-matte``) -> (what is read into the hint channel, or None; knob ``auto_hint``).
 
@@ -429,7 +434,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                     dt = time.perf_counter() - t_clip
                     lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, "
                                  f"gamma {_GAMMA.choices[s.gamma_input]}, "
-                                 f"{'automatic hint' if auto_hint else 'hint from files'}), {len(sel.done)} "
+                                 f"{_HINT_SOURCES[auto_hint]}), {len(sel.done)} "
                                  f"already written -> {clip.output_dir}")
         failed = False
     except KeyboardInterrupt:

@@ -194,6 +194,7 @@ def test_garbage_matte_still_multiplies_the_automatic_hint_on_every_frame(tmp_pa
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", still,
                            "--write-hints", "--exr-type", "float")
     assert result.exit_code == 0, text
+    assert "automatic hint x garbage matte" in text
     matte = frame_io.hint_channel(frame_io.read_image(still))  # as read: 16-bit PNG
     for i, rgb in enumerate(plates_as_read(root)):
         rgba = np.concatenate([rgb, matte[..., None]], axis=2)
