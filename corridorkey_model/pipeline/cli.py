@@ -356,6 +356,10 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
                                     random_init=random_init, screen=screen, hint=hint, garbage_matte=garbage_matte))
     hint_path, auto_hint = hint_choice(hint, garbage_matte)
+    if auto_hint == HINT_AUTOMATIC:
+        log.info("--hint auto: the hint is made from each plate; where the screen does not fill the frame (set walls, "
+                 "light stands, the studio are not screen-coloured and would count as subject), add --garbage-matte "
+                 "PATH (1 where the subject may be, 0 elsewhere)")
     try:
         colour = colour_management.load_conversion(
             ocio_config if ocio_config is not None else colour_management.config_from_environment(),

@@ -102,7 +102,8 @@ def test_hint_auto_keys_a_clip_without_hints_and_writes_the_hint(tmp_path, ckpt,
         assert hint.max() > 0.5 and hint.min() == 0.0  # a subject and a screen: not a constant
 
 
-def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt):
+def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt, caplog):
+    caplog.set_level(logging.INFO, logger="corridorkey_model.pipeline.cli")
     with_hints = make_clip(tmp_path / "Shot_C", hints=True, n=1)
     for p in (with_hints / "AlphaHint").iterdir():
         p.write_bytes(b"not an image: --hint auto must not read it")
@@ -112,6 +113,8 @@ def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt):
         assert result.exit_code == 0, text
     name = "Matte/shot.1001.exr"
     assert np.array_equal(read_exr(with_hints / "Output" / name), read_exr(without / "Output" / name))
+    # --hint auto says how to add a garbage matte (issue 30)
+    assert any("add --garbage-matte PATH" in r.getMessage() for r in caplog.records)
 
 
 def test_write_hints_writes_the_file_hint_it_keyed_with_and_counts_for_resume(tmp_path, ckpt):
