@@ -50,6 +50,8 @@ from corridorkey_export.nuke_script import (
     user_knob_line,
     user_knob_value,
 )
+from corridorkey_model.keying.hint import HINT_AUTOMATIC as HINT_AUTOMATIC_VALUE
+from corridorkey_model.keying.hint import HINT_FROM_INPUT, HINT_GARBAGE_MATTE
 from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
 
 #: The gizmo's plate input (input 0).
@@ -113,6 +115,11 @@ MODEL_KNOBS_NODE = "ModelKnobs"
 #: gizmos write it in a child node's expression (e.g. a Copy's ``disable {{"\\[exists parent.input1] ? 0 : 1"}}``
 #: in Martin Tomek's MolochMaskCreator group and in public despill gizmos' Keymix nodes).
 HINT_CONNECTED_EXPR = "[exists parent.input1]"
+#: ... and the same test of input 2 (GarbageMatte).
+GARBAGE_CONNECTED_EXPR = "[exists parent.input2]"
+#: The gizmo's optional third input: a garbage matte (alpha: 1 where the subject may be) that multiplies the
+#: automatic hint (knob auto_hint = 2, DESIGN §3.2a).
+GARBAGE_INPUT = "GarbageMatte"
 #: The proxy factor of a length: Root knobs ``proxy`` (on/off) and ``proxy_scale`` (studio menu.py files set
 #: ``nuke.knobDefault('Root.proxy_scale', '.5')`` with ``Root.proxy_type`` "scale"). A "format" proxy type is
 #: not read here (docs/nuke.md, "Proxy mode"; the probe script reports what proxy_scale holds then).
@@ -120,6 +127,12 @@ PROXY_FACTOR_EXPR = "(root.proxy ? root.proxy_scale : 1)"
 #: What the Inference node's gpuName shows when no GPU can be used (its tooltip, Nuke 17: "Local GPU will be
 #: shown as Not available"); the half-precision knob is disabled then, as it only acts on the GPU.
 NO_GPU_TEXT = "not available"
+#: Status sentences about the garbage matte (input 2).
+GARBAGE_USED = "It is multiplied by the GarbageMatte input's alpha (automatic hint x garbage matte)."
+GARBAGE_SUGGESTED = ("Where the screen does not fill the frame (set walls, light stands, the studio), connect a "
+                     "garbage matte (white where the subject may be) to the GarbageMatte input.")
+GARBAGE_IGNORED = ("CorridorKey: the GarbageMatte input is ignored: it only multiplies the automatic hint, and the "
+                   "Hint input is in use.")
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -264,11 +277,16 @@ def _hint_state_script() -> str:
         "ck_hint_note = ''\n"
         "try:\n"
         "    ck_unconnected = ck_node.input(1) is None\n"
+        "    ck_garbage = ck_node.input(2) is not None\n"
         f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
         f"    if ck_unconnected:\n"
         f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
         f"    elif ck_chosen:\n"
         f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
+        "    if ck_hint_note:\n"
+        f"        ck_hint_note += ' ' + ({GARBAGE_USED!r} if ck_garbage else {GARBAGE_SUGGESTED!r})\n"
+        "    elif ck_garbage:\n"
+        f"        ck_hint_note = {GARBAGE_IGNORED!r}\n"
         "except Exception as ck_exc:\n"
         "    ck_hint_note = 'CorridorKey: could not describe the hint source: %s' % ck_exc\n"
     )
@@ -395,14 +413,17 @@ def _gizmo_knobs() -> List[str]:
 def computed_knobs() -> Dict[str, str]:
     """ModelKnobs' knobs: .cat knob name -> the expression the gizmo computes it with at render time.
 
-    * ``auto_hint``: 1 (automatic) when Hint Channel is *automatic* or the Hint input (input 1) is not
-      connected, else 0. An expression, so that it holds in every render whatever callbacks ran.
+    * ``auto_hint``: automatic when Hint Channel is *automatic* or the Hint input (input 1) is not
+      connected: 2 (the automatic hint times the garbage matte) when GarbageMatte (input 2) is connected,
+      else 1; otherwise 0 (the Hint input). An expression, so that it holds in every render whatever
+      callbacks ran.
     * ``despeckle_size``: the panel's area (full-resolution pixels) times the proxy factor squared,
       rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
     """
-    connected = HINT_CONNECTED_EXPR
+    automatic = f"parent.hint_channel == {HINT_AUTOMATIC} || !{HINT_CONNECTED_EXPR}"
     return {
-        AUTO_HINT.name: f"parent.hint_channel == {HINT_AUTOMATIC} || !{connected} ? 1 : 0",
+        AUTO_HINT.name: f"{automatic} ? ({GARBAGE_CONNECTED_EXPR} ? {HINT_GARBAGE_MATTE} : {HINT_AUTOMATIC_VALUE}) "
+                        f": {HINT_FROM_INPUT}",
         DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
                               "+ 0.5)"),
     }
@@ -454,7 +475,7 @@ def render_gizmo() -> str:
         "parent.hint_channel == 0 ? a : (parent.hint_channel == 1 ? r : "
         f"{LUMINANCE_WEIGHTS[0]}*r + {LUMINANCE_WEIGHTS[1]}*g + {LUMINANCE_WEIGHTS[2]}*b)"
     )
-    lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 2"]
+    lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 3"]
     lines.append(f" onCreate {nk_quote(_cat_check_script())}")
     lines.append(f" knobChanged {nk_quote(_knob_changed_script())}")
     lines.append(" tile_color 0x4caf50ff")
@@ -464,6 +485,13 @@ def render_gizmo() -> str:
     # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
     # stack as input 0, the next as input 1, ...; push order below is chosen for that.
     lines += _model_knobs_node()
+    # GarbageMatte (input 2), fitted to the plate's format like the hint; with auto_hint 2 the hint channel
+    # carries its alpha instead of the hint (the .pt multiplies its automatic hint by it). Made first, so that
+    # the Copy below takes HintToAlpha (on top of the stack) as B and the fitted matte as A.
+    lines += node_block("Input", ["inputs 0", f"name {GARBAGE_INPUT}", "number 2", "xpos 400", "ypos -480"])
+    lines += node_block("Reformat", ['type "to box"', f"box_width {{{{{PLATE_INPUT}.width}}}}",
+                                     f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
+                                     "filter impulse", "name GarbageToPlateFormat", "xpos 400", "ypos -400"])
     lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -480"])
     # A hint of another size (a half-resolution roto, a proxy render's matte) is fitted to the plate's
     # format, nearest pixel (filter impulse: no new values in a matte); the pipeline fits it with the same
@@ -474,6 +502,9 @@ def render_gizmo() -> str:
                                      f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
                                      "filter impulse", "name HintToPlateFormat", "xpos 200", "ypos -400"])
     lines += node_block("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
+    lines += node_block("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha",
+                                 f"disable {{{{{MODEL_KNOBS_NODE}.{AUTO_HINT.name} != {HINT_GARBAGE_MATTE}}}}}",
+                                 "name GarbageIntoAlpha", "xpos 200", "ypos -280"])
     lines += node_block("Input", ["inputs 0", f"name {PLATE_INPUT}", "xpos 0", "ypos -480"])
     # Overscan: pixels outside the format are dropped before the network (the model keys exactly the
     # format, as the pipeline does). Crop to the format with "crop false" (no black edge), as RIFE.gizmo

@@ -613,16 +613,20 @@ def detect_screen(plate_rgb: np.ndarray, hint: np.ndarray) -> ScreenDecision:
     return ScreenDecision("blue" if blue > green else "green", means, False)
 
 
-def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
+def decide_screen(clip: Clip, screen: str, garbage_matte: bool = False) -> ScreenDecision:
     """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint.
 
     Without a hint (``--hint auto``) the whole first frame counts as background: the screen
-    covers most of a keyed frame, so its mean G and mean B still tell the screen.
+    covers most of a keyed frame, so its mean G and mean B still tell the screen. With a
+    ``garbage_matte`` (the clip's hint channel) the frame inside it counts (the studio outside does not).
     """
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
     first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint fitted to the plate's format (0 without)
-    decision = detect_screen(first.plate[..., 0:3], first.plate[..., 3])
+    hint = first.plate[..., 3]
+    decision = detect_screen(first.plate[..., 0:3], 1.0 - np.clip(hint, 0.0, 1.0) if garbage_matte else hint)
+    if garbage_matte:
+        return dataclasses.replace(decision, reason=decision.reason + " (inside the garbage matte)")
     if clip.hint is None:
         return dataclasses.replace(decision, reason=decision.reason + " (no hint: the whole first frame)")
     return decision
