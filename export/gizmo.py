@@ -39,7 +39,7 @@ Facts about Nuke that these files rely on, and where they come from:
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import (
@@ -50,6 +50,7 @@ from corridorkey_export.nuke_script import (
     user_knob_line,
     user_knob_value,
 )
+from corridorkey_model.keying import temporal
 from corridorkey_model.keying.hint import HINT_AUTOMATIC as HINT_AUTOMATIC_VALUE
 from corridorkey_model.keying.hint import HINT_FROM_INPUT, HINT_GARBAGE_MATTE
 from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
@@ -407,6 +408,10 @@ def _gizmo_knobs() -> List[str]:
         tooltip += PANEL_NOTES.get(spec.name, "")
         lines.append(" " + user_knob_line(spec, tooltip))
         lines.append(" " + user_knob_value(spec, defaults[spec.name]))
+    lines.append(" addUserKnob {26 temporal_divider l \"<b>Temporal</b>\"}")
+    lines.append(f" addUserKnob {{7 {TEMPORAL_KNOB} l Temporal t {nk_quote(TEMPORAL_TOOLTIP)} "
+                 f"R {nk_number(temporal.STRENGTH_MIN)} {nk_number(temporal.STRENGTH_MAX)}}}")
+    lines.append(f" {TEMPORAL_KNOB} {nk_number(temporal.STRENGTH_DEFAULT)}")
     return lines
 
 
@@ -466,6 +471,103 @@ def _inference_node(screen: NukeModel, index: int) -> List[str]:
         f"name {INFERENCE_NODES[screen.name]}",
         f"xpos {index * 160}", "ypos -100",
     ])
+
+
+#: The gizmo's Temporal knob (not a .cat knob: the filter is built from Nuke nodes around the Inference node).
+TEMPORAL_KNOB = "temporal"
+TEMPORAL_TOOLTIP = (
+    temporal.TOOLTIP + " Cost in Nuke: with Temporal above 0 each output frame needs the model's output at t-1, t "
+    "and t+1, so a single frame costs three network runs; rendering a sequence in order, Nuke's cache can reuse "
+    "them (about one run per frame when it holds them). 0 (the default) is off: the neighbours are never "
+    "evaluated and the output is exactly as without it. The same formula as corridorkey run --temporal "
+    "(docs/DESIGN.md 3.7).")
+
+
+def _channels(index: int) -> str:
+    """``channelN`` of an Expression / MergeExpression: only rgba's ``index``-th channel, written as RIFE.gizmo's
+    Expression writes its channel knobs (``{rgba.red -rgba.green -rgba.blue none}``)."""
+    names = ["rgba.red", "rgba.green", "rgba.blue"]
+    if index == 3:
+        return "{" + " ".join("-" + n for n in names) + " rgba.alpha}"
+    return "{" + " ".join(n if i == index else "-" + n for i, n in enumerate(names)) + " none}"
+
+
+def _per_pixel(cls: str, name: str, exprs: Sequence[str], x: int, y: int) -> List[str]:
+    """An Expression (one input) or MergeExpression (B = input 0, A = input 1) with expr0..expr3 on r, g, b, a."""
+    knobs = ["inputs 2"] if cls == "MergeExpression" else []
+    for i, e in enumerate(exprs):
+        knobs += [f"channel{i} {_channels(i)}", f"expr{i} {nk_quote(e)}"]
+    return node_block(cls, knobs + [f"name {name}", f"xpos {x}", f"ypos {y}"])
+
+
+def _temporal_nodes() -> List[str]:
+    """The temporal filter around the Inference nodes (corridorkey_model/keying/temporal.py, DESIGN 3.7).
+
+    Enters with the raw model output (frame t) on top of the stack and ``$NModelInput`` (the plate as the
+    network receives it) set; leaves the Switch TemporalSwitch on top: input 0 the raw output (Temporal 0:
+    nothing else is pulled), input 1 the smoothed output. Nodes: TimeOffset (``time_offset`` +-1 frames,
+    Foundry's TimeOffset), MergeExpression (B = input 0, A = input 1; channels Ar..Aa, Br..Ba, Foundry's
+    MergeExpression reference), Transform (integer ``translate``, ``filter impulse``: whole-pixel shifts, the
+    box sum) and Expression.
+    """
+    ex = temporal.nuke_expressions(f"parent.{TEMPORAL_KNOB}")
+    every = lambda key: [ex[key]] * 4  # noqa: E731
+    rgba = lambda key: [ex[f"{key}.{c}"] for c in "rgba"]  # noqa: E731
+    r = temporal.RADIUS
+    lines = ["set NRaw [stack 0]"]
+    for side, offset, x in (("Prev", -1, 600), ("Next", 1, 900)):
+        # the neighbour's plate (A) against frame t's (B): the per-pixel difference
+        lines.append("push $NModelInput")
+        lines += node_block("TimeOffset", [f"time_offset {offset}", f"name Temporal{side}Plate", f"xpos {x}",
+                                           "ypos -100"])
+        lines.append("push $NModelInput")
+        lines += _per_pixel("MergeExpression", f"Temporal{side}Difference", every("difference"), x, -60)
+        # the box sum: shifted copies added in x, then the row sums shifted and added in y
+        for axis in ("X", "Y"):
+            lines.append(f"set NTemporal{side}Box{axis} [stack 0]")
+            for i, d in enumerate(range(-r, r + 1)):
+                if i:  # the first copy shifts the node on top itself; the others push it again
+                    lines.append(f"push $NTemporal{side}Box{axis}")
+                if d:
+                    dx, dy = (d, 0) if axis == "X" else (0, d)
+                    lines += node_block("Transform", [f"translate {{{dx} {dy}}}", "filter impulse",
+                                                      f"name Temporal{side}Shift{axis}{i}", f"xpos {x + 100}",
+                                                      f"ypos {-40 + 20 * i}"])
+                if i:  # the running sum (A, below) plus this copy (B, on top)
+                    lines += _per_pixel("MergeExpression", f"Temporal{side}Sum{axis}{i}", rgba("add"), x,
+                                        -40 + 20 * i)
+        # on top: the box sum of the difference (the row sums summed in y)
+        lines += _per_pixel("Expression", f"Temporal{side}Weight", every("weight"), x, 100)
+        lines.append(f"set NTemporal{side}Weight [stack 0]")
+        # the weighted neighbour output: A = the weight, B = the neighbour's raw output
+        lines.append("push $NRaw")
+        lines += node_block("TimeOffset", [f"time_offset {offset}", f"name Temporal{side}Output", f"xpos {x + 100}",
+                                           "ypos 100"])
+        lines += _per_pixel("MergeExpression", f"Temporal{side}Weighted", rgba("weighted"), x, 140)
+        lines.append(f"set NTemporal{side}Weighted [stack 0]")
+    # numerator: (O_t + w_prev O_prev) + w_next O_next, in the pipeline's order
+    lines.append("push $NTemporalPrevWeighted")
+    lines.append("push $NRaw")
+    lines += _per_pixel("MergeExpression", "TemporalSumPrev", rgba("sum"), 600, 180)
+    lines.append("set NTemporalSumPrev [stack 0]")
+    lines.append("push $NTemporalNextWeighted")
+    lines.append("push $NTemporalSumPrev")
+    lines += _per_pixel("MergeExpression", "TemporalSumNext", rgba("sum"), 600, 220)
+    lines.append("set NTemporalNumerator [stack 0]")
+    # denominator 1 + w_prev + w_next: A = w_prev, B = w_next
+    lines.append("push $NTemporalPrevWeight")
+    lines.append("push $NTemporalNextWeight")
+    lines += _per_pixel("MergeExpression", "TemporalDenominator", every("denominator"), 900, 220)
+    # result: A = the numerator, B = the denominator
+    lines.append("set NTemporalDenominator [stack 0]")
+    lines.append("push $NTemporalNumerator")
+    lines.append("push $NTemporalDenominator")
+    lines += _per_pixel("MergeExpression", "TemporalResult", rgba("result"), 600, 260)
+    # Switch: 0 the raw output (off: bit-identical, neighbours never pulled), 1 the smoothed one.
+    lines.append("push $NRaw")
+    lines += node_block("Switch", ["inputs 2", f"which {{{{parent.{TEMPORAL_KNOB} > 0}}}}", "name TemporalSwitch",
+                                   "xpos 0", "ypos 0"])
+    return lines
 
 
 def render_gizmo() -> str:
@@ -528,6 +630,7 @@ def render_gizmo() -> str:
         lines += _inference_node(SCREENS[index], index)
     lines += node_block("Switch", [f"inputs {len(SCREENS)}", "which {{parent.screen}}", "name ScreenSwitch",
                               "xpos 0", "ypos -30"])
+    lines += _temporal_nodes()
     lines.append("set NModel [stack 0]")
     # Switch input 3: matte only.
     lines += node_block("Shuffle", ["red alpha", "green alpha", "blue alpha", "alpha alpha", "name MatteOnly",

@@ -33,11 +33,15 @@ The Nuke facts the formula is shaped by (the gizmo builds it from these nodes):
   https://learn.foundry.com/nuke/content/reference_guide/merge_nodes/mergeexpression.html
 * ``abs(x)`` and ``clamp(x, min, max)`` in Nuke expressions:
   https://learn.foundry.com/nuke/content/comp_environment/expressions/adding_math_functions.html
-* Matrix: a user kernel; ``normalize`` divides it by its sum; "Matrix results that fall outside
-  the 0-1 range are clipped" (hence the clamp of the box mean):
-  https://learn.foundry.com/nuke/content/reference_guide/filter_nodes/matrix.html
+* The box: the gizmo sums whole-pixel shifted copies of ``d`` (Transform nodes, integer
+  ``translate``, ``filter impulse``: no resampling) with MergeExpression nodes, then divides by
+  the tap count in the weight's expression; the clamp of the mean to [0, 1] changes no weight
+  (a mean above HIGH already gives 0). (A Matrix node would hold the kernel in one node, but its
+  script syntax could not be checked against a saved script, and a knob Nuke cannot parse breaks
+  the whole gizmo.)
 * Outside a bounding box Nuke repeats the edge pixels ("whatever is outside the bounding box
-  area is replicated towards the edges of the image"), hence the replicate padding:
+  area is replicated towards the edges of the image"), hence the replicate padding (a shifted
+  copy's uncovered edge repeats its edge pixel):
   https://learn.foundry.com/nuke/content/comp_environment/reformatting_elements/adjusting_bbox.html
 * Before its first frame a clip holds the first frame by default (TimeClip's ``before``/``after``,
   default ``hold``): https://learn.foundry.com/nuke/content/reference_guide/time_nodes/timeclip.html
@@ -55,6 +59,8 @@ from torch import Tensor
 
 #: The neighbourhood: a (2 RADIUS + 1) x (2 RADIUS + 1) box (5 x 5).
 RADIUS = 2
+#: The number of pixels in the box.
+BOX_TAPS = (2 * RADIUS + 1) ** 2
 #: Box-mean plate difference (network colour space, 0-1) up to which a neighbour gets the full weight
 #: (what sensor noise and compression give on a still plate).
 LOW = 0.02
@@ -77,9 +83,10 @@ def nuke_expressions(strength: str) -> Dict[str, str]:
     ``strength`` is the expression of the strength knob (e.g. ``"parent.temporal"``). Keys:
 
     * ``difference``: MergeExpression, A = the neighbour's plate (TimeOffset -1 or +1 of the
-      Inference node's input), B = frame t's plate; every channel (the Matrix node after it, a 5 x 5
-      kernel of ones with ``normalize`` on, makes the box mean);
-    * ``weight``: Expression on the Matrix's output, every channel;
+      Inference node's input), B = frame t's plate; every channel;
+    * ``add.r`` .. ``add.a``: MergeExpression, A + B: the box sum of ``difference`` over its copies
+      shifted by -RADIUS..RADIUS pixels in x, then of that sum in y (BOX_TAPS terms);
+    * ``weight``: Expression on the box sum, every channel (it divides by BOX_TAPS);
     * ``weighted.r`` .. ``weighted.a``: MergeExpression, A = a weight, B = that neighbour's output
       (TimeOffset of the Inference node's output);
     * ``sum.r`` .. ``sum.a``: MergeExpression, A = weighted t-1, B = frame t's output; then again
@@ -92,10 +99,11 @@ def nuke_expressions(strength: str) -> Dict[str, str]:
     span = HIGH - LOW
     out: Dict[str, str] = {
         "difference": "(abs(Ar-Br)+abs(Ag-Bg)+abs(Ab-Bb))/3",
-        "weight": f"({strength})*clamp(({HIGH:g}-a)/{span:g},0,1)",
+        "weight": f"({strength})*clamp(({HIGH:g}-clamp(a/{BOX_TAPS},0,1))/{span:g},0,1)",
         "denominator": "1+Aa+Ba",
     }
     for c in "rgba":
+        out[f"add.{c}"] = f"A{c}+B{c}"
         out[f"weighted.{c}"] = f"Aa*B{c}"
         out[f"sum.{c}"] = f"B{c}+A{c}"
         out[f"result.{c}"] = f"A{c}/Ba" if c != "a" else "clamp(Aa/Ba,0,1)"

@@ -145,17 +145,26 @@ def per_channel(exprs, kind, a, b) -> np.ndarray:
     return np.stack([nuke_eval(exprs[f"{kind}.{c}"], a, b) for c in "rgba"], axis=2)
 
 
-def matrix_normalized_box(img: np.ndarray, size: int = 5) -> np.ndarray:
-    """Nuke's Matrix node: a size x size kernel of ones, ``normalize`` on (each tap 1/25), edge pixels repeated,
-    result clipped to 0-1 (Foundry's Matrix reference)."""
-    r = size // 2
-    padded = np.pad(img.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="edge")
-    tap = np.float64(np.float32(1.0 / (size * size)))
-    acc = np.zeros(img.shape, np.float64)
-    for dy in range(size):
-        for dx in range(size):
-            acc += tap * padded[dy:dy + img.shape[0], dx:dx + img.shape[1]]
-    return np.clip(acc, 0.0, 1.0).astype(np.float32)
+def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """A whole-pixel shift (a Transform with an integer translate and filter impulse): output (x, y) takes input
+    (x - dx, y - dy) in image rows, and what the shift uncovers repeats the edge pixel (outside a bounding box
+    Nuke repeats its edge)."""
+    h, w = img.shape[:2]
+    rows = np.clip(np.arange(h) - dy, 0, h - 1)
+    cols = np.clip(np.arange(w) - dx, 0, w - 1)
+    return img[rows][:, cols]
+
+
+def shifted_box_sum(img: np.ndarray, radius: int = 2) -> np.ndarray:
+    """The gizmo's box: copies shifted by -radius..radius summed in x (float32, in that order), then the same in y."""
+    img = img.astype(np.float32)
+    row = shifted(img, -radius, 0)
+    for d in range(-radius + 1, radius + 1):
+        row = row + shifted(img, d, 0)
+    box = shifted(row, 0, -radius)
+    for d in range(-radius + 1, radius + 1):
+        box = box + shifted(row, 0, d)
+    return box
 
 
 def node_recipe(out, plate, prev_out, prev_plate, next_out, next_plate, s) -> np.ndarray:
@@ -167,7 +176,7 @@ def node_recipe(out, plate, prev_out, prev_plate, next_out, next_plate, s) -> np
 
     def weight(neighbour_plate):
         diff = every_channel(nuke_eval(exprs["difference"], rgba(neighbour_plate), rgba(plate)))
-        return every_channel(nuke_eval(exprs["weight"], pixel=matrix_normalized_box(diff)))
+        return every_channel(nuke_eval(exprs["weight"], pixel=shifted_box_sum(diff)))
 
     w_prev, w_next = weight(prev_plate), weight(next_plate)
     num = per_channel(exprs, "sum", per_channel(exprs, "weighted", w_prev, prev_out), out)
