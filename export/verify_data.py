@@ -23,12 +23,13 @@ of pixels, to center on a pixel add .5 to both coordinates").
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from corridorkey_export.nuke_contract import CHANNELS_OUT, NukeModel
+from corridorkey_export.validate import VERIFY_PLATE
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES
@@ -36,8 +37,10 @@ from corridorkey_model.testing import green_screen_plate
 
 VERIFY_FORMAT = 1
 VERIFY_KIND = "corridorkey-verify"
-#: Size of the test plate (width, height): small, non-square, odd.
-PLATE_SIZE = (41, 29)
+#: Size of the test plate (width, height): small, non-square, odd. The plate is also one of the
+#: validation's end-to-end plates (:func:`corridorkey_export.validate.verify_plate`).
+PLATE_SIZE = VERIFY_PLATE[:2]
+PLATE_SEED = VERIFY_PLATE[2]
 #: Pixels sampled per axis (a grid over the plate, corners included).
 GRID = 8
 
@@ -49,23 +52,28 @@ def sample_positions(width: int, height: int, grid: int = GRID) -> List[Tuple[in
     return [(x, r) for r in rows for x in xs]
 
 
-def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str) -> Tuple[np.ndarray, Dict]:
+def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str,
+                     output: Optional[torch.Tensor] = None) -> Tuple[np.ndarray, Dict]:
     """(test plate ``H x W x 4`` float32, reference JSON) for the loaded ``.pt`` ``module``.
 
-    The reference is ``module``'s own output (fp32, CPU, every knob at its default); the
-    module's knob attributes are restored afterwards.
+    The reference is ``module``'s own output (fp32, CPU, every knob at its default): ``output``
+    (``[1, 4, H, W]``) when the caller has it already (the validation's end-to-end call on this
+    plate at the defaults), else one forward here. The module's knob attributes are restored.
     """
     width, height = PLATE_SIZE
-    plate = green_screen_plate(height, width, seed=21, screen_channel=screen.channel)
-    saved = {k.name: getattr(module, k.name) for k in KNOBS}
+    plate = green_screen_plate(height, width, seed=PLATE_SEED, screen_channel=screen.channel)
     defaults = {k.name: k.typed_default for k in KNOBS}
-    try:
-        set_knobs(module, **defaults)
-        with torch.no_grad():
-            x = torch.from_numpy(plate).permute(2, 0, 1)[None].to(next(module.parameters()).device)
-            out = module(x)[0].permute(1, 2, 0).float().cpu().numpy()
-    finally:
-        set_knobs(module, **saved)
+    if output is None:
+        saved = {k.name: getattr(module, k.name) for k in KNOBS}
+        try:
+            set_knobs(module, **defaults)
+            with torch.no_grad():
+                output = module(torch.from_numpy(plate).permute(2, 0, 1)[None].to(next(module.parameters()).device))
+        finally:
+            set_knobs(module, **saved)
+    if tuple(output.shape) != (1, 4, height, width):
+        raise ValueError(f"the Verify reference must be [1, 4, {height}, {width}], not {list(output.shape)}")
+    out = output[0].permute(1, 2, 0).float().cpu().numpy()
     samples = [{"x": x, "y": height - 1 - row, "values": [float(v) for v in out[row, x]]}
                for x, row in sample_positions(width, height)]
     data = {
@@ -75,6 +83,8 @@ def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str)
         "screen": screen.name,
         "pt_sha256": pt_sha256,
         "img_size": int(module.img_size),
+        # the file's preview resolution (knob quality = 1), 0 when it has none (quality is then ignored)
+        "preview_size": int(getattr(module, "preview_size", 0)),
         "plate": screen.verify_plate_filename,
         "width": width,
         "height": height,
@@ -94,4 +104,5 @@ def verify_paths(output: Path, screen: NukeModel) -> Tuple[Path, Path]:
     return folder / screen.verify_plate_filename, folder / screen.verify_filename
 
 
-__all__ = ["make_verify_data", "verify_paths", "sample_positions", "PLATE_SIZE", "VERIFY_FORMAT", "VERIFY_KIND"]
+__all__ = ["make_verify_data", "verify_paths", "sample_positions", "PLATE_SIZE", "PLATE_SEED", "VERIFY_FORMAT",
+           "VERIFY_KIND"]
