@@ -5,7 +5,9 @@ written, so it must key the rest with the same settings, or ``Output/`` would mi
 keys. The first run writes the record (atomically); every later run compares its own
 settings with it and refuses, naming each difference, unless ``--overwrite`` re-keys the
 frames (the record is then replaced). Only what changes the pixels is recorded: the knob
-values, the screen, the model resolution, the weights (SHA-256, or ``random-init``), the OCIO
+values, the screen, the model resolution (with ``--quality preview`` also ``quality`` and
+``preview_size``; a final key records neither, as before issue #27), the weights (SHA-256, or
+``random-init``), the OCIO
 config and spaces, the EXR layer keyed (``--layer``) and
 the file formats.
 """
