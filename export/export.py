@@ -243,6 +243,9 @@ def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN, pr
     no constant device."""
     if int(getattr(module, "img_size", -1)) != img_size:
         raise ExportError(f"the saved file runs at S={getattr(module, 'img_size', None)}, expected {img_size}")
+    if not hasattr(module, "preview_size"):
+        raise ExportError("the saved file has no preview_size attribute: it was exported before the quality knob "
+                          "(issue #27) and lacks that knob; re-export it with this version")
     if int(getattr(module, "preview_size", -1)) != preview_size:
         raise ExportError(f"the saved file's preview size is {getattr(module, 'preview_size', None)}, expected "
                           f"{preview_size} (0: no preview path)")
