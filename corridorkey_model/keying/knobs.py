@@ -189,9 +189,9 @@ QUALITY = KnobSpec(
     label="Quality",
     tooltip=(
         "Which model resolution keys the frame. Final: the file's model resolution. Preview: its preview "
-        "resolution (export-torchscript --preview-size, e.g. 1024 in a 2048 file: about 4x cheaper on a GPU, "
-        "7x on a CPU), for interactive work. A file exported without a preview resolution ignores it and "
-        "always keys at its model resolution."
+        "resolution (export-torchscript --preview-size), for interactive work: at 1024 in a 2048 file a frame "
+        "costs about 1/5 on a GPU and 1/7 on a CPU. A file exported without a preview resolution ignores it "
+        "and always keys at its model resolution."
     ),
     choices=("Final", "Preview"),
 )
