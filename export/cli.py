@@ -120,10 +120,10 @@ def _validation_kwargs(sweep: str, fp16: str, tolerance: float, fp16_tolerance: 
             "progress": progress}
 
 
-def _sweep_note(sweep: str, img_size: int) -> str:
+def _sweep_note(sweep: str, img_size: int, preview_size: int = 0) -> str:
     from corridorkey_export.validate import plan_validation
 
-    return plan_validation(img_size, sweep=sweep).describe(img_size)
+    return plan_validation(img_size, sweep=sweep).describe(img_size, preview_size)
 
 
 _fp16_help = (f"Check fp16 (module and input .half(), Nuke's 'Optimize for Speed and Memory') against the fp32 "
@@ -248,7 +248,7 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
             model, info = _load(checkpoint, random_init, seed, img_size, dev, screen)
             preview = None if preview_size is None else _load_preview(model, info, preview_size, screen)
             if validate:
-                log.info("validation will make %s", _sweep_note(sweep, img_size))
+                log.info("validation will make %s", _sweep_note(sweep, img_size, preview_size or 0))
             result = export_torchscript(
                 model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
                 random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,

@@ -50,6 +50,7 @@ import itertools
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -528,10 +529,14 @@ class ValidationPlan:
     def forward_calls(self) -> int:
         return len(self.end_to_end)
 
-    def describe(self, img_size: int) -> str:
-        return (f"{self.forward_calls} end-to-end call(s) of the .pt (each a full forward at S={img_size}, plus an "
-                f"eager forward for its reference) and stage checks of {len(self.settings)} knob setting(s) on "
-                f"{len(self.plates)} plate(s) on cached network outputs ({self.sweep} sweep)")
+    def describe(self, img_size: int, preview_size: int = 0) -> str:
+        sizes = Counter(model_size(k, img_size, preview_size) for _p, k in self.end_to_end)
+        where = ", ".join(f"{n} at {'S' if s == img_size else 'the preview size'}={s}" for s, n in sorted(
+            sizes.items(), reverse=True))
+        return (f"{self.forward_calls} end-to-end call(s) of the .pt ({where}; each a full forward, plus an "
+                f"eager forward for its reference unless a trace run is reused) and stage checks of "
+                f"{len(self.settings)} knob setting(s) on {len(self.plates)} plate(s) on cached network outputs "
+                f"({self.sweep} sweep)")
 
 
 def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
@@ -619,7 +624,7 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     def memo_for(knobs: Dict[str, object]) -> _MemoNetwork:
         return memos[model_size(knobs, img_size, preview_size)]
     log.info("validating at S=%d on %s: %s; forward() wiring checked in the graph%s", img_size, device,
-             plan.describe(img_size), "" if fp16_skip else "; + 1 fp16 end-to-end call")
+             plan.describe(img_size, preview_size), "" if fp16_skip else "; + 1 fp16 end-to-end call")
     saved_knobs = {k.name: getattr(ts, k.name) for k in KNOBS}
     rows: List[ValidationRow] = []
     fp16_rows: List[ValidationRow] = []
