@@ -542,7 +542,7 @@ class ValidationPlan:
 def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
                     settings: Optional[Sequence[Dict[str, object]]] = None,
                     screen_channel: int = 1) -> ValidationPlan:
-    """The cases of a validation. ``"full"`` runs every plate and setting end to end."""
+    """The cases of a validation. ``"full"`` runs every plate and setting (``settings`` when given) end to end."""
     plates = tuple(default_plates(img_size, screen_channel) if plates is None else plates)
     if not plates:
         raise ValueError("validation needs at least one plate")
@@ -550,7 +550,7 @@ def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None,
     # A given setting may name only some knobs: the others take the spec's default.
     defaults = {k.name: k.typed_default for k in KNOBS}
     settings = tuple(knob_settings(sweep) if settings is None else (dict(defaults, **s) for s in settings))
-    if sweep == "full" and sweep_name == "full":
+    if sweep == "full":  # every setting end to end (given settings too)
         cases = tuple((p, dict(s)) for p in plates for s in settings)
     else:
         e2e = [p for p in plates if p.end_to_end] or [plates[0]]

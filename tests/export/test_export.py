@@ -67,8 +67,8 @@ def test_full_knob_sweep_matches_reference_within_1e5(exported, model_and_info):
     # quality at its default: this file has no preview path, so quality 1 would repeat every call
     # (tests/export/test_preview.py proves that it is ignored, and the preview path of a file that has one)
     settings = [s for s in knob_settings("full") if s["quality"] == 0]
-    report = validate_torchscript(exported.output, model, plates=plates, settings=settings, fp16="off",
-                                  progress=False)
+    report = validate_torchscript(exported.output, model, plates=plates, sweep="full", settings=settings,
+                                  fp16="off", progress=False)
     # gamma x despill x refiner x despeckle x auto_hint, each end to end
     assert len([r for r in report.rows if r.stage == "forward"]) == len(settings) == 2 * 3 * 3 * 2 * 2
     assert report.passed, report.problems
