@@ -22,7 +22,9 @@ Sections (each measured in a fresh subprocess, so peak RSS belongs to that work 
 6. despeckle (the ``despeckle_size`` knob) on 1080p and 4K mattes, sizes 0 (off) and 400:
    eager, TorchScript and upstream's OpenCV despeckle (``bench_despeckle.py``);
 7. frame I/O: read and write frames per second of 1080p and 4K 16-bit PNG and half EXR, the
-   OpenCV I/O of before issue #20 against OpenImageIO, same files (``bench_frame_io.py``).
+   OpenCV I/O of before issue #20 against OpenImageIO, same files (``bench_frame_io.py``);
+8. the quality knob (issue #27): the ``.pt`` at quality 0 and 1 on 1080p and 4K plates, the
+   file size with and without the preview path, the preview's alpha difference (``bench_preview.py``).
 
 Random-init weights are used throughout (the speed of a network does not depend on its
 weights). Figures are medians with min/max over the runs; the machine is described first.
@@ -480,6 +482,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     r = run_worker("frame_io", sizes=["1080p"] if args.quick else ["1080p", "4K"], runs=2 if args.quick else 3)
     report["frame_io"] = r
     say(r["table"])
+
+    # ---- issue #27: the quality knob (benchmarks/bench_preview.py) ----
+    preview_size = max(sizes)
+    say(f"\n## 8. Quality knob: the .pt at quality 0 (S = {preview_size}) and 1 (preview at S / 2), 1080p and 4K "
+        f"plates (benchmarks/bench_preview.py)")
+    cmd = [sys.executable, "-W", "ignore::FutureWarning", str(HERE / "bench_preview.py"), "--device", args.device]
+    cmd += ["--quick"] if args.quick else ["--size", str(preview_size), "--runs", "1" if preview_size >= 2048 else "2"]
+    r = run_measured(cmd)
+    if r["returncode"] != 0:
+        sys.stderr.write(r["stderr"][-4000:])
+        raise SystemExit(f"benchmarks/bench_preview.py failed with exit code {r['returncode']}")
+    report["preview"] = {"table": r["stdout"], "wall_s": r["wall_s"], "process_peak_rss_mb": r["peak_rss_mb"]}
+    say(r["stdout"].rstrip())
+    # ---- end issue #27 ----
 
     say("\n## Summary against the speed and memory targets")
     for line in target_rows(report, args.device):

@@ -86,15 +86,44 @@ def _load(checkpoint: Optional[str], random_init: bool, seed: int, img_size: int
     return model, info
 
 
+def _load_preview(model, info, preview_size: int, screen: str = "green"):
+    """The eager network at ``preview_size`` sharing ``model``'s weights (issue #27: the preview path).
+
+    Its position embedding is resized from the checkpoint's, as a plain export at that size
+    does: from ``model``'s when ``model`` runs at the checkpoint's resolution (the released
+    2048 checkpoint at --img-size 2048), else from the checkpoint file, loaded once more.
+    """
+    from corridorkey_export.export import ExportError, make_preview_model, share_weights
+    from corridorkey_model.network.checkpoint import POS_EMBED_KEY, CheckpointError, load_model
+
+    t = time.perf_counter()
+    try:
+        if info is None or not info.pos_embed_resized:
+            preview = make_preview_model(model, preview_size)
+        else:
+            preview, _ = load_model(info.path, img_size=preview_size, device="cpu", screen=screen)
+            apart = share_weights(preview, model)
+            if apart != [POS_EMBED_KEY]:
+                raise ExportError(f"{info.path} at {preview_size} px differs from it at {model.img_size} px in "
+                                  f"{', '.join(apart[:5])}, not only in {POS_EMBED_KEY}")
+    except ValueError as exc:  # an unsupported --preview-size
+        raise click.UsageError(str(exc)) from None
+    except (CheckpointError, ExportError) as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info("load     the preview network at S=%d (weights shared) in %.1f s", preview_size,
+             time.perf_counter() - t)
+    return preview
+
+
 def _validation_kwargs(sweep: str, fp16: str, tolerance: float, fp16_tolerance: float, progress: bool) -> dict:
     return {"sweep": sweep, "fp16": fp16, "tolerance": tolerance, "fp16_tolerance": fp16_tolerance,
             "progress": progress}
 
 
-def _sweep_note(sweep: str, img_size: int) -> str:
+def _sweep_note(sweep: str, img_size: int, preview_size: int = 0) -> str:
     from corridorkey_export.validate import plan_validation
 
-    return plan_validation(img_size, sweep=sweep).describe(img_size)
+    return plan_validation(img_size, sweep=sweep).describe(img_size, preview_size)
 
 
 _fp16_help = (f"Check fp16 (module and input .half(), Nuke's 'Optimize for Speed and Memory') against the fp32 "
@@ -171,6 +200,12 @@ def _verbosity(f):
                    "[default: CorridorKey.pt, or CorridorKeyBlue.pt with --screen blue]")
 @click.option("--img-size", type=int, default=DEFAULT_IMG_SIZE, show_default=True,
               help="Model resolution S (multiple of 32, >= 64); plates are resized to S x S and back.")
+@click.option("--preview-size", type=int, default=None,
+              help="Also trace the network at this smaller resolution (multiple of 32, >= 64, below --img-size) "
+                   "into the same file: its knob quality = 1 (Preview) keys at it, 0 (Final, the default) at "
+                   "--img-size. The weights are stored once; only the position embedding of each size is its "
+                   "own. Example: --img-size 2048 --preview-size 1024. Without it the file has no preview path "
+                   "and ignores the knob.  [default: none]")
 @click.option("--device", default="cpu", show_default=True,
               help="Device for tracing and validation (cpu, cuda, cuda:N). The file is saved for CPU; Nuke "
                    "moves it to the GPU itself.")
@@ -184,7 +219,7 @@ def _verbosity(f):
 @_verbosity
 @click.pass_context
 def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed: int, screen: str,
-         output: Optional[Path], img_size: int,
+         output: Optional[Path], img_size: int, preview_size: Optional[int],
          device: str, target_nuke: str, validate: bool, sweep: str, fp16: str, tolerance: float,
          fp16_tolerance: float, verbose: int, quiet: int) -> None:
     """The export (help text: :func:`_main_help`, generated from the knob spec)."""
@@ -211,12 +246,14 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
     try:
         with stop_signals_interrupt():
             model, info = _load(checkpoint, random_init, seed, img_size, dev, screen)
+            preview = None if preview_size is None else _load_preview(model, info, preview_size, screen)
             if validate:
-                log.info("validation will make %s", _sweep_note(sweep, img_size))
+                log.info("validation will make %s", _sweep_note(sweep, img_size, preview_size or 0))
             result = export_torchscript(
                 model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
                 random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,
-                validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
+                validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True),
+                preview_model=preview)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {output} was not written (no temporary file left)", err=True)
         raise click.exceptions.Exit(130) from None
@@ -228,8 +265,9 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
     if result.validation is not None:
         click.echo(format_report(result.validation))
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
-    click.echo(f"\nWrote {result.output} ({screen}-screen model, S={result.img_size}, Nuke {result.target_nuke} "
-               f"target) and "
+    preview_note = f", preview at {result.preview_size} (knob quality = 1)" if result.preview_size else ""
+    click.echo(f"\nWrote {result.output} ({screen}-screen model, S={result.img_size}{preview_note}, Nuke "
+               f"{result.target_nuke} target) and "
                f"{result.manifest_path.name} in {time.perf_counter() - started:.1f} s ({steps}).")
     if random_init:
         click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
@@ -268,10 +306,10 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
     from corridorkey_export.validate import validate_torchscript
 
     dev = _device(device)
-    module, model, manifest = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    module, model, manifest, preview = _reference_model(pt_file, checkpoint, random_init, seed, dev)
     fused = (manifest.get("nuke_target") or {}).get("fused_attn_used")
     with returning_freed_memory():
-        report = validate_torchscript(module, model, device=dev, fused_attn=fused,
+        report = validate_torchscript(module, model, device=dev, fused_attn=fused, preview_model=preview,
                                       **_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True))
     click.echo(format_report(report))
     if not report.passed:
@@ -280,7 +318,8 @@ def validate_command(pt_file: Path, checkpoint: Optional[str], random_init: bool
 
 def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool, seed: Optional[int],
                      dev: torch.device):
-    """(loaded .pt, eager reference model, manifest) for ``validate`` and the parity commands.
+    """(loaded .pt, eager reference model, manifest, eager preview model or None) for ``validate`` and the
+    parity commands.
 
     Reads PT_FILE's manifest when present (it must be the file's: ``file_sha256``): the
     checkpoint and seed it names, never silently switching to other weights; checks the
@@ -326,8 +365,9 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
     if problems:  # the manifest's img_size and screen must be the file's
         raise click.ClickException(f"{pt_file}: {'; '.join(problems)}: the manifest does not describe this file; "
                                    f"put the file's own manifest beside it, or re-export it")
+    preview_size = int(getattr(module, "preview_size", 0))  # a file from before issue #27 has none
     try:
-        check_loaded(module, img_size, screen)
+        check_loaded(module, img_size, screen, preview_size)
     except ExportError as exc:
         raise click.ClickException(f"{pt_file}: {exc}") from None
     log.info("load     %s (%s-screen model, S=%d) in %.1f s", pt_file, screen.name, img_size, time.perf_counter() - t)
@@ -340,7 +380,8 @@ def _reference_model(pt_file: Path, checkpoint: Optional[str], random_init: bool
                 f"mismatch. Give the checkpoint it was exported from with --checkpoint PATH.")
         log.warning("the manifest says %s was exported from a checkpoint with SHA-256 %s, but %s has %s: "
                     "expect a mismatch", pt_file.name, recorded["sha256"], info.path, info.sha256)
-    return module, model, manifest
+    preview = _load_preview(model, info, preview_size, screen.name) if preview_size else None
+    return module, model, manifest, preview
 
 
 def _clip_frames(clip: Path, hint: Optional[Path], frames: str):
@@ -426,10 +467,10 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
         raise click.UsageError("--clip needs --frames (and --frames and --hint need --clip)")
     frames, clip_knobs = _clip_frames(clip, clip_hint, clip_frames) if clip is not None else ([], None)
     dev = _device(device)
-    module, model, _manifest = _reference_model(pt_file, checkpoint, random_init, seed, dev)
+    module, model, _manifest, preview = _reference_model(pt_file, checkpoint, random_init, seed, dev)
     try:
         result = build_kit(pt_file, model, output, device=str(dev), renders=renders, cat=cat, force=force,
-                           module=module, clip_frames=frames, clip_knobs=clip_knobs)
+                           module=module, clip_frames=frames, clip_knobs=clip_knobs, preview_model=preview)
     except ExrError as exc:  # KitError included
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -42,12 +42,19 @@ from corridorkey_export.exr import write_exr
 from corridorkey_export.graphcheck import find_constant_devices
 from corridorkey_export.nuke_contract import CHANNELS_IN, CHANNELS_OUT, GREEN, OUTPUT_SCALE, NukeModel
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
-from corridorkey_export.validate import ValidationReport, trace_example, validate_torchscript
+from corridorkey_export.validate import (
+    VERIFY_PLATE_NAME,
+    ValidationReport,
+    trace_example,
+    trace_examples,
+    validate_torchscript,
+)
 from corridorkey_export.verify_data import make_verify_data, verify_paths
 from corridorkey_export.wrapper import CorridorKeyNuke
 from corridorkey_model import atomic
 from corridorkey_model.keying.knobs import KNOBS
-from corridorkey_model.network.checkpoint import CheckpointInfo, sha256_of
+from corridorkey_model.network.checkpoint import CheckpointInfo, model_at_size, sha256_of, share_weights
+from corridorkey_model.network.greenformer import check_img_size
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,8 @@ class ExportResult:
     validation: Optional[ValidationReport] = None
     #: Peak resident set size of the process (MiB) at the end of each step, where the OS reports it.
     peak_rss_mb: Dict[str, float] = field(default_factory=dict)
+    #: The preview path's resolution (knob quality = 1), 0 when the file has none.
+    preview_size: int = 0
 
 
 def manifest_path_for(output: PathLike) -> Path:
@@ -197,15 +206,49 @@ def trace_network(model: nn.Module, img_size: int, device: Union[str, torch.devi
     return traced
 
 
-def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1) -> torch.jit.ScriptModule:
-    """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in)."""
-    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel))
+def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1,
+                   preview_traced: Optional[nn.Module] = None, preview_size: int = 0) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in), with the
+    network traced at ``preview_size`` as its preview path if given."""
+    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel, preview_traced, preview_size))
 
 
-def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN) -> None:
-    """Structural checks of a loaded file: S, screen channel, knob attributes with their types, no constant device."""
+# ---- quality (issue #27): the preview network ----
+
+def check_preview_size(preview_size: int, img_size: int) -> int:
+    """``preview_size`` if it can be the preview resolution of a file at ``img_size``, else ``ValueError``."""
+    check_img_size(preview_size)
+    if not preview_size < img_size:
+        raise ValueError(f"the preview size {preview_size} must be smaller than the model resolution {img_size} "
+                         f"(e.g. {max(64, img_size // 2 // 32 * 32)}); a file without a preview path needs no "
+                         f"--preview-size")
+    return preview_size
+
+
+def make_preview_model(final: nn.Module, preview_size: int, pos_embed: Optional[torch.Tensor] = None) -> nn.Module:
+    """The GreenFormer at ``preview_size`` with ``final``'s weights, shared
+    (:func:`corridorkey_model.network.checkpoint.model_at_size`); ExportError if more than the
+    position embedding would differ."""
+    preview_size = check_preview_size(preview_size, int(final.img_size))
+    try:
+        return model_at_size(final, preview_size, pos_embed)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+
+# ---- end quality ----
+
+
+def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN, preview_size: int = 0) -> None:
+    """Structural checks of a loaded file: S, preview size, screen channel, knob attributes with their types,
+    no constant device."""
     if int(getattr(module, "img_size", -1)) != img_size:
         raise ExportError(f"the saved file runs at S={getattr(module, 'img_size', None)}, expected {img_size}")
+    if not hasattr(module, "preview_size"):
+        raise ExportError("the saved file has no preview_size attribute: it was exported before the quality knob "
+                          "(issue #27) and lacks that knob; re-export it with this version")
+    if int(getattr(module, "preview_size", -1)) != preview_size:
+        raise ExportError(f"the saved file's preview size is {getattr(module, 'preview_size', None)}, expected "
+                          f"{preview_size} (0: no preview path)")
     if int(getattr(module, "screen_channel", -1)) != screen.channel:
         raise ExportError(f"the saved file despills channel {getattr(module, 'screen_channel', None)}, expected "
                           f"{screen.channel} for the {screen.name} screen")
@@ -253,7 +296,7 @@ def _versions() -> Dict[str, str]:
 def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bool, file_sha256: str,
                    checkpoint_info: Optional[CheckpointInfo], random_init_seed: Optional[int],
                    timings: Dict[str, float], validation: Optional[ValidationReport],
-                   screen: NukeModel = GREEN) -> Dict[str, Any]:
+                   screen: NukeModel = GREEN, preview_size: int = 0) -> Dict[str, Any]:
     """The JSON manifest written beside the .pt."""
     if checkpoint_info is not None:
         checkpoint: Dict[str, Any] = {"random_init": False, **dataclasses.asdict(checkpoint_info)}
@@ -269,6 +312,8 @@ def build_manifest(output: Path, img_size: int, target_nuke: str, fused_attn: bo
         # The weights cannot tell a green checkpoint from a blue one: which file was used for which screen.
         "screen": {"name": screen.name, "channel": screen.channel, "cat_file": screen.cat_filename},
         "img_size": img_size,
+        # issue #27: the resolution the quality knob's Preview keys at; 0 = no preview path (quality ignored)
+        "preview_size": preview_size,
         "checkpoint": checkpoint,
         "versions": _versions(),
         "nuke_target": {"name": target_nuke, **dataclasses.asdict(target), "fused_attn_used": fused_attn},
@@ -285,7 +330,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
                        validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None,
-                       screen: NukeModel = GREEN) -> ExportResult:
+                       screen: NukeModel = GREEN, preview_model: Optional[nn.Module] = None) -> ExportResult:
     """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
 
     Steps, each logged with its wall time (``ExportResult.timings``): trace the
@@ -297,12 +342,24 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
     in ``validate_kwargs``). Only then are the .pt and the manifest moved into
     place; any failure or interrupt leaves neither temp file nor partial output.
     Raises :class:`ExportError` (:class:`ValidationFailed` for a parity failure).
+
+    ``preview_model``: the same network at a smaller S (:func:`make_preview_model`, weights
+    shared), traced too and run by the file when its ``quality`` knob is 1.
+
+    The Verify reference is the validation's end-to-end call on the Verify plate at the
+    defaults; without ``validate`` (or with custom plates) it costs one more forward of the file.
     """
     if target_nuke not in TARGETS:
         raise ExportError(f"unknown Nuke target {target_nuke!r}; choose from {', '.join(TARGETS)}")
     output = check_output_writable(output)
     manifest_path = manifest_path_for(output)
     img_size = int(model.img_size)
+    preview_size = 0 if preview_model is None else int(preview_model.img_size)
+    if preview_model is not None:
+        try:
+            check_preview_size(preview_size, img_size)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
     fused = TARGETS[target_nuke].fused_attn
     timings: Dict[str, float] = {}
     temps: List[Path] = []
@@ -322,12 +379,21 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         log.info("trace    GreenFormer at [1, 4, %d, %d] on %s (Nuke %s target: fused attention %s)",
                  img_size, img_size, device, target_nuke, "on" if fused else "off")
         traced_run: List[Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]] = []
-        traced = trace_network(model, img_size, device, fused, outputs=traced_run if validate else None)
+        examples = trace_examples(img_size, preview_size, screen.channel)
+        traced = trace_network(model, img_size, device, fused, example=examples[img_size],
+                               outputs=traced_run if validate else None)
         step("trace", t)
+        preview_traced = None
+        if preview_model is not None:
+            t = time.perf_counter()
+            log.info("trace    the preview GreenFormer at [1, 4, %d, %d] (weights shared)", preview_size, preview_size)
+            preview_traced = trace_network(preview_model, preview_size, device, fused, example=examples[preview_size],
+                                           outputs=traced_run if validate else None)
+            step("trace_preview", t)
 
         t = time.perf_counter()
         log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
-        scripted = script_wrapper(traced, img_size, screen.channel).cpu()
+        scripted = script_wrapper(traced, img_size, screen.channel, preview_traced, preview_size).cpu()
         step("script", t)
 
         t = time.perf_counter()
@@ -341,40 +407,56 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
             raise ExportError(f"cannot write {output}: "
                               f"{atomic.why_write_failed(output, exc if isinstance(exc, OSError) else None)}"
                               f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-        del scripted, traced
+        del scripted, traced, preview_traced
         step("save", t)
 
         t = time.perf_counter()
-        log.info("check    reloading the file: S, knob attributes, no constant device")
+        log.info("check    reloading the file: S, preview size, knob attributes, no constant device")
         loaded = torch.jit.load(str(tmp_pt), map_location="cpu")
-        check_loaded(loaded, img_size, screen)
+        check_loaded(loaded, img_size, screen, preview_size)
         file_sha = sha256_of(tmp_pt)
         step("check", t)
 
-        t = time.perf_counter()
-        log.info("verify   the Verify button's test plate and reference values (1 forward of the file)")
-        with returning_freed_memory():
-            verify_plate, verify_json = make_verify_data(loaded, screen, file_sha, verify_paths(output)[0].name)
-        del loaded
-        step("verify", t)
-
         report = None
+        verify_output: List[torch.Tensor] = []
+        defaults = {k.name: k.typed_default for k in KNOBS}
+
+        def keep_verify(plate, knobs, out) -> None:  # the Verify reference: the Verify plate at the defaults
+            if plate.name == VERIFY_PLATE_NAME and knobs == defaults and not verify_output:
+                verify_output.append(out.detach().float().cpu())
+
         if validate:
             t = time.perf_counter()
             log.info("validate against the eager reference")
             kwargs = dict(validate_kwargs or {})
             kwargs.setdefault("fused_attn", fused)
-            kwargs.setdefault("reference_outputs", traced_run)  # the trace's eager forward, reused
+            kwargs.setdefault("reference_outputs", traced_run)  # the traces' eager forwards, reused
+            kwargs.setdefault("preview_model", preview_model)
+            on_cpu = torch.device(device).type == "cpu"
+            if on_cpu:  # the Verify reference is the file's CPU fp32 output
+                kwargs.setdefault("on_forward", keep_verify)
             with returning_freed_memory():
-                report = validate_torchscript(tmp_pt, model, device=device, **kwargs)
+                report = validate_torchscript(loaded if on_cpu else tmp_pt, model, device=device, **kwargs)
             del traced_run
             step("validate", t)
             if not report.passed:
                 raise ValidationFailed(f"validation failed: {report.problems[0]} (and {len(report.problems) - 1} "
                                        f"more); {output} was not written", report)
 
+        t = time.perf_counter()
+        if verify_output:
+            log.info("verify   the Verify button's test plate and reference values (the validation's output on it)")
+        else:
+            log.info("verify   the Verify button's test plate and reference values (1 forward of the file)")
+        with returning_freed_memory():
+            verify_plate, verify_json = make_verify_data(loaded, screen, file_sha,
+                                                         verify_output[0] if verify_output else None,
+                                                         plate_name=verify_paths(output)[0].name)
+        del loaded
+        step("verify", t)
+
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
-                                  random_init_seed, timings, report, screen)
+                                  random_init_seed, timings, report, screen, preview_size)
         verify_exr, verify_path = verify_paths(output)
         manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
                               "samples": len(verify_json["samples"])}
@@ -399,11 +481,12 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         for tmp in temps:
             atomic.discard(tmp)
     return ExportResult(output, manifest_path, img_size, target_nuke, fused, dict(timings), manifest, report,
-                        peak_rss)
+                        peak_rss, preview_size)
 
 
 __all__ = [
     "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "script_wrapper",
+    "check_preview_size", "share_weights", "make_preview_model",
     "check_loaded", "check_output_writable", "build_manifest", "manifest_path_for", "read_manifest",
     "returning_freed_memory",
 ]

@@ -45,6 +45,7 @@ from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import (
     nk_number,
     nk_quote,
+    nk_word,
     node_block,
     serialise_knob_links,
     user_knob_line,
@@ -52,7 +53,7 @@ from corridorkey_export.nuke_script import (
 )
 from corridorkey_model.keying import temporal_spec as temporal
 from corridorkey_model.keying.hint_fit import HINT_FIT_TOLERANCE_PX
-from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
+from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS, QUALITY
 
 #: The values of the .cat knob auto_hint (its menu's indices: corridorkey_model/keying/hint.py names them too).
 HINT_FROM_INPUT, HINT_AUTOMATIC_VALUE, HINT_GARBAGE_MATTE = range(len(AUTO_HINT.choices))
@@ -205,8 +206,9 @@ def _cat_check_script() -> str:
         "                      'in this NukeX.' % (ck_cat, ck_path))\n"
         "except Exception as ck_exc:\n"
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
-        + _colour_check_script() + _hint_state_script() +
-        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_colour_note, ck_hint_note) "
+        + _colour_check_script() + _hint_state_script() + _quality_status_script() +
+        "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_colour_note, ck_hint_note, "
+        "ck_quality_note) "
         "if ck_line))\n"
         "for ck_line in (ck_message, ck_colour_note):\n"
         "    if ck_line:\n"
@@ -268,6 +270,44 @@ def _colour_check_script() -> str:
     )
 
 
+def _quality_status_script() -> str:
+    """Python that sets ``ck_quality_note``: which resolution keys when Quality is Preview or Auto.
+
+    The sizes come from the Verify reference beside the chosen screen's .cat (``img_size``,
+    ``preview_size``: 0 when the file has no preview path). Final (the default) says nothing.
+    """
+    refs = {s.name: s.verify_filename for s in SCREENS}
+    return (
+        "ck_quality_note = ''\n"
+        "try:\n"
+        f"    ck_mode = int(ck_node[{QUALITY_MODE_KNOB!r}].getValue())\n"
+        "    if ck_mode and not ck_message:\n"
+        "        import json\n"
+        f"        ck_ref = os.path.join(os.path.dirname(ck_path), {refs!r}[ck_screen])\n"
+        "        if not os.path.isfile(ck_ref):\n"
+        "            ck_quality_note = ('CorridorKey: cannot tell this .cat\\'s preview resolution: %s is not beside '\n"
+        "                               'it (install with --install-to --cat). A .cat exported without '\n"
+        "                               '--preview-size keys at its model resolution whatever Quality says.' % ck_ref)\n"
+        "        else:\n"
+        "            with open(ck_ref) as ck_f:\n"
+        "                ck_sizes = json.load(ck_f)\n"
+        "            ck_final, ck_preview = int(ck_sizes.get('img_size', 0)), int(ck_sizes.get('preview_size', 0))\n"
+        "            if not ck_preview:\n"
+        "                ck_quality_note = ('CorridorKey: this .cat has no preview resolution (exported without '\n"
+        "                                   '--preview-size): it keys at its model resolution %d whatever Quality says. '\n"
+        "                                   'Export with --preview-size and rebuild the .cat for a faster preview.'\n"
+        "                                   % ck_final)\n"
+        "            elif ck_mode == 1:\n"
+        "                ck_quality_note = ('CorridorKey: keying at the preview resolution %d (Final keys at %d): set '\n"
+        "                                   'Quality to Final or Auto before rendering.' % (ck_preview, ck_final))\n"
+        "            else:\n"
+        "                ck_quality_note = ('CorridorKey: Quality Auto keys at the preview resolution %d in proxy mode '\n"
+        "                                   'and at %d otherwise.' % (ck_preview, ck_final))\n"
+        "except Exception as ck_exc:\n"
+        "    ck_quality_note = 'CorridorKey: could not read the .cat\\'s resolutions: %s' % ck_exc\n"
+    )
+
+
 def _hint_state_script() -> str:
     """Python that writes the Status line's hint sentence (``ck_hint_note``, empty when the Hint input is used).
 
@@ -312,7 +352,7 @@ def _knob_changed_script() -> str:
     """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
     return (
         "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
-        "'gamma_input', 'hint_channel', 'inputChange', 'showPanel'):\n"
+        "'gamma_input', 'hint_channel', 'quality_mode', 'inputChange', 'showPanel'):\n"
         + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
     )
 
@@ -417,6 +457,10 @@ def _gizmo_knobs() -> List[str]:
         + f" T {TO_NETWORK_NODE}.out_colorspace}}")
     lines.append(" addUserKnob {26 model_divider l \"<b>Model</b>\"}")
     for spec in KNOBS:
+        if spec.name == QUALITY.name:
+            lines.append(f" addUserKnob {{4 {QUALITY_MODE_KNOB} l {nk_quote(spec.label)} t {nk_quote(QUALITY_MODE_TOOLTIP)} "
+                         f"M {{{' '.join(nk_word(m) for m in QUALITY_MODES)}}}}}")
+            continue
         if spec.name in COMPUTED_KNOBS and spec.name not in PANEL_AND_COMPUTED_KNOBS:
             continue  # computed by ModelKnobs' expressions from other knobs: no knob of its own on the panel
         tooltip = spec.tooltip + (GAMMA_INPUT_GIZMO_NOTE if spec.name == GAMMA_INPUT.name else "")
@@ -441,16 +485,30 @@ def computed_knobs() -> Dict[str, str]:
       rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
     """
     automatic = f"parent.hint_channel == {HINT_AUTOMATIC} || !{HINT_CONNECTED_EXPR}"
+    auto = QUALITY_MODES.index("Auto")
     return {
         AUTO_HINT.name: f"{automatic} ? ({GARBAGE_CONNECTED_EXPR} ? {HINT_GARBAGE_MATTE} : {HINT_AUTOMATIC_VALUE}) "
                         f": {HINT_FROM_INPUT}",
+        QUALITY.name: f"parent.{QUALITY_MODE_KNOB} == {auto} ? (root.proxy ? 1 : 0) : parent.{QUALITY_MODE_KNOB}",
         DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
                               "+ 0.5)"),
     }
 
 
 #: The .cat knobs the gizmo computes (ModelKnobs) instead of linking the panel knob of the same name.
-COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name)
+COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name, QUALITY.name)
+#: The gizmo's Quality menu (knob quality_mode): the .cat's choices, then Auto = Preview in proxy mode (the
+#: Root's ``proxy`` knob, read by expression at render time), Final otherwise.
+QUALITY_MODE_KNOB = "quality_mode"
+QUALITY_MODES: Tuple[str, ...] = tuple(QUALITY.choices) + ("Auto",)
+QUALITY_MODE_TOOLTIP = (
+    "Which model resolution keys the frame. Final (the default): the file's model resolution, for renders. "
+    "Preview: its preview resolution (export-torchscript --preview-size), for interactive work: at 1024 in a "
+    "2048 file a frame costs about 1/5 on a GPU and 1/7 on a CPU. Auto: Preview while the script is in proxy "
+    "mode, Final otherwise (decided at render time from the project's proxy switch, so a farm render of a script "
+    "saved in full-resolution mode keys at Final). A .cat exported without a preview resolution always keys at "
+    "its model resolution; Status says so. (No \"Preview in the GUI\" choice: nothing in a render could prove "
+    "that it never reaches a farm frame.)")
 #: Of those, the ones that still have a panel knob (the user's value the computation starts from).
 PANEL_AND_COMPUTED_KNOBS = (DESPECKLE_SIZE.name,)
 #: Extra tooltip text of a panel knob on the gizmo.

@@ -81,15 +81,24 @@ from corridorkey_export.gizmo import (
     MINIMUM_NUKE,
     OUTPUT_MODES,
     PANEL_AND_COMPUTED_KNOBS,
+    QUALITY_MODE_KNOB,
+    QUALITY_MODES,
     WORKING_ROLE,
 )
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import nk_path, nk_quote, nk_word, user_knob_line, user_knob_value
-from corridorkey_export.validate import FP32_TOLERANCE, PlateSpec, _MemoNetwork, knob_settings
+from corridorkey_export.validate import (
+    FP32_TOLERANCE,
+    PlateSpec,
+    _MemoNetwork,
+    frame_knobs,
+    knob_settings,
+    model_size,
+)
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model import atomic
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS
+from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS, QUALITY
 from corridorkey_model.pipeline.compare import RUN_MODES, RunMode
 
 log = logging.getLogger(__name__)
@@ -292,6 +301,9 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
                  f"working_colorspace {WORKING_ROLE}", f"network_colorspace {WORKING_ROLE}"]
         gizmo += [user_knob_value(spec, case.knobs[spec.name]) for spec in KNOBS if spec.name not in COMPUTED_KNOBS
                   or spec.name in PANEL_AND_COMPUTED_KNOBS]
+        # quality through the gizmo's Quality menu (Final / Preview; its Auto would follow the root's proxy mode)
+        quality = int(case.knobs.get(QUALITY.name, QUALITY.typed_default))
+        gizmo.append(f"{QUALITY_MODE_KNOB} {nk_word(QUALITY_MODES[quality])}")
         gizmo.append(f"name Gizmo_{_nk_name(case.name)}")
         lines += _node(GIZMO_CLASS, gizmo)
         lines += _write_node(case, VARIANTS[1], renders)
@@ -357,7 +369,8 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
               renders: Optional[str] = None, cat: Optional[str] = None, force: bool = False,
               tolerance: float = FP32_TOLERANCE, progress: bool = True,
               module: Optional[torch.nn.Module] = None, clip_frames: Sequence[Tuple[int, np.ndarray]] = (),
-              clip_knobs: Optional[Dict[str, object]] = None) -> KitResult:
+              clip_knobs: Optional[Dict[str, object]] = None,
+              preview_model: Optional[torch.nn.Module] = None) -> KitResult:
     """Write the parity kit for ``pt_path`` into ``output`` (see the module docstring).
 
     ``model``: the eager GreenFormer the file was exported from (the reference of the
@@ -366,7 +379,9 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     it is). ``module``: ``pt_path`` already loaded (onto ``device``). Raises
     :class:`KitError`; nothing is left under ``output`` on failure. ``clip_frames``: frames of
     the TD's own clip, ``(frame number, H x W x 4 float32: plate RGB, hint in alpha)``, keyed
-    at ``clip_knobs`` (default: every knob at its default).
+    at ``clip_knobs`` (default: every knob at its default). ``preview_model``: the eager
+    GreenFormer at the file's preview size (the reference of its ``quality`` = 1 cases; required
+    when the file has a preview path).
     """
     from tqdm import tqdm
 
@@ -390,7 +405,14 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     screen = _screen_of(ts, pt_path)
     cases = kit_cases(img_size, screen.channel, clip_frames, clip_knobs)
     model = model.to(dev).eval()
-    memo = _MemoNetwork(model)
+    # ---- quality (issue #27): the cases' quality picks the reference network of that model resolution ----
+    preview_size = int(getattr(ts, "preview_size", 0))
+    memos = {img_size: _MemoNetwork(model)}
+    if preview_size:
+        if preview_model is None or int(getattr(preview_model, "img_size", -1)) != preview_size:
+            raise KitError(f"{pt_path} has a preview path at {preview_size} px: the kit needs its eager reference "
+                           f"at S={preview_size} too")
+        memos[preview_size] = _MemoNetwork(preview_model.to(dev).eval())
     saved = {k.name: getattr(ts, k.name) for k in KNOBS}
     inputs: Dict[str, np.ndarray] = {}
     references: Dict[str, np.ndarray] = {}
@@ -403,7 +425,8 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
                 plate = case.tensor().to(dev)
                 set_knobs(ts, **case.knobs)
                 out = ts(plate)
-                ref = frame.key_frame(memo, plate, screen_channel=screen.channel, **case.knobs)
+                ref = frame.key_frame(memos[model_size(case.knobs, img_size, preview_size)], plate,
+                                      screen_channel=screen.channel, **frame_knobs(case.knobs))
                 if not bool(torch.isfinite(out).all()):
                     raise KitError(f"case {case.name}: the .pt's output holds NaN or Inf; nothing was written")
                 err = float((out - ref).abs().max())
@@ -422,7 +445,8 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     kit = {
         "format": KIT_FORMAT,
         "kind": KIT_KIND,
-        "pt": {"file": pt_path.name, "sha256": _sha256(pt_path), "img_size": img_size, "screen": screen.name,
+        "pt": {"file": pt_path.name, "sha256": _sha256(pt_path), "img_size": img_size,
+               "preview_size": preview_size, "screen": screen.name,
                "model_id": screen.model_id, "cat_file": screen.cat_filename},
         "torch": torch.__version__,
         "eager_check": {"tolerance": tolerance, "max_abs_error": worst},

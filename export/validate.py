@@ -43,12 +43,14 @@ with its own tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import itertools
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -66,6 +68,7 @@ from corridorkey_model.keying.knobs import (
     GAMMA_INPUT,
     KNOBS,
     KNOBS_BY_NAME,
+    QUALITY,
     REFINER_STRENGTH,
     knob_table_markdown,
 )
@@ -94,7 +97,13 @@ SWEEP_VALUES: Dict[str, Tuple] = {
     DESPECKLE_SIZE.name: (0, VALIDATION_DESPECKLE_SIZE),
     # 0 = the hint channel, 1 = the automatic hint made from the plate (the hint channel ignored)
     AUTO_HINT.name: (0, 1),
+    # 0 = final, 1 = preview (the network traced at the preview size; ignored by a file without one)
+    QUALITY.name: (0, 1),
 }
+
+#: Knobs that pick the network (its model resolution) rather than enter the frame math: the reference
+#: runs :func:`corridorkey_model.keying.frame.key_frame` with the eager model of that resolution.
+ROUTING_KNOBS = (QUALITY.name,)
 
 #: The file's stage methods that take knobs (``run_network`` takes none).
 PRE_STAGE = "preprocess"
@@ -137,19 +146,34 @@ class PlateSpec:
         return self.tensor(linear=knobs.get(GAMMA_INPUT.name, GAMMA_INPUT.typed_default) == 1)
 
 
-def default_plates(img_size: int, screen_channel: int = 1) -> Tuple[PlateSpec, ...]:
-    """Three plates on the file's screen colour: larger than S (non-square), smaller than S (odd,
-    portrait), superwhite/negative values.
+#: The plate of the Verify button's reference (:mod:`corridorkey_export.verify_data`): width, height, seed.
+VERIFY_PLATE = (41, 29, 21)
+VERIFY_PLATE_NAME = "verify"
 
-    The first and the last run end to end; the odd portrait one differs from them only in the
-    resizes around the network, which the stage checks prove exactly.
+
+def verify_plate(screen_channel: int = 1) -> PlateSpec:
+    """The Verify button's test plate (small, odd, non-square); the default validation keys it end to end at
+    the knobs' defaults, and the export stores that output as the Verify reference (no extra forward)."""
+    width, height, seed = VERIFY_PLATE
+    return PlateSpec(VERIFY_PLATE_NAME, height, width, seed=seed, screen_channel=int(screen_channel))
+
+
+def default_plates(img_size: int, screen_channel: int = 1) -> Tuple[PlateSpec, ...]:
+    """Four plates on the file's screen colour: larger than S (non-square), smaller than S (odd,
+    portrait), superwhite/negative values, and the Verify plate.
+
+    The first and the last run end to end (the first with every knob off its default, the Verify
+    plate at the defaults: :func:`end_to_end_settings`); the other two differ from them only in
+    the resizes and clamps around the network, which the stage checks prove exactly.
     """
     s = int(img_size)
     c = int(screen_channel)
     return (
         PlateSpec("wide-larger-than-S", s + s // 8 + 1, s + s // 2, seed=1, screen_channel=c),
         PlateSpec("odd-portrait", s // 2 + 1, s // 3 + 1, seed=2, end_to_end=False, screen_channel=c),
-        PlateSpec("superwhite-negative", s // 4 + 3, s // 3, seed=3, extremes=True, screen_channel=c),
+        PlateSpec("superwhite-negative", s // 4 + 3, s // 3, seed=3, extremes=True, end_to_end=False,
+                  screen_channel=c),
+        verify_plate(c),
     )
 
 
@@ -199,29 +223,57 @@ def knob_settings(sweep: str = "pairwise", values: Optional[Dict[str, Sequence]]
 def end_to_end_settings(count: int, values: Optional[Dict[str, Sequence]] = None) -> List[Dict[str, object]]:
     """Knob settings of ``count`` end-to-end calls of ``forward``.
 
-    Per knob, its sweep values off the default (last first), then the default,
-    taken in turn: every knob is off its default in the first call, and with two or
-    more calls every knob takes two different values, so a ``forward`` that
-    ignored a knob attribute or hard-wired a value would fail at least one call.
+    The last call (of two or more) has every knob at its default: with the Verify plate
+    it is the Verify button's reference. The others take, per knob, its sweep values off
+    the default (last first) in turn: every knob is off its default in the first call,
+    so with two or more calls every knob takes two different values, and a ``forward``
+    that ignored a knob attribute or hard-wired a value would fail at least one call.
     """
     values = _sweep_values(values)
     order = {}
     for name, vals in values.items():
         default = KNOBS_BY_NAME[name].typed_default
-        order[name] = [v for v in reversed(vals) if v != default] + [default]
-    return [{name: seq[i % len(seq)] for name, seq in order.items()} for i in range(count)]
+        order[name] = [v for v in reversed(vals) if v != default] or [default]
+    calls = [{name: seq[i % len(seq)] for name, seq in order.items()} for i in range(count)]
+    if count >= 2:
+        calls[-1] = {k.name: k.typed_default for k in KNOBS}
+    return calls
+
+
+def model_size(knobs: Dict[str, object], img_size: int, preview_size: int = 0) -> int:
+    """The resolution a setting keys at (the wrapper's ``model_size``): the preview size for ``quality`` 1
+    in a file that has one, else S."""
+    return int(preview_size) if knobs.get(QUALITY.name) == 1 and preview_size > 0 else int(img_size)
+
+
+def frame_knobs(knobs: Dict[str, object]) -> Dict[str, object]:
+    """``knobs`` without the routing knobs: what :func:`corridorkey_model.keying.frame.key_frame` takes."""
+    return {k: v for k, v in knobs.items() if k not in ROUTING_KNOBS}
+
+
+def trace_examples(img_size: int, preview_size: int = 0, screen_channel: int = 1) -> Dict[int, Tensor]:
+    """Per model resolution (S, and the preview size if any), the network input of the default
+    validation's first end-to-end call that runs the network of that resolution.
+
+    The export traces each network on its input, so the eager outputs of the trace runs serve as
+    those calls' references (``reference_outputs``) and the validation runs no eager forward for them.
+    """
+    examples: Dict[int, Tensor] = {}
+    for spec, knobs in plan_validation(img_size, screen_channel=screen_channel).end_to_end:
+        size = model_size(knobs, img_size, preview_size)
+        if size not in examples:
+            examples[size] = frame.preprocess(spec.for_setting(knobs), size, screen_channel=spec.screen_channel,
+                                              **_stage_kwargs(frame.preprocess, knobs))
+    for size in {int(img_size), int(preview_size)} - {0} - set(examples):  # a size no default call reaches
+        spec, knobs = plan_validation(img_size, screen_channel=screen_channel).end_to_end[0]
+        examples[size] = frame.preprocess(spec.for_setting(knobs), size, screen_channel=spec.screen_channel,
+                                          **_stage_kwargs(frame.preprocess, knobs))
+    return examples
 
 
 def trace_example(img_size: int) -> Tensor:
-    """The network input of the default validation's first end-to-end call.
-
-    The export traces on it, so the eager outputs of the trace run serve as that
-    call's reference (``reference_outputs``) and validation needs one forward less.
-    """
-    plate = default_plates(img_size)[0]
-    knobs = end_to_end_settings(1)[0]
-    return frame.preprocess(plate.for_setting(knobs), int(img_size), screen_channel=plate.screen_channel,
-                            **_stage_kwargs(frame.preprocess, knobs))
+    """The network input at S of the default validation (:func:`trace_examples`, no preview)."""
+    return trace_examples(img_size)[int(img_size)]
 
 
 # --------------------------------------------------------------------------- report
@@ -269,6 +321,7 @@ class ValidationReport:
     wiring_ok: bool = True  # forward() passes each knob attribute to the stage parameter of its name
     reference_forwards: int = 0  # eager network forwards the reference ran (reused outputs not counted)
     stage_calls: int = 0  # calls of the file's preprocess / postprocess methods
+    preview_size: int = 0  # the file's preview resolution (knob quality = 1), 0: none
 
     @property
     def max_abs_fp32(self) -> float:
@@ -405,12 +458,13 @@ def _reference_problems(pre: Sequence[str], post: Sequence[str]) -> List[str]:
     problems = []
     everything = inspect.signature(frame.key_frame).parameters
     for k in KNOBS:
-        if k.name not in everything:
+        if k.name not in everything and k.name not in ROUTING_KNOBS:
             problems.append(f"the reference corridorkey_model.keying.frame.key_frame takes no parameter {k.name}")
         if k.name not in pre and k.name not in post:
             problems.append(f"the file's {PRE_STAGE}() and {POST_STAGE}() take no parameter {k.name}: "
                             f"the knob cannot reach the output")
-    ref_pre = set(_stage_kwargs(frame.preprocess, {k.name: 0 for k in KNOBS}))
+    # the routing knobs pick the model resolution, i.e. the size preprocess resizes to
+    ref_pre = set(_stage_kwargs(frame.preprocess, {k.name: 0 for k in KNOBS})) | set(ROUTING_KNOBS)
     if ref_pre != set(pre):
         problems.append(f"the file's {PRE_STAGE}() takes the knobs {sorted(pre)} but the reference "
                         f"corridorkey_model.keying.frame.preprocess takes {sorted(ref_pre)}")
@@ -475,16 +529,20 @@ class ValidationPlan:
     def forward_calls(self) -> int:
         return len(self.end_to_end)
 
-    def describe(self, img_size: int) -> str:
-        return (f"{self.forward_calls} end-to-end call(s) of the .pt (each a full forward at S={img_size}, plus an "
-                f"eager forward for its reference) and stage checks of {len(self.settings)} knob setting(s) on "
-                f"{len(self.plates)} plate(s) on cached network outputs ({self.sweep} sweep)")
+    def describe(self, img_size: int, preview_size: int = 0) -> str:
+        sizes = Counter(model_size(k, img_size, preview_size) for _p, k in self.end_to_end)
+        where = ", ".join(f"{n} at {'S' if s == img_size else 'the preview size'}={s}" for s, n in sorted(
+            sizes.items(), reverse=True))
+        return (f"{self.forward_calls} end-to-end call(s) of the .pt ({where}; each a full forward, plus an "
+                f"eager forward for its reference unless a trace run is reused) and stage checks of "
+                f"{len(self.settings)} knob setting(s) on {len(self.plates)} plate(s) on cached network outputs "
+                f"({self.sweep} sweep)")
 
 
 def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
                     settings: Optional[Sequence[Dict[str, object]]] = None,
                     screen_channel: int = 1) -> ValidationPlan:
-    """The cases of a validation. ``"full"`` runs every plate and setting end to end."""
+    """The cases of a validation. ``"full"`` runs every plate and setting (``settings`` when given) end to end."""
     plates = tuple(default_plates(img_size, screen_channel) if plates is None else plates)
     if not plates:
         raise ValueError("validation needs at least one plate")
@@ -492,7 +550,7 @@ def plan_validation(img_size: int, plates: Optional[Sequence[PlateSpec]] = None,
     # A given setting may name only some knobs: the others take the spec's default.
     defaults = {k.name: k.typed_default for k in KNOBS}
     settings = tuple(knob_settings(sweep) if settings is None else (dict(defaults, **s) for s in settings))
-    if sweep == "full" and sweep_name == "full":
+    if sweep == "full":  # every setting end to end (given settings too)
         cases = tuple((p, dict(s)) for p in plates for s in settings)
     else:
         e2e = [p for p in plates if p.end_to_end] or [plates[0]]
@@ -519,7 +577,10 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                          tolerance: float = FP32_TOLERANCE, fp16: Union[bool, str] = "auto",
                          fp16_tolerance: float = FP16_TOLERANCE, fused_attn: Optional[bool] = None,
                          progress: bool = True,
-                         reference_outputs: Sequence[Tuple[Tensor, Logits]] = ()) -> ValidationReport:
+                         reference_outputs: Sequence[Tuple[Tensor, Logits]] = (),
+                         preview_model: Optional[nn.Module] = None,
+                         on_forward: Optional[Callable[[PlateSpec, Dict[str, object], Tensor], None]] = None
+                         ) -> ValidationReport:
     """Compare a CorridorKey TorchScript module with the eager reference; returns a :class:`ValidationReport`.
 
     ``module``: path of a saved .pt (loaded with ``torch.jit.load`` onto ``device``)
@@ -532,7 +593,10 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     was traced with (from the manifest), applied to the eager model so both run
     the same kernel. ``reference_outputs``: ``(network input, eager outputs)``
     pairs computed already (the export's trace run), used instead of an eager
-    forward on an equal input. The module's knob attributes are restored afterwards.
+    forward on an equal input. ``preview_model``: the eager GreenFormer at the file's preview
+    size (required when the file has a preview path; the ``quality`` 1 reference).
+    ``on_forward(plate, knobs, output)`` is called with the output of every fp32 end-to-end
+    call (the export keeps the Verify plate's). The module's knob attributes are restored afterwards.
     """
     from tqdm import tqdm
 
@@ -540,11 +604,19 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     started = time.perf_counter()
     ts = _load(module, device)
     img_size = int(ts.img_size)
-    model_size = int(getattr(model, "img_size", img_size))
-    if model_size != img_size:
-        raise ValueError(f"the .pt runs at S={img_size} but the reference model at S={model_size}; "
+    reference_size = int(getattr(model, "img_size", img_size))
+    if reference_size != img_size:
+        raise ValueError(f"the .pt runs at S={img_size} but the reference model at S={reference_size}; "
                          f"build the reference with --img-size {img_size}")
     model = model.to(device).eval()
+    preview_size = int(getattr(ts, "preview_size", 0))
+    networks = {img_size: model}
+    if preview_size > 0:
+        if preview_model is None or int(getattr(preview_model, "img_size", -1)) != preview_size:
+            raise ValueError(f"the .pt has a preview path at {preview_size} px; give its reference, the eager model "
+                             f"at S={preview_size} (preview_model), not "
+                             f"{None if preview_model is None else preview_model.img_size}")
+        networks[preview_size] = preview_model.to(device).eval()
     screen_channel = int(getattr(ts, "screen_channel", 1))  # a constant of the file (green 1, blue 2)
     plan = plan_validation(img_size, plates, sweep, settings, screen_channel)
     fp16_skip = _fp16_plan(fp16, device, img_size)
@@ -559,32 +631,42 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     pre_settings = _distinct(plan.settings, pre_knobs)
     post_settings = _distinct(plan.settings, post_knobs)
     stage_calls = len(plan.plates) * (len(pre_settings) + len(post_settings))
-    memo = _MemoNetwork(model, [(x.to(device), tuple(t.to(device) for t in out)) for x, out in reference_outputs])
+    known = [(x.to(device), tuple(t.to(device) for t in out)) for x, out in reference_outputs]
+    memos = {size: _MemoNetwork(net, [k for k in known if k[0].shape[-1] == size]) for size, net in networks.items()}
+
+    def memo_for(knobs: Dict[str, object]) -> _MemoNetwork:
+        return memos[model_size(knobs, img_size, preview_size)]
     log.info("validating at S=%d on %s: %s; forward() wiring checked in the graph%s", img_size, device,
-             plan.describe(img_size), "" if fp16_skip else "; + 1 fp16 end-to-end call")
+             plan.describe(img_size, preview_size), "" if fp16_skip else "; + 1 fp16 end-to-end call")
     saved_knobs = {k.name: getattr(ts, k.name) for k in KNOBS}
     rows: List[ValidationRow] = []
     fp16_rows: List[ValidationRow] = []
     bar = tqdm(total=plan.forward_calls + stage_calls + (0 if fp16_skip else 1), desc="validate", unit="check",
                disable=not progress, leave=False)
     try:
-        with torch.no_grad(), fused_attention(model, fused_attn):
+        with torch.no_grad(), contextlib.ExitStack() as attention:
+            for net in networks.values():
+                attention.enter_context(fused_attention(net, fused_attn))
             outputs: Dict[str, Logits] = {}
             for spec, knobs in plan.end_to_end:  # the whole file, each call a full network forward
                 plate = spec.for_setting(knobs).to(device)
-                ref = frame.key_frame(memo, plate, screen_channel=screen_channel, **knobs)
+                memo = memo_for(knobs)
+                ref = frame.key_frame(memo, plate, screen_channel=screen_channel, **frame_knobs(knobs))
                 set_knobs(ts, **knobs)
-                rows.append(_compare(ts(plate), ref, spec, knobs, "fp32"))
+                out = ts(plate)
+                rows.append(_compare(out, ref, spec, knobs, "fp32"))
+                if on_forward is not None:
+                    on_forward(spec, dict(knobs), out)
                 outputs.setdefault(spec.name, memo.outputs_for(
-                    frame.preprocess(plate, img_size, screen_channel=screen_channel,
+                    frame.preprocess(plate, memo.img_size, screen_channel=screen_channel,
                                      **_stage_kwargs(frame.preprocess, knobs))))
                 bar.update(1)
             any_outputs = next(iter(outputs.values()))
             for spec in plan.plates:  # the stages over the sweep, on cached network outputs
                 for knobs in pre_settings:
                     plate = spec.for_setting(knobs).to(device)
-                    ref = frame.preprocess(plate, img_size, screen_channel=screen_channel,
-                                           **_stage_kwargs(frame.preprocess, knobs))
+                    ref = frame.preprocess(plate, model_size(knobs, img_size, preview_size),
+                                           screen_channel=screen_channel, **_stage_kwargs(frame.preprocess, knobs))
                     rows.append(_compare(getattr(ts, PRE_STAGE)(plate, **knobs), ref, spec, knobs, "fp32",
                                          PRE_STAGE))
                     bar.update(1)
@@ -592,8 +674,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                 plate = spec.tensor(linear=False).to(device)
                 h, w = int(plate.shape[-2]), int(plate.shape[-1])
                 for knobs in post_settings:
-                    ref = frame.key_frame(_FixedOutputs(img_size, cached), plate, screen_channel=screen_channel,
-                                          **knobs)
+                    ref = frame.key_frame(_FixedOutputs(int(cached[0].shape[-1]), cached), plate,
+                                          screen_channel=screen_channel, **frame_knobs(knobs))
                     out = getattr(ts, POST_STAGE)(cached[0], cached[1], cached[2], h, w, **knobs)
                     rows.append(_compare(out, ref, spec, knobs, "fp32", POST_STAGE))
                     bar.update(1)
@@ -604,7 +686,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                 knobs = dict(knobs, **{DESPECKLE_SIZE.name: 0})
                 plate = spec.for_setting(knobs).to(device)
                 fp16_rows.append(_run_fp16(module, ts, spec, knobs, plate,
-                                           frame.key_frame(memo, plate, screen_channel=screen_channel, **knobs)))
+                                           frame.key_frame(memo_for(knobs), plate, screen_channel=screen_channel,
+                                                           **frame_knobs(knobs))))
                 bar.update(1)
     finally:
         bar.close()
@@ -616,8 +699,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
         problems.append("knob attributes did not keep the values written to them")
     report = ValidationReport(str(device), img_size, plan.sweep, tolerance, fp16_tolerance, tuple(rows),
                               tuple(fp16_rows), fp16_skip, plan.forward_calls + len(fp16_rows),
-                              time.perf_counter() - started, roundtrip, tuple(problems), True, memo.forwards,
-                              stage_calls)
+                              time.perf_counter() - started, roundtrip, tuple(problems), True,
+                              sum(m.forwards for m in memos.values()), stage_calls, preview_size)
     log.info("validation %s in %.1f s (%d .pt forward(s), %d eager forward(s), %d stage check(s)): max abs error "
              "fp32 %.3g%s", "passed" if report.passed else "FAILED", report.seconds, report.calls,
              report.reference_forwards, report.stage_calls, report.max_abs_fp32,
@@ -651,7 +734,8 @@ def format_report(report: ValidationReport) -> str:
     head = (f"{'plate':<22} {'size':>11} {'stage':<11} {'prec':<4} "
             + " ".join(f"{_SHORT.get(n, n):>{width}}" for n in names)
             + " " + " ".join(f"{'max|err| ' + c:>13}" for c in CHANNEL_NAMES) + "  ok")
-    lines = [f"Parity of the TorchScript file with the Python reference (S={report.img_size}, device "
+    preview = f", preview at {report.preview_size} (quality 1)" if report.preview_size else ", no preview path"
+    lines = [f"Parity of the TorchScript file with the Python reference (S={report.img_size}{preview}, device "
              f"{report.device}, {report.sweep} knob sweep, {report.calls} full forward(s) of the .pt, "
              f"{report.reference_forwards} eager forward(s), {report.stage_calls} stage check(s), "
              f"{report.seconds:.1f} s)",
@@ -722,7 +806,8 @@ def cat_file_settings(screen: NukeModel = GREEN) -> str:
 
 __all__ = [
     "FP32_TOLERANCE", "FP16_TOLERANCE", "FP16_CPU_AUTO_MAX_SIZE", "SWEEP_VALUES", "SWEEPS", "PlateSpec",
-    "default_plates", "knob_settings", "end_to_end_settings", "trace_example", "ValidationPlan", "plan_validation",
+    "default_plates", "verify_plate", "knob_settings", "end_to_end_settings", "trace_example", "trace_examples",
+    "model_size", "frame_knobs", "ROUTING_KNOBS", "ValidationPlan", "plan_validation",
     "forward_wiring_problems", "ValidationRow", "ValidationReport", "validate_torchscript", "format_report",
     "cat_file_settings",
 ]

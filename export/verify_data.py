@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from corridorkey_export.nuke_contract import CHANNELS_OUT, NukeModel, verify_filenames
+from corridorkey_export.validate import VERIFY_PLATE
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model.keying.knobs import KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES
@@ -37,8 +38,10 @@ from corridorkey_model.testing import green_screen_plate
 
 VERIFY_FORMAT = 1
 VERIFY_KIND = "corridorkey-verify"
-#: Size of the test plate (width, height): small, non-square, odd.
-PLATE_SIZE = (41, 29)
+#: Size of the test plate (width, height): small, non-square, odd. The plate is also one of the
+#: validation's end-to-end plates (:func:`corridorkey_export.validate.verify_plate`).
+PLATE_SIZE = VERIFY_PLATE[:2]
+PLATE_SEED = VERIFY_PLATE[2]
 #: Pixels sampled per axis (a grid over the plate, corners included).
 GRID = 8
 
@@ -51,25 +54,29 @@ def sample_positions(width: int, height: int, grid: int = GRID) -> List[Tuple[in
 
 
 def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str,
-                     plate_name: Optional[str] = None) -> Tuple[np.ndarray, Dict]:
+                     output: Optional[torch.Tensor] = None, plate_name: Optional[str] = None
+                     ) -> Tuple[np.ndarray, Dict]:
     """(test plate ``H x W x 4`` float32, reference JSON) for the loaded ``.pt`` ``module``.
 
+    The reference is ``module``'s own output (fp32, CPU, every knob at its default): ``output``
+    (``[1, 4, H, W]``) when the caller has it already (the validation's end-to-end call on this
+    plate at the defaults), else one forward here. The module's knob attributes are restored.
     ``plate_name``: the test plate's file name the JSON names (default the installed name).
-
-    The reference is ``module``'s own output (fp32, CPU, every knob at its default); the
-    module's knob attributes are restored afterwards.
     """
     width, height = PLATE_SIZE
-    plate = green_screen_plate(height, width, seed=21, screen_channel=screen.channel)
-    saved = {k.name: getattr(module, k.name) for k in KNOBS}
+    plate = green_screen_plate(height, width, seed=PLATE_SEED, screen_channel=screen.channel)
     defaults = {k.name: k.typed_default for k in KNOBS}
-    try:
-        set_knobs(module, **defaults)
-        with torch.no_grad():
-            x = torch.from_numpy(plate).permute(2, 0, 1)[None].to(next(module.parameters()).device)
-            out = module(x)[0].permute(1, 2, 0).float().cpu().numpy()
-    finally:
-        set_knobs(module, **saved)
+    if output is None:
+        saved = {k.name: getattr(module, k.name) for k in KNOBS}
+        try:
+            set_knobs(module, **defaults)
+            with torch.no_grad():
+                output = module(torch.from_numpy(plate).permute(2, 0, 1)[None].to(next(module.parameters()).device))
+        finally:
+            set_knobs(module, **saved)
+    if tuple(output.shape) != (1, 4, height, width):
+        raise ValueError(f"the Verify reference must be [1, 4, {height}, {width}], not {list(output.shape)}")
+    out = output[0].permute(1, 2, 0).float().cpu().numpy()
     samples = [{"x": x, "y": height - 1 - row, "values": [float(v) for v in out[row, x]]}
                for x, row in sample_positions(width, height)]
     data = {
@@ -79,6 +86,8 @@ def make_verify_data(module: torch.nn.Module, screen: NukeModel, pt_sha256: str,
         "screen": screen.name,
         "pt_sha256": pt_sha256,
         "img_size": int(module.img_size),
+        # the file's preview resolution (knob quality = 1), 0 when it has none (quality is then ignored)
+        "preview_size": int(getattr(module, "preview_size", 0)),
         "plate": plate_name or screen.verify_plate_filename,
         "width": width,
         "height": height,
@@ -142,5 +151,5 @@ def check_reference(path: Path, screen: NukeModel) -> Tuple[Dict, Path]:
     return data, plate
 
 
-__all__ = ["make_verify_data", "verify_paths", "check_reference", "sample_positions", "PLATE_SIZE",
+__all__ = ["make_verify_data", "verify_paths", "check_reference", "sample_positions", "PLATE_SIZE", "PLATE_SEED",
            "VERIFY_FORMAT", "VERIFY_KIND"]

@@ -28,7 +28,7 @@ the saved file.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -44,18 +44,34 @@ class CorridorKeyNuke(nn.Module):
     """Nuke wrapper: ``forward(x [1, 4, H, W]) -> [1, 4, H, W]`` (straight sRGB fg, linear alpha).
 
     ``network`` is the traced GreenFormer at model resolution ``img_size`` (it
-    returns ``(alpha_logits, fg_logits, delta_logits)``). Knob attributes start
-    at the spec's defaults.
+    returns ``(alpha_logits, fg_logits, delta_logits)``); ``preview_network``, if
+    given, the one traced at ``preview_size``, run when the ``quality`` knob is 1.
+    Knob attributes start at the spec's defaults.
     """
 
     #: RGB index of the screen colour the weights were trained on (1 green, 2 blue): a constant of the
     #: file, not a knob (the weights belong to one screen); despill acts on this channel.
     __constants__ = ["screen_channel"]
 
-    def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1) -> None:
+    def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1,
+                 preview_network: Optional[nn.Module] = None, preview_size: int = 0) -> None:
         super().__init__()
         self.network = network
         self.img_size = int(img_size)
+        # ---- quality (issue #27): the preview path ----
+        # ``preview_network``: the GreenFormer traced at ``preview_size`` (< img_size), sharing the final
+        # network's weight tensors, so the file stores them once. Without it the file has no
+        # ``preview_network`` attribute at all (``forward`` is compiled without that branch: TorchScript
+        # evaluates ``hasattr`` on a module when it compiles), ``preview_size`` is 0 and the ``quality``
+        # knob is read and ignored.
+        self.preview_size = 0
+        if preview_network is not None:
+            if not 0 < int(preview_size) < self.img_size:
+                raise ValueError(f"preview_size must lie between 0 and img_size {self.img_size} (exclusive), "
+                                 f"not {preview_size!r}")
+            self.preview_network = preview_network
+            self.preview_size = int(preview_size)
+        # ---- end quality ----
         if screen_channel not in (1, 2):
             raise ValueError(f"screen_channel must be 1 (green) or 2 (blue), not {screen_channel!r}")
         self.screen_channel = int(screen_channel)
@@ -65,6 +81,7 @@ class CorridorKeyNuke(nn.Module):
         self.refiner_strength = KNOBS_BY_NAME["refiner_strength"].typed_default
         self.despeckle_size = KNOBS_BY_NAME["despeckle_size"].typed_default
         self.auto_hint = KNOBS_BY_NAME["auto_hint"].typed_default
+        self.quality = KNOBS_BY_NAME["quality"].typed_default
         missing = [k.name for k in KNOBS if not hasattr(self, k.name)]
         if missing:  # the knob spec grew a knob that forward() does not read
             raise RuntimeError(f"CorridorKeyNuke does not implement knob(s) {missing} of the knob spec")
@@ -72,20 +89,32 @@ class CorridorKeyNuke(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         height = x.shape[-2]
         width = x.shape[-1]
-        net_in = self.preprocess(x, self.gamma_input, self.auto_hint)
+        net_in = self.preprocess(x, self.gamma_input, self.auto_hint, self.quality)
         alpha_logits, fg_logits, delta_logits = self.run_network(net_in)
         return self.postprocess(alpha_logits, fg_logits, delta_logits, height, width,
                                 self.refiner_strength, self.despill_strength, self.despeckle_size)
 
     @torch.jit.export
-    def preprocess(self, x: Tensor, gamma_input: int, auto_hint: int) -> Tensor:
-        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, S, S]`` (:func:`corridorkey_model.keying.frame.preprocess`;
-        ``auto_hint`` 1 makes the hint from the plate on the file's screen channel)."""
-        return frame.preprocess(x, self.img_size, gamma_input, auto_hint, self.screen_channel)
+    def model_size(self, quality: int) -> int:
+        """The resolution ``quality`` keys at: the preview size for 1 in a file that has one, else S."""
+        if quality == 1 and self.preview_size > 0:
+            return self.preview_size
+        return self.img_size
+
+    @torch.jit.export
+    def preprocess(self, x: Tensor, gamma_input: int, auto_hint: int, quality: int) -> Tensor:
+        """Plate ``[1, 4, H, W]`` -> network input ``[1, 4, s, s]``, ``s`` = :meth:`model_size` of ``quality``
+        (:func:`corridorkey_model.keying.frame.preprocess`; ``auto_hint`` 1 makes the hint from the plate on
+        the file's screen channel)."""
+        return frame.preprocess(x, self.model_size(quality), gamma_input, auto_hint, self.screen_channel)
 
     @torch.jit.export
     def run_network(self, net_in: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """The traced GreenFormer: ``[1, 4, S, S]`` -> ``(alpha_logits, fg_logits, delta_logits)`` at S."""
+        """The traced GreenFormer of the input's size: ``[1, 4, s, s]`` -> ``(alpha_logits, fg_logits,
+        delta_logits)`` at s (the preview network when s is the preview size, else the final one)."""
+        if hasattr(self, "preview_network"):  # compiled only into a file with a preview path (issue #27)
+            if net_in.shape[-1] == self.preview_size:
+                return self.preview_network(net_in)
         return self.network(net_in)
 
     @torch.jit.export

@@ -444,3 +444,53 @@ def load_model(checkpoint: Optional[PathLike] = None, img_size: int = DEFAULT_IM
                           screen=screen, img_size=img_size, checkpoint_img_size=ckpt_size,
                           pos_embed_resized=resized)
     return model, info
+
+
+# ---- issue #27: one network at two model resolutions (the .pt's preview path, `corridorkey run --quality`) ----
+
+
+def share_weights(model: torch.nn.Module, source: torch.nn.Module) -> List[str]:
+    """Make ``model`` use ``source``'s tensor for every parameter and buffer of the same name, shape and value.
+
+    Traced networks keep the tensors of the eager module and ``torch.jit.save`` stores a
+    storage once however often it is referenced, so a file holding both networks stores
+    the weights once (docs/export.md). Returns the names left apart: those that depend on
+    the model resolution (``pos_embed``).
+    """
+    theirs = dict(source.named_parameters())
+    theirs.update(source.named_buffers())
+    apart = []
+    for owner_name, owner in model.named_modules():
+        for slots in (owner._parameters, owner._buffers):
+            for name, tensor in list(slots.items()):
+                if tensor is None:  # e.g. a conv without bias
+                    continue
+                full = f"{owner_name}.{name}" if owner_name else name
+                other = theirs.get(full)
+                if other is None or other.shape != tensor.shape or other.dtype != tensor.dtype \
+                        or not torch.equal(other, tensor):
+                    apart.append(full)
+                else:
+                    slots[name] = other
+    return apart
+
+
+def model_at_size(model: GreenFormer, img_size: int, pos_embed: Optional[Tensor] = None) -> GreenFormer:
+    """``model``'s network at another model resolution, sharing its weight tensors (:func:`share_weights`).
+
+    Only what depends on S is its own: the position embedding, resized bicubically to the
+    new grid from ``pos_embed`` (give the checkpoint's, as :func:`load_model` resizes it for
+    any S; default: ``model``'s, the same when ``model`` runs at the checkpoint's resolution).
+    Raises ``ValueError`` for an unsupported size or if anything but ``pos_embed`` differs.
+    """
+    img_size = check_img_size(img_size)
+    other = GreenFormer(img_size).eval()
+    state = {k: v for k, v in model.state_dict().items() if k != POS_EMBED_KEY}
+    state[POS_EMBED_KEY] = resize_pos_embed(model.state_dict()[POS_EMBED_KEY] if pos_embed is None else pos_embed,
+                                            img_size)
+    other.load_state_dict(state, strict=True)
+    apart = share_weights(other, model)
+    if apart != [POS_EMBED_KEY]:
+        raise ValueError(f"the network at {img_size} px could not share the weights of the one at {model.img_size} "
+                         f"px: {', '.join(apart[:5])} differ (expected only {POS_EMBED_KEY})")
+    return other

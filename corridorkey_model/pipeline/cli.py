@@ -33,6 +33,18 @@ _DESPILL = KNOBS_BY_NAME["despill_strength"]
 _GAMMA = KNOBS_BY_NAME["gamma_input"]
 _REFINER = KNOBS_BY_NAME["refiner_strength"]
 _DESPECKLE = KNOBS_BY_NAME["despeckle_size"]
+# ---- quality (issue #27) ----
+_QUALITY = KNOBS_BY_NAME["quality"]
+#: ``--quality`` values, the knob's choices lower-cased (index = the .pt's knob value).
+QUALITY_CHOICES = tuple(c.lower() for c in _QUALITY.choices or ())
+#: ``--preview-size`` default: half the released model resolution (the export's example pairing 2048 / 1024).
+DEFAULT_PREVIEW_SIZE = DEFAULT_IMG_SIZE // 2
+
+
+def key_size(img_size: int, quality: str, preview_size: int) -> int:
+    """The model resolution ``corridorkey run`` keys at: ``preview_size`` for ``--quality preview``, else S."""
+    return preview_size if quality == QUALITY_CHOICES[1] else img_size
+# ---- end quality ----
 GAMMA_CHOICES = ("auto",) + tuple(c.lower() for c in _GAMMA.choices or ())
 #: ``--hint auto``: make the hint from each plate (knob ``auto_hint`` = 1) instead of reading one.
 AUTO_HINT = "auto"
@@ -235,6 +247,14 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--img-size",), dict(
         type=int, default=DEFAULT_IMG_SIZE, callback=_img_size,
         help="Model resolution S (multiple of 32, >= 64); every frame is resized to S x S for the network.")),
+    RunOption(("--quality",), dict(  # issue #27
+        type=click.Choice(QUALITY_CHOICES), default=QUALITY_CHOICES[_QUALITY.typed_default],
+        help=_QUALITY.tooltip + " Here: final keys at --img-size, preview at --preview-size (the network "
+             "built at that size from the same weights, its position embedding resized from the checkpoint's: "
+             "what a .pt exported with --img-size S --preview-size P runs at quality 1).")),
+    RunOption(("--preview-size",), dict(  # issue #27
+        type=int, default=DEFAULT_PREVIEW_SIZE, callback=_img_size,
+        help="Model resolution of --quality preview (multiple of 32, >= 64, below --img-size).")),
     RunOption(("--despill",), dict(
         type=FiniteFloatRange(_DESPILL.minimum, _DESPILL.maximum), default=_DESPILL.typed_default,
         help=_DESPILL.tooltip)),
@@ -361,6 +381,10 @@ def check_run_values(values: Dict[str, Any]) -> Dict[str, Optional[Path]]:
         raise click.UsageError(f"--garbage-matte {values['garbage_matte']} multiplies the automatic hint: add "
                                f"--hint auto (a hint given as files can have the garbage matte applied to it "
                                f"before the run)")
+    if values.get("quality") == QUALITY_CHOICES[1] and not values["preview_size"] < values["img_size"]:
+        raise click.UsageError(f"--quality preview keys at --preview-size {values['preview_size']}, which must be "
+                               f"smaller than --img-size {values['img_size']}: lower --preview-size (e.g. "
+                               f"{max(64, values['img_size'] // 64 * 32)}) or key with --quality final")
     if values.get("random_init") and (checkpoint is not None or blue is not None):
         raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
     if screen == "green" and blue is not None:
@@ -397,8 +421,8 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
 @main.command("run")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @run_options()
-def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
-        refiner: float, despeckle: bool, despeckle_size: int, temporal: float, screen: str,
+def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, quality: str, preview_size: int,
+        despill: float, gamma: str, refiner: float, despeckle: bool, despeckle_size: int, temporal: float, screen: str,
         blue_checkpoint: Optional[Path], devices: List[torch.device],
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
         garbage_matte: Optional[Path], write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
@@ -417,7 +441,9 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     farm cancelling the task).
     """
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
-                                    random_init=random_init, screen=screen, hint=hint, garbage_matte=garbage_matte))
+                                    random_init=random_init, screen=screen, hint=hint, garbage_matte=garbage_matte,
+                                    img_size=img_size, quality=quality, preview_size=preview_size))
+    size = key_size(img_size, quality, preview_size)  # issue #27: the model resolution keyed at
     hint_path, auto_hint = hint_choice(hint, garbage_matte)
     if auto_hint == HINT_AUTOMATIC:
         log.info("--hint auto: the hint is made from each plate; where the screen does not fill the frame (set walls, "
@@ -470,7 +496,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 if sel.todo:
                     claims[clip.name] = _claim(clip, sel, out)
             # Every model a clip needs is loaded before any frame is keyed: a bad checkpoint stops here.
-            loaded = {name: _load_workers(weights[name], random_init, img_size, devices, name)
+            loaded = {name: _load_workers(weights[name], random_init, img_size, devices, name, size)
                       for name in sorted({d.screen for d in screens.values()})}
             settings = {name: dataclasses.replace(stages.settings_for(clip, gamma, base),
                                                   screen_channel=SCREENS_BY_NAME[screens[name].screen].channel)
@@ -479,7 +505,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 if sel.todo:
                     decision = screens[clip.name]
                     record = _recorded_settings(settings[clip.name], decision.screen, loaded[decision.screen][1],
-                                                img_size, out, clip.layer, garbage_matte)
+                                                img_size, out, clip.layer, garbage_matte, quality, preview_size)
                     _record(clip, claims[clip.name], record, out.overwrite, frame_range is not None)
             t0 = time.perf_counter()
             lines = []
@@ -492,7 +518,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                     decision, s = screens[clip.name], settings[clip.name]
                     t_clip = time.perf_counter()
                     try:
-                        n = stages.key_clip(clip, sel.todo, loaded[decision.screen][0], img_size, s, out,
+                        n = stages.key_clip(clip, sel.todo, loaded[decision.screen][0], size, s, out,
                                               io_threads, on_frame=lambda _w: bar.update(1))
                     except StageError as exc:
                         bar.close()
@@ -531,8 +557,13 @@ def _write_videos(clips: List[clip_layout.Clip], out: outputs.OutputSettings, co
 
 def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_size: int,
                        out: outputs.OutputSettings, layer: Optional[str] = None,
-                       garbage_matte: Optional[Path] = None) -> Dict[str, Any]:
-    """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels."""
+                       garbage_matte: Optional[Path] = None, quality: str = QUALITY_CHOICES[0],
+                       preview_size: int = DEFAULT_PREVIEW_SIZE) -> Dict[str, Any]:
+    """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels.
+
+    ``--quality preview`` adds ``quality`` and ``preview_size``; a final key records neither, as
+    before issue #27, so its outputs resume as they are."""
+    preview = {"quality": quality, "preview_size": preview_size} if quality != QUALITY_CHOICES[0] else {}
     colour = ({"ocio_config": s.colour.config_source, "ocio_config_identity": s.colour.config_identity,
                "working_space": s.colour.working, "network_space": s.colour.network}
               if s.colour is not None else {"ocio_config": None})
@@ -541,7 +572,7 @@ def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_siz
             "despeckle_size": s.despeckle_size if s.despeckle else 0, "auto_hint": s.auto_hint,
             "image_format": out.image_format,
             "exr_type": out.exr.pixel_type, "exr_compression": out.exr.compression, "layer": layer,
-            "layered_exr": out.layered, **colour,
+            "layered_exr": out.layered, **colour, **preview,
             # recorded only when on, so that an output keyed before --temporal existed resumes without it
             **({"temporal": s.temporal} if s.temporal > 0 else {}),
             **settings_record.garbage_matte_entry(garbage_matte)}
@@ -661,19 +692,28 @@ def _run_arguments(ctx: click.Context, values: Dict[str, Any]) -> List[farm.RunA
 
 
 def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
-                  devices: List[torch.device], screen: str = "green") -> Tuple[List[stages.Worker], str]:
+                  devices: List[torch.device], screen: str = "green",
+                  size: Optional[int] = None) -> Tuple[List[stages.Worker], str]:
     """The ``screen``'s model, one per device (loaded once, copied to the others), and what the weights are
-    (their SHA-256, or ``random-init``). The loader logs the file, its hash and whether it is released."""
-    from corridorkey_model.network.checkpoint import CheckpointError, load_model
+    (their SHA-256, or ``random-init``). The loader logs the file, its hash and whether it is released.
+
+    ``size``: the model resolution to key at when not ``img_size`` (``--quality preview``): a
+    checkpoint is loaded at it (its position embedding resized from the checkpoint's), the
+    random network is built at ``img_size`` and moved to it as the export's preview path is
+    (:func:`corridorkey_model.network.checkpoint.model_at_size`)."""
+    from corridorkey_model.network.checkpoint import CheckpointError, load_model, model_at_size
     from corridorkey_model.testing import make_random_model
 
+    size = img_size if size is None else size
     try:
         if random_init:
             click.secho(RANDOM_INIT_WARNING, fg="red", bold=True, err=True)
             log.warning("--random-init: random weights, not a keyer")
             model, weights = make_random_model(img_size), "random-init"
+            if size != img_size:
+                model = model_at_size(model, size)
         else:
-            model, info = load_model(checkpoint, img_size=img_size, device="cpu", screen=screen)
+            model, info = load_model(checkpoint, img_size=size, device="cpu", screen=screen)
             weights = info.sha256
     except (CheckpointError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

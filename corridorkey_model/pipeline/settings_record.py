@@ -5,10 +5,11 @@ written, so it must key the rest with the same settings, or ``Output/`` would mi
 keys. The first run writes the record (atomically); every later run compares its own
 settings with it and refuses, naming each difference, unless ``--overwrite`` re-keys the
 frames (the record is then replaced). Only what changes the pixels is recorded: the knob
-values, the screen, the model resolution, the weights (SHA-256, or ``random-init``), the OCIO
-config and spaces, the EXR layer keyed (``--layer``), the garbage matte (``--garbage-matte``, its
-absolute path), the file formats and ``--temporal`` (only when on: a record written before the option
-existed still matches a run without it).
+values, the screen, the model resolution (with ``--quality preview`` also ``quality`` and
+``preview_size``; a final key records neither, as before issue #27), the weights (SHA-256, or
+``random-init``), the OCIO config and spaces, the EXR layer keyed (``--layer``), the garbage
+matte (``--garbage-matte``, its absolute path), the file formats and ``--temporal`` (only when
+on: a record written before the option existed still matches a run without it).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import pytest
 import torch
 from repo_paths import REPO
 
-from corridorkey_export.export import export_torchscript
+from corridorkey_export.export import export_torchscript, make_preview_model
 from corridorkey_export.targets import DEFAULT_TARGET, TARGETS
 from corridorkey_model.keying.despeckle import despeckle
 from corridorkey_model.keying.hint import rough_hint
@@ -108,12 +108,18 @@ def make_cases() -> List[dict]:
         damaged(case("auto_hint_linear_nan_inf", 97, 131, _knobs(auto_hint=1, gamma_input=1), seed=7, linear=True)),
         # auto_hint 2 (issue 30): the automatic hint times the hint channel, a garbage matte
         case("auto_hint_garbage_matte", 120, 160, _knobs(auto_hint=2), seed=8),
+        # issue #27: the preview path (the network traced at PREVIEW_SIZE, knob quality = 1)
+        case("preview_wide", 72, 160, _knobs(quality=1, despill_strength=7.5, refiner_strength=0.5), seed=1),
+        damaged(case("preview_auto_hint_linear_nan_inf", 97, 131, _knobs(quality=1, auto_hint=1, gamma_input=1),
+                     seed=7, linear=True)),
     ]
 
 
 #: fp16 on CPU in the exporting torch runs the refiner's convolutions on a slow reference kernel
 #: (~70 s per frame at S=256 on 2 cores), so its check uses its own export at this S.
 FP16_SIZE = 64
+#: The preview resolution of the compat export (issue #27): its second traced network.
+PREVIEW_SIZE = 128
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +149,11 @@ def run_old(python: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module", params=list(_targets_21().values()), ids=list(_targets_21()))
 def exported(request, tmp_path_factory, synthetic_model):
-    """The synthetic S=256 model exported for a 2.1-era target, with cases and this torch's outputs beside it."""
+    """The synthetic S=256 model exported for a 2.1-era target with a preview path at PREVIEW_SIZE, with cases
+    and this torch's outputs beside it."""
     folder = tmp_path_factory.mktemp(f"compat-nuke{request.param}")
     result = export_torchscript(synthetic_model, folder / "CorridorKey.pt", target_nuke=request.param,
-                                random_init_seed=0)
+                                random_init_seed=0, preview_model=make_preview_model(synthetic_model, PREVIEW_SIZE))
     cases = make_cases()
     torch.save(cases, folder / "cases.pt")
     module = torch.jit.load(str(result.output), map_location="cpu").eval()
@@ -195,6 +202,13 @@ def test_cases_exercise_the_knobs(exported):
         setattr(module, knob, runner.knob_value(value))
     module.auto_hint = 0
     assert float((module(auto["input"]) - out["fp32/auto_hint"]).abs().max()) > 1e-3
+    # the preview path is another network: the same plate and knobs at quality 0 differ
+    preview = cases["preview_wide"]
+    for knob, value in preview["knobs"].items():
+        setattr(module, knob, runner.knob_value(value))
+    assert module.preview_size == PREVIEW_SIZE
+    module.quality = 0
+    assert float((module(preview["input"]) - out["fp32/preview_wide"]).abs().max()) > 1e-3
 
 
 def test_fp16_cpu_in_exporting_torch_is_finite_and_close(tmp_path):

@@ -92,8 +92,8 @@ def test_cli_random_init_validate_prints_table_and_cat_settings(tmp_path):
     assert result.exit_code == 0, result.output
     text = result.output
     assert "max|err| R" in text and "max|err| A" in text and "PASSED" in text
-    # 2 end-to-end calls; per plate (3) the pre stage for gamma 0/1 and the post stage for 9 settings
-    assert text.count(" forward     fp32 ") == 2 and text.count(" postprocess fp32 ") == 27
+    # 2 end-to-end calls; per plate (4, the Verify plate included) the pre stage and the post stage for 9 settings
+    assert text.count(" forward     fp32 ") == 2 and text.count(" postprocess fp32 ") == 4 * 9
     assert "forward() wiring: each knob attribute goes unchanged" in text
     assert "NOT a keyer" in text and "fp16: not requested" in text
     assert "Model Id         : CorridorKey_v1.0_Nuke" in text and "addUserKnob {7 despill_strength" in text

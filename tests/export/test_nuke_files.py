@@ -262,7 +262,9 @@ def panel_knobs():
 
 
 def test_every_model_knob_has_a_gizmo_knob_of_the_right_type_range_and_default(gizmo):
-    assert [k.name for k in KNOBS if k not in panel_knobs()] == ["auto_hint"]
+    assert [k.name for k in KNOBS if k not in panel_knobs()] == ["auto_hint", "quality"]
+    # quality: the gizmo's Quality menu, its .cat choices then Auto (Preview in proxy mode)
+    assert gizmo.user_knob(gz.QUALITY_MODE_KNOB).menu == ["Final", "Preview", "Auto"]
     for spec in panel_knobs():
         knob = gizmo.user_knob(spec.name)
         assert knob.label == spec.label

@@ -57,7 +57,7 @@ def _validate(module, model, **kwargs):
 
 class _KnobUsedInForward(CorridorKeyNuke):
     def forward(self, x: Tensor) -> Tensor:
-        net_in = self.preprocess(x, self.gamma_input, self.auto_hint)
+        net_in = self.preprocess(x, self.gamma_input, self.auto_hint, self.quality)
         a, f, d = self.run_network(net_in)
         out = self.postprocess(a, f, d, x.shape[-2], x.shape[-1], self.refiner_strength, 0.0, self.despeckle_size)
         return out * (1.0 - self.despill_strength * 0.0)  # despill read, but not passed to its stage
@@ -65,7 +65,7 @@ class _KnobUsedInForward(CorridorKeyNuke):
 
 class _KnobsSwapped(CorridorKeyNuke):
     def forward(self, x: Tensor) -> Tensor:
-        net_in = self.preprocess(x, self.gamma_input, self.auto_hint)
+        net_in = self.preprocess(x, self.gamma_input, self.auto_hint, self.quality)
         a, f, d = self.run_network(net_in)
         return self.postprocess(a, f, d, x.shape[-2], x.shape[-1], self.despill_strength, self.refiner_strength,
                                 self.despeckle_size)
@@ -73,7 +73,7 @@ class _KnobsSwapped(CorridorKeyNuke):
 
 class _GammaIgnored(CorridorKeyNuke):
     def forward(self, x: Tensor) -> Tensor:
-        net_in = self.preprocess(x, 0, self.auto_hint)
+        net_in = self.preprocess(x, 0, self.auto_hint, self.quality)
         a, f, d = self.run_network(net_in)
         return self.postprocess(a, f, d, x.shape[-2], x.shape[-1], self.refiner_strength, self.despill_strength,
                                 self.despeckle_size)
@@ -152,14 +152,14 @@ def test_pairwise_spends_two_forwards_and_reuses_the_trace_run(tmp_path, model):
     # the stage checks cover every plate and the whole pairwise sweep
     post = {(r.plate, r.knobs["despill_strength"], r.knobs["refiner_strength"]) for r in report.rows
             if r.stage == "postprocess"}
-    assert len(post) == 3 * 9
+    assert len(post) == len(plan_validation(S).plates) * 9
 
 
 def test_full_sweep_runs_every_setting_end_to_end(traced, model):
     ts = script_wrapper(traced, S)
     report = _validate(ts, model, sweep="full", plates=PLATES[1:2])
     assert report.passed, report.problems
-    assert report.calls == len(knob_settings("full")) == 72
+    assert report.calls == len(knob_settings("full")) == 144  # quality doubles the 72 settings (ignored here)
     # one per gamma and auto_hint value (they change the network input); the other knobs act after the network
     assert report.reference_forwards == 4
 

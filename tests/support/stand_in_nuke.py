@@ -361,7 +361,7 @@ class GizmoRuntime(types.ModuleType):
                     RuntimeNode(self.events, "Roto1", {}) if hint_connected else None]
         self.gizmo = RuntimeGizmo(self.events, "CorridorKey1", {"screen": float(screen), "gpuName": "",
                                                               "status": "", "modelFile": "", "halfPrecision": False,
-                                                              "hint_channel": float(hint_channel)},
+                                                              "hint_channel": float(hint_channel), "quality_mode": 0.0},
                                  children, inputs=upstream, gizmo_file=gizmo_file)
         # Root: customOCIOConfigPath (Project Settings > Color, as saved in public .nk files) is empty here.
         self._root = RuntimeNode(self.events, "root", {"customOCIOConfigPath": ""})

@@ -12,6 +12,7 @@ def test_spec_is_the_nuke_contract():
     # refiner_strength float 0-1 default 1; issue 12: despeckle_size int pixels, 0 = off, default 0, label
     # "Despeckle", a maximum in the thousands; issue 22: auto_hint int enum 0 hint input / 1 automatic, default 0;
     # issue 30: 2 = the automatic hint times a garbage matte (the hint channel).
+    # issue 27: quality int, 0 = final (default), 1 = preview.
     got = {k.name: (k.kind, k.minimum, k.maximum, k.default, k.choices) for k in KNOBS}
     assert got == {
         "despill_strength": ("float", 0, 10, 0, None),
@@ -19,6 +20,7 @@ def test_spec_is_the_nuke_contract():
         "refiner_strength": ("float", 0, 1, 1, None),
         "despeckle_size": ("int", 0, 10000, 0, None),
         "auto_hint": ("int", 0, 2, 0, ("Hint Input", "Automatic", "Automatic x garbage matte")),
+        "quality": ("int", 0, 1, 0, ("Final", "Preview")),
     }
     assert KNOBS_BY_NAME["despeckle_size"].label == "Despeckle"
     assert isinstance(KNOBS_BY_NAME["despeckle_size"].typed_default, int)
