@@ -81,8 +81,11 @@ def probe(nuke, workdir):
     _measure(facts, "bool_value_is_bool", lambda: isinstance(node["useGPUIfAvailable"].value(), bool))
     _measure(facts, "knob_values_after_load", lambda: node["output_mode"].value() == "Matte only"
              and node["despill_strength"].value() == 3)
-    # onCreate derived auto_hint from the saved connections: the Hint input is connected, Hint Channel alpha.
-    _measure(facts, "oncreate_sees_saved_inputs", lambda: node["auto_hint"].getValue() == 0)
+    # onCreate writes Status from the saved connections: the Hint input is connected (Hint Channel alpha), so
+    # its Status has no "no Hint input is connected" line; and ModelKnobs.auto_hint, evaluated at render time
+    # from [exists parent.input1], is 0.
+    _measure(facts, "oncreate_sees_saved_inputs", lambda: "no Hint input" not in node["status"].value()
+             and node.node("ModelKnobs")["auto_hint"].getValue() == 0)
     _measure(facts, "cat_lookup_returns_first_on_plugin_path", lambda: _cat_lookup(nuke, inside["Inference"]))
 
     def knob_changed_ran():

@@ -127,6 +127,14 @@ class Knob:
         self._expression = expression
         return True
 
+    # Foundry: Knob.setEnabled(enabled) greys the knob out in the panel (its value still counts), Knob.enabled()
+    def setEnabled(self, enabled: bool) -> None:
+        self._enabled = bool(enabled)
+        self._node.session.log.append(("setEnabled", self.fullname(), bool(enabled)))
+
+    def enabled(self) -> bool:
+        return getattr(self, "_enabled", True)
+
     def hasExpression(self) -> bool:
         return self._expression is not None
 
@@ -241,6 +249,19 @@ class String_Knob(Knob):
 
 class File_Knob(String_Knob):
     CLASS = "File_Knob"
+
+    def fromUserText(self, text: str) -> None:
+        """Foundry, File_Knob.fromUserText: "Assign string to knob, parses frame range off the end and opens file
+        to get set the format" (as typing the path in the panel does). On a Read: ``format`` becomes the file's
+        size and ``first``/``last`` its range (one frame here), and the Read knows its error (``hasError``)."""
+        self.setValue(text)
+        self._node.session.log.append(("fromUserText", self.fullname(), text))
+        node = self._node
+        if node.Class() == "Read" and self._name == "file":
+            node.validated = True
+            img = node.session.read_file(node["file"].evaluate(), node)
+            if img is not None:
+                node["format"].setValue(f"{img.shape[1]} {img.shape[0]} 0 0 {img.shape[1]} {img.shape[0]} 1")
 
 
 class Text_Knob(String_Knob):
@@ -486,13 +507,23 @@ class Node:
         self.validated = True
 
     def hasError(self) -> bool:
-        """Foundry: "True if the node itself has an error" (here: an Inference node whose .cat cannot load)."""
-        if self._cls != "Inference" or not self.validated or self["disable"].value():
+        """Foundry, Node.hasError: "True if the node itself has an error", known once the node was validated
+        (``forceValidate``; a Read's ``fromUserText`` opens its file). Modelled errors: an Inference node whose
+        .cat cannot load; a Read whose file cannot be read; an OCIOColorSpace whose colour space (or role) the
+        session's config lacks (Nuke shows "OCIO: ... not found" on the node)."""
+        self.session.log.append(("hasError", self.fullname()))
+        if not self.validated or self["disable"].value():
             return False
-        try:
-            self.session.cat_model(self["modelFile"].evaluate())[1]
-        except GraphError:
-            return True
+        if self._cls == "Inference":
+            try:
+                self.session.cat_record(self["modelFile"].evaluate())
+            except GraphError:
+                return True
+        elif self._cls == "Read":
+            return self.session.read_file(self["file"].evaluate(), self) is None
+        elif self._cls == "OCIOColorSpace":
+            cfg = self.session.ocio()
+            return any(cfg.getColorSpace(self[k].value()) is None for k in ("in_colorspace", "out_colorspace"))
         return False
 
     # The artist's actions (they run knobChanged; a setValue from Python does not).
@@ -503,6 +534,11 @@ class Node:
         if isinstance(self._knobs[knob], Link_Knob):  # the linked child's own knobChanged runs too
             target = self._knobs[knob].target()
             self.session.knob_changed(target.node(), target.name())
+
+    def open_panel(self) -> None:
+        """The artist opens the node's panel: knobChanged runs with ``nuke.thisKnob().name() == 'showPanel'``
+        (Foundry, Python Developer's Guide, "knobChanged": the showPanel and hidePanel knobs)."""
+        self.session.knob_changed(self, "showPanel")
 
     def user_connect(self, i: int, node: Optional[Node]) -> None:
         """Connect (or with None disconnect) input ``i`` in the node graph: knobChanged with ``inputChange``."""
@@ -525,6 +561,7 @@ class Group(Node):
     def __init__(self, session: NukeSession, cls: str, parent: Optional[Group]):
         super().__init__(session, cls, parent)
         self.children: List[Node] = []
+        self._gizmo_file: Optional[str] = None
 
     def node(self, name: str) -> Optional[Node]:
         for c in self.children:
@@ -540,6 +577,13 @@ class Group(Node):
 
     def end(self) -> None:
         self.session._context.pop()
+
+    def filename(self) -> str:
+        """Foundry, nuke.Gizmo.filename(): the .gizmo file the node was made from (a plain Group has none)."""
+        if self._gizmo_file is None:
+            raise AttributeError(f"{self.fullname()} is a {self.Class()}, not a gizmo: it has no filename()")
+        self.session.log.append(("filename", self.fullname()))
+        return self._gizmo_file
 
     def output(self) -> Optional[Node]:
         outputs = [c for c in self.children if c.Class() == "Output"]
@@ -576,7 +620,9 @@ ASSUMPTIONS: Dict[str, Any] = {
 class NukeSession(types.ModuleType):
     """Stand-in ``nuke`` module holding one script: load, callbacks, render.
 
-    ``gizmos``: gizmo class name -> gizmo text (what Nuke finds as ``<Class>.gizmo`` on the plugin path).
+    ``gizmos``: gizmo class name -> gizmo text, or the ``.gizmo`` file's path (what Nuke finds as
+    ``<Class>.gizmo`` on the plugin path; ``Gizmo.filename()`` is that path, or ``<Class>.gizmo`` in the
+    first plugin-path folder when only the text is given).
     ``plugin_path``: folders ``[plugins -all NAME]`` searches, in order. ``ocio_config``: the root's
     OCIO config (a file or an ``ocio://`` built-in). ``gpu``: whether a GPU is "available"
     (the Inference node then honours halfPrecision; the arithmetic still runs on the CPU).
@@ -589,8 +635,16 @@ class NukeSession(types.ModuleType):
         super().__init__("nuke")
         self.__file__ = __file__  # so nobody mistakes it for Foundry's module
         self.STAND_IN = True
-        self.gizmos = dict(gizmos or {})
         self.plugin_path = [Path(p) for p in plugin_path]
+        self.gizmos: Dict[str, str] = {}
+        self.gizmo_files: Dict[str, str] = {}
+        for cls, text_or_path in (gizmos or {}).items():
+            if isinstance(text_or_path, Path):
+                self.gizmos[cls], self.gizmo_files[cls] = text_or_path.read_text(), str(text_or_path)
+            else:
+                self.gizmos[cls] = text_or_path
+                folder = self.plugin_path[0] if self.plugin_path else Path(".")
+                self.gizmo_files[cls] = str(folder / f"{cls}.gizmo")
         self.ocio_config = ocio_config
         self.gpu, self.gpu_name = gpu, gpu_name
         self.script_dir = script_dir
@@ -599,7 +653,22 @@ class NukeSession(types.ModuleType):
         self.warnings: List[str] = []
         self._root = Group(self, "Root", None)
         self._root["name"].setValue("root")
+        # The Root's knobs the gizmo reads (Foundry, Nuke Reference Guide, Project Settings: "proxy mode",
+        # "proxy scale" (default 0.5), "proxy format"/"proxy scale" choice, and Color > "custom OCIO config").
+        # customOCIOConfigPath holds the session's config, which is also what OCIOColorSpace nodes use.
         self._root.addKnob(Boolean_Knob(self._root, "proxy", False))
+        self._root.addKnob(Array_Knob(self._root, "proxy_scale", 0.5))
+        self._root.addKnob(Enumeration_Knob(self._root, "proxy_type", ["format", "scale"]))
+        self._root["proxy_type"].setValue("scale")
+        self._root.addKnob(File_Knob(self._root, "customOCIOConfigPath", ocio_config))
+        # Foundry: nuke.GUI is True in an interactive session; nuke.ask(prompt) shows a yes/no dialog;
+        # nuke.ProgressTask(name) a progress window with Cancel. ``answer``: what the artist clicks in ask;
+        # ``cancel_after``: the artist presses Cancel after that many isCancelled() calls (None: never).
+        self.GUI = False
+        self.answer = True
+        self.asked: List[str] = []
+        self.cancel_after: Optional[int] = None
+        self.progress: List[tuple] = []
         self._root_format = root_format
         self._context: List[Group] = [self._root]
         self._this: List[Tuple[Node, Optional[str]]] = []
@@ -620,8 +689,8 @@ class NukeSession(types.ModuleType):
 
     def thisKnob(self) -> Any:
         node, knob = self._this[-1]
-        if knob == "inputChange":  # the dummy knob knobChanged sees when inputs change
-            return Knob(node, "inputChange")
+        if knob in ("inputChange", "showPanel"):  # the dummy knobs knobChanged sees (inputs change, panel opens)
+            return Knob(node, knob)
         return node[knob] if knob else None
 
     def toNode(self, name: str) -> Optional[Node]:
@@ -636,6 +705,37 @@ class NukeSession(types.ModuleType):
     def allNodes(self, filter: Optional[str] = None, group: Optional[Group] = None) -> List[Node]:
         nodes = (group or self._context[-1]).children
         return [n for n in nodes if filter is None or n.Class() == filter]
+
+    def ask(self, prompt: str) -> bool:
+        """Foundry, nuke.ask(prompt): a yes/no dialog; True for yes. Only in the GUI (a terminal has no dialog)."""
+        if not self.GUI:
+            raise GraphError("nuke.ask() in a terminal session: there is no dialog to answer")
+        self.asked.append(prompt)
+        return self.answer
+
+    @property
+    def ProgressTask(self):
+        session = self
+
+        class ProgressTask:
+            """Foundry, nuke.ProgressTask(name): setMessage(text), setProgress(0..100), isCancelled()."""
+
+            def __init__(self, name: str):
+                self._checks = 0
+                session.progress.append(("task", name))
+
+            def setMessage(self, text: str) -> None:
+                session.progress.append(("message", text))
+
+            def setProgress(self, percent: int) -> None:
+                if not isinstance(percent, int) or not 0 <= percent <= 100:
+                    raise ValueError(f"ProgressTask.setProgress({percent!r}): an int from 0 to 100")
+                session.progress.append(("progress", percent))
+
+            def isCancelled(self) -> bool:
+                self._checks += 1
+                return session.cancel_after is not None and self._checks > session.cancel_after
+        return ProgressTask
 
     def warning(self, message: str) -> None:
         self.log.append(("warning", message))
@@ -674,6 +774,9 @@ class NukeSession(types.ModuleType):
 
     def _make(self, cls: str, knobs: Dict[str, Any]) -> Node:
         node = self._create(cls, self._context[-1], [], None)
+        if cls == "Read":  # a Read made by Python has the root format until fromUserText reads the file's
+            w, h = self.root_format()
+            node["format"].setValue(f"{w} {h} 0 0 {w} {h} 1")
         for k, v in knobs.items():
             node[k].setValue(v)
         return node
@@ -708,6 +811,7 @@ class NukeSession(types.ModuleType):
             node.setInput(i, src)
         if gizmo_text is not None:  # a gizmo: a group whose knobs and children its .gizmo file defines
             definition = parse(gizmo_text).nodes[0]
+            node._gizmo_file = self.gizmo_files.get(cls)
             self._fill(node, definition, skip=("name", "inputs"))
             for child in definition.children:
                 self._build(child, node)
@@ -839,29 +943,55 @@ class NukeSession(types.ModuleType):
         raise ExprError(f"TCL command {' '.join(words)!r} is not modelled; add it to NukeSession._tcl_command")
 
     # ---- models and colour
-    def cat_model(self, cat_path: str):
-        """The TorchScript module of a stand-in .cat (the JSON record tests/support/stand_in_nuke.py's
-        CatFileCreator writes: ``torchScriptFile`` is the .pt it was made from)."""
-        import torch
-
+    def cat_record(self, cat_path: str) -> Tuple[str, Dict[str, Any]]:
+        """(the .pt, the .cat's knob defaults) of a stand-in .cat: the JSON record tests/support/stand_in_nuke.py's
+        CatFileCreator writes (``torchScriptFile`` is the .pt it was made from). What forceValidate loads."""
         if not cat_path or not os.path.isfile(cat_path):
             raise GraphError(f"modelFile {cat_path!r}: no such .cat")
         try:
             record = json.loads(Path(cat_path).read_text())
             pt = record["torchScriptFile"]
             defaults = {name: k["value"] for name, k in record["_custom"].items()}
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
             raise GraphError(f"{cat_path}: not a .cat (the stand-in's CatFileCreator record)") from None
+        if not os.path.isfile(pt):
+            raise GraphError(f"{cat_path}: its model {pt} is missing")
+        return pt, defaults
+
+    def read_file(self, path: str, node: Optional[Node] = None) -> Optional[np.ndarray]:
+        """The image at ``path`` (``files`` first, then EXR on disk relative to the script), None if unreadable."""
+        if path in self.files:
+            return self.files[path]
+        full = Path(path) if os.path.isabs(path) else Path(self.script_dir or ".") / path
+        if full.suffix.lower() != ".exr" or not full.is_file():
+            return None
+        from corridorkey_export.exr import read_exr_rgba
+
+        try:
+            return read_exr_rgba(full)
+        except Exception:  # a damaged file: the Read reports an error
+            return None
+
+    def cat_model(self, cat_path: str):
+        """(the .pt, its TorchScript module, the .cat's knob defaults) of a stand-in .cat."""
+        import torch
+
+        pt, defaults = self.cat_record(cat_path)
         if pt not in self._models:
-            self._models[pt] = torch.jit.load(pt, map_location="cpu").eval()
+            try:
+                self._models[pt] = torch.jit.load(pt, map_location="cpu").eval()
+            except RuntimeError as exc:
+                raise GraphError(f"{cat_path}: its model {pt} cannot be loaded: {exc}") from None
         return pt, self._models[pt], defaults
 
     def ocio(self):
-        if self._ocio is None:
+        """The OCIO config of the script: the Root's customOCIOConfigPath (a file or an ``ocio://`` built-in)."""
+        path = str(self._root["customOCIOConfigPath"].value())
+        if self._ocio is None or self._ocio[0] != path:
             import PyOpenColorIO as ocio
 
-            self._ocio = ocio.Config.CreateFromFile(self.ocio_config)
-        return self._ocio
+            self._ocio = (path, ocio.Config.CreateFromFile(path))
+        return self._ocio[1]
 
     # ---- rendering
     def render(self, node: Node) -> np.ndarray:
@@ -955,19 +1085,20 @@ def _input(node: Node, r: Renderer) -> np.ndarray:
 
 
 @node_class("Read", "Nuke User Guide, Read: file relative to the project directory; raw = no colour conversion "
-            "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either)",
+            "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either); the image "
+            "sits in the Read's `format` (bottom-left aligned; empty: the file's own size)",
             {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
-             "colorspace": _string("default")})
+             "colorspace": _string("default"), "format": _string()})
 def _read(node: Node, r: Renderer) -> np.ndarray:
     path = node["file"].evaluate()
-    if path in r.session.files:
-        return fit(r.session.files[path], *r.session.files[path].shape[:2])
-    full = Path(path) if os.path.isabs(path) else Path(r.session.script_dir or ".") / path
-    if full.suffix.lower() != ".exr":
-        raise GraphError(f"{node.fullname()}: the stand-in reads only EXR files, not {full}")
-    from corridorkey_export.exr import read_exr_rgba
-
-    return read_exr_rgba(full)
+    img = r.session.read_file(path, node)
+    if img is None:
+        raise GraphError(f"{node.fullname()}: cannot read {path!r} (the stand-in reads EXR files and "
+                         "NukeSession.files)")
+    fmt = str(node["format"].value()).split()
+    if fmt:
+        return fit(img, int(fmt[1]), int(fmt[0]))
+    return fit(img, *img.shape[:2])
 
 
 @node_class("Copy", "Nuke User Guide, Copy: input 0 is B (the output's base), input 1 is A; "
