@@ -39,7 +39,7 @@ Facts about Nuke that these files rely on, and where they come from:
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
 from corridorkey_export.nuke_script import (
@@ -50,6 +50,9 @@ from corridorkey_export.nuke_script import (
     user_knob_line,
     user_knob_value,
 )
+from corridorkey_model.keying import temporal
+from corridorkey_model.keying.hint import HINT_AUTOMATIC as HINT_AUTOMATIC_VALUE
+from corridorkey_model.keying.hint import HINT_FROM_INPUT, HINT_GARBAGE_MATTE
 from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
 
 #: The gizmo's plate input (input 0).
@@ -113,6 +116,11 @@ MODEL_KNOBS_NODE = "ModelKnobs"
 #: gizmos write it in a child node's expression (e.g. a Copy's ``disable {{"\\[exists parent.input1] ? 0 : 1"}}``
 #: in Martin Tomek's MolochMaskCreator group and in public despill gizmos' Keymix nodes).
 HINT_CONNECTED_EXPR = "[exists parent.input1]"
+#: ... and the same test of input 2 (GarbageMatte).
+GARBAGE_CONNECTED_EXPR = "[exists parent.input2]"
+#: The gizmo's optional third input: a garbage matte (alpha: 1 where the subject may be) that multiplies the
+#: automatic hint (knob auto_hint = 2, DESIGN §3.2a).
+GARBAGE_INPUT = "GarbageMatte"
 #: The proxy factor of a length: Root knobs ``proxy`` (on/off) and ``proxy_scale`` (studio menu.py files set
 #: ``nuke.knobDefault('Root.proxy_scale', '.5')`` with ``Root.proxy_type`` "scale"). A "format" proxy type is
 #: not read here (docs/nuke.md, "Proxy mode"; the probe script reports what proxy_scale holds then).
@@ -120,6 +128,12 @@ PROXY_FACTOR_EXPR = "(root.proxy ? root.proxy_scale : 1)"
 #: What the Inference node's gpuName shows when no GPU can be used (its tooltip, Nuke 17: "Local GPU will be
 #: shown as Not available"); the half-precision knob is disabled then, as it only acts on the GPU.
 NO_GPU_TEXT = "not available"
+#: Status sentences about the garbage matte (input 2).
+GARBAGE_USED = "It is multiplied by the GarbageMatte input's alpha (automatic hint x garbage matte)."
+GARBAGE_SUGGESTED = ("Where the screen does not fill the frame (set walls, light stands, the studio), connect a "
+                     "garbage matte (white where the subject may be) to the GarbageMatte input.")
+GARBAGE_IGNORED = ("CorridorKey: the GarbageMatte input is ignored: it only multiplies the automatic hint, and the "
+                   "Hint input is in use.")
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -264,11 +278,16 @@ def _hint_state_script() -> str:
         "ck_hint_note = ''\n"
         "try:\n"
         "    ck_unconnected = ck_node.input(1) is None\n"
+        "    ck_garbage = ck_node.input(2) is not None\n"
         f"    ck_chosen = int(ck_node['hint_channel'].getValue()) == {HINT_AUTOMATIC}\n"
         f"    if ck_unconnected:\n"
         f"        ck_hint_note = {AUTO_HINT_UNCONNECTED!r}\n"
         f"    elif ck_chosen:\n"
         f"        ck_hint_note = {AUTO_HINT_CHOSEN!r}\n"
+        "    if ck_hint_note:\n"
+        f"        ck_hint_note += ' ' + ({GARBAGE_USED!r} if ck_garbage else {GARBAGE_SUGGESTED!r})\n"
+        "    elif ck_garbage:\n"
+        f"        ck_hint_note = {GARBAGE_IGNORED!r}\n"
         "except Exception as ck_exc:\n"
         "    ck_hint_note = 'CorridorKey: could not describe the hint source: %s' % ck_exc\n"
     )
@@ -389,20 +408,27 @@ def _gizmo_knobs() -> List[str]:
         tooltip += PANEL_NOTES.get(spec.name, "")
         lines.append(" " + user_knob_line(spec, tooltip))
         lines.append(" " + user_knob_value(spec, defaults[spec.name]))
+    lines.append(" addUserKnob {26 temporal_divider l \"<b>Temporal</b>\"}")
+    lines.append(f" addUserKnob {{7 {TEMPORAL_KNOB} l Temporal t {nk_quote(TEMPORAL_TOOLTIP)} "
+                 f"R {nk_number(temporal.STRENGTH_MIN)} {nk_number(temporal.STRENGTH_MAX)}}}")
+    lines.append(f" {TEMPORAL_KNOB} {nk_number(temporal.STRENGTH_DEFAULT)}")
     return lines
 
 
 def computed_knobs() -> Dict[str, str]:
     """ModelKnobs' knobs: .cat knob name -> the expression the gizmo computes it with at render time.
 
-    * ``auto_hint``: 1 (automatic) when Hint Channel is *automatic* or the Hint input (input 1) is not
-      connected, else 0. An expression, so that it holds in every render whatever callbacks ran.
+    * ``auto_hint``: automatic when Hint Channel is *automatic* or the Hint input (input 1) is not
+      connected: 2 (the automatic hint times the garbage matte) when GarbageMatte (input 2) is connected,
+      else 1; otherwise 0 (the Hint input). An expression, so that it holds in every render whatever
+      callbacks ran.
     * ``despeckle_size``: the panel's area (full-resolution pixels) times the proxy factor squared,
       rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
     """
-    connected = HINT_CONNECTED_EXPR
+    automatic = f"parent.hint_channel == {HINT_AUTOMATIC} || !{HINT_CONNECTED_EXPR}"
     return {
-        AUTO_HINT.name: f"parent.hint_channel == {HINT_AUTOMATIC} || !{connected} ? 1 : 0",
+        AUTO_HINT.name: f"{automatic} ? ({GARBAGE_CONNECTED_EXPR} ? {HINT_GARBAGE_MATTE} : {HINT_AUTOMATIC_VALUE}) "
+                        f": {HINT_FROM_INPUT}",
         DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
                               "+ 0.5)"),
     }
@@ -447,6 +473,103 @@ def _inference_node(screen: NukeModel, index: int) -> List[str]:
     ])
 
 
+#: The gizmo's Temporal knob (not a .cat knob: the filter is built from Nuke nodes around the Inference node).
+TEMPORAL_KNOB = "temporal"
+TEMPORAL_TOOLTIP = (
+    temporal.TOOLTIP + " Cost in Nuke: with Temporal above 0 each output frame needs the model's output at t-1, t "
+    "and t+1, so a single frame costs three network runs; rendering a sequence in order, Nuke's cache can reuse "
+    "them (about one run per frame when it holds them). 0 (the default) is off: the neighbours are never "
+    "evaluated and the output is exactly as without it. The same formula as corridorkey run --temporal "
+    "(docs/DESIGN.md 3.7).")
+
+
+def _channels(index: int) -> str:
+    """``channelN`` of an Expression / MergeExpression: only rgba's ``index``-th channel, written as RIFE.gizmo's
+    Expression writes its channel knobs (``{rgba.red -rgba.green -rgba.blue none}``)."""
+    names = ["rgba.red", "rgba.green", "rgba.blue"]
+    if index == 3:
+        return "{" + " ".join("-" + n for n in names) + " rgba.alpha}"
+    return "{" + " ".join(n if i == index else "-" + n for i, n in enumerate(names)) + " none}"
+
+
+def _per_pixel(cls: str, name: str, exprs: Sequence[str], x: int, y: int) -> List[str]:
+    """An Expression (one input) or MergeExpression (B = input 0, A = input 1) with expr0..expr3 on r, g, b, a."""
+    knobs = ["inputs 2"] if cls == "MergeExpression" else []
+    for i, e in enumerate(exprs):
+        knobs += [f"channel{i} {_channels(i)}", f"expr{i} {nk_quote(e)}"]
+    return node_block(cls, knobs + [f"name {name}", f"xpos {x}", f"ypos {y}"])
+
+
+def _temporal_nodes() -> List[str]:
+    """The temporal filter around the Inference nodes (corridorkey_model/keying/temporal.py, DESIGN 3.7).
+
+    Enters with the raw model output (frame t) on top of the stack and ``$NModelInput`` (the plate as the
+    network receives it) set; leaves the Switch TemporalSwitch on top: input 0 the raw output (Temporal 0:
+    nothing else is pulled), input 1 the smoothed output. Nodes: TimeOffset (``time_offset`` +-1 frames,
+    Foundry's TimeOffset), MergeExpression (B = input 0, A = input 1; channels Ar..Aa, Br..Ba, Foundry's
+    MergeExpression reference), Transform (integer ``translate``, ``filter impulse``: whole-pixel shifts, the
+    box sum) and Expression.
+    """
+    ex = temporal.nuke_expressions(f"parent.{TEMPORAL_KNOB}")
+    every = lambda key: [ex[key]] * 4  # noqa: E731
+    rgba = lambda key: [ex[f"{key}.{c}"] for c in "rgba"]  # noqa: E731
+    r = temporal.RADIUS
+    lines = ["set NRaw [stack 0]"]
+    for side, offset, x in (("Prev", -1, 600), ("Next", 1, 900)):
+        # the neighbour's plate (A) against frame t's (B): the per-pixel difference
+        lines.append("push $NModelInput")
+        lines += node_block("TimeOffset", [f"time_offset {offset}", f"name Temporal{side}Plate", f"xpos {x}",
+                                           "ypos -100"])
+        lines.append("push $NModelInput")
+        lines += _per_pixel("MergeExpression", f"Temporal{side}Difference", every("difference"), x, -60)
+        # the box sum: shifted copies added in x, then the row sums shifted and added in y
+        for axis in ("X", "Y"):
+            lines.append(f"set NTemporal{side}Box{axis} [stack 0]")
+            for i, d in enumerate(range(-r, r + 1)):
+                if i:  # the first copy shifts the node on top itself; the others push it again
+                    lines.append(f"push $NTemporal{side}Box{axis}")
+                if d:
+                    dx, dy = (d, 0) if axis == "X" else (0, d)
+                    lines += node_block("Transform", [f"translate {{{dx} {dy}}}", "filter impulse",
+                                                      f"name Temporal{side}Shift{axis}{i}", f"xpos {x + 100}",
+                                                      f"ypos {-40 + 20 * i}"])
+                if i:  # the running sum (A, below) plus this copy (B, on top)
+                    lines += _per_pixel("MergeExpression", f"Temporal{side}Sum{axis}{i}", rgba("add"), x,
+                                        -40 + 20 * i)
+        # on top: the box sum of the difference (the row sums summed in y)
+        lines += _per_pixel("Expression", f"Temporal{side}Weight", every("weight"), x, 100)
+        lines.append(f"set NTemporal{side}Weight [stack 0]")
+        # the weighted neighbour output: A = the weight, B = the neighbour's raw output
+        lines.append("push $NRaw")
+        lines += node_block("TimeOffset", [f"time_offset {offset}", f"name Temporal{side}Output", f"xpos {x + 100}",
+                                           "ypos 100"])
+        lines += _per_pixel("MergeExpression", f"Temporal{side}Weighted", rgba("weighted"), x, 140)
+        lines.append(f"set NTemporal{side}Weighted [stack 0]")
+    # numerator: (O_t + w_prev O_prev) + w_next O_next, in the pipeline's order
+    lines.append("push $NTemporalPrevWeighted")
+    lines.append("push $NRaw")
+    lines += _per_pixel("MergeExpression", "TemporalSumPrev", rgba("sum"), 600, 180)
+    lines.append("set NTemporalSumPrev [stack 0]")
+    lines.append("push $NTemporalNextWeighted")
+    lines.append("push $NTemporalSumPrev")
+    lines += _per_pixel("MergeExpression", "TemporalSumNext", rgba("sum"), 600, 220)
+    lines.append("set NTemporalNumerator [stack 0]")
+    # denominator 1 + w_prev + w_next: A = w_prev, B = w_next
+    lines.append("push $NTemporalPrevWeight")
+    lines.append("push $NTemporalNextWeight")
+    lines += _per_pixel("MergeExpression", "TemporalDenominator", every("denominator"), 900, 220)
+    # result: A = the numerator, B = the denominator
+    lines.append("set NTemporalDenominator [stack 0]")
+    lines.append("push $NTemporalNumerator")
+    lines.append("push $NTemporalDenominator")
+    lines += _per_pixel("MergeExpression", "TemporalResult", rgba("result"), 600, 260)
+    # Switch: 0 the raw output (off: bit-identical, neighbours never pulled), 1 the smoothed one.
+    lines.append("push $NRaw")
+    lines += node_block("Switch", ["inputs 2", f"which {{{{parent.{TEMPORAL_KNOB} > 0}}}}", "name TemporalSwitch",
+                                   "xpos 0", "ypos 0"])
+    return lines
+
+
 def render_gizmo() -> str:
     """The text of ``CorridorKey.gizmo``."""
     # "automatic" (3) falls through to luminance here; the .cat ignores the hint channel then (auto_hint = 1).
@@ -454,7 +577,7 @@ def render_gizmo() -> str:
         "parent.hint_channel == 0 ? a : (parent.hint_channel == 1 ? r : "
         f"{LUMINANCE_WEIGHTS[0]}*r + {LUMINANCE_WEIGHTS[1]}*g + {LUMINANCE_WEIGHTS[2]}*b)"
     )
-    lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 2"]
+    lines = [f"version {MINIMUM_NUKE} v1", "Gizmo {", " inputs 3"]
     lines.append(f" onCreate {nk_quote(_cat_check_script())}")
     lines.append(f" knobChanged {nk_quote(_knob_changed_script())}")
     lines.append(" tile_color 0x4caf50ff")
@@ -464,6 +587,13 @@ def render_gizmo() -> str:
     # Node graph. Stack rule of .nk files: a node with N inputs takes the top of the
     # stack as input 0, the next as input 1, ...; push order below is chosen for that.
     lines += _model_knobs_node()
+    # GarbageMatte (input 2), fitted to the plate's format like the hint; with auto_hint 2 the hint channel
+    # carries its alpha instead of the hint (the .pt multiplies its automatic hint by it). Made first, so that
+    # the Copy below takes HintToAlpha (on top of the stack) as B and the fitted matte as A.
+    lines += node_block("Input", ["inputs 0", f"name {GARBAGE_INPUT}", "number 2", "xpos 400", "ypos -480"])
+    lines += node_block("Reformat", ['type "to box"', f"box_width {{{{{PLATE_INPUT}.width}}}}",
+                                     f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
+                                     "filter impulse", "name GarbageToPlateFormat", "xpos 400", "ypos -400"])
     lines += node_block("Input", ["inputs 0", "name Hint", "number 1", "xpos 200", "ypos -480"])
     # A hint of another size (a half-resolution roto, a proxy render's matte) is fitted to the plate's
     # format, nearest pixel (filter impulse: no new values in a matte); the pipeline fits it with the same
@@ -474,6 +604,9 @@ def render_gizmo() -> str:
                                      f"box_height {{{{{PLATE_INPUT}.height}}}}", "box_fixed true", "resize distort",
                                      "filter impulse", "name HintToPlateFormat", "xpos 200", "ypos -400"])
     lines += node_block("Expression", [f"expr3 {nk_quote(hint_expr)}", "name HintToAlpha", "xpos 200", "ypos -320"])
+    lines += node_block("Copy", ["inputs 2", "from0 rgba.alpha", "to0 rgba.alpha",
+                                 f"disable {{{{{MODEL_KNOBS_NODE}.{AUTO_HINT.name} != {HINT_GARBAGE_MATTE}}}}}",
+                                 "name GarbageIntoAlpha", "xpos 200", "ypos -280"])
     lines += node_block("Input", ["inputs 0", f"name {PLATE_INPUT}", "xpos 0", "ypos -480"])
     # Overscan: pixels outside the format are dropped before the network (the model keys exactly the
     # format, as the pipeline does). Crop to the format with "crop false" (no black edge), as RIFE.gizmo
@@ -497,6 +630,7 @@ def render_gizmo() -> str:
         lines += _inference_node(SCREENS[index], index)
     lines += node_block("Switch", [f"inputs {len(SCREENS)}", "which {{parent.screen}}", "name ScreenSwitch",
                               "xpos 0", "ypos -30"])
+    lines += _temporal_nodes()
     lines.append("set NModel [stack 0]")
     # Switch input 3: matte only.
     lines += node_block("Shuffle", ["red alpha", "green alpha", "blue alpha", "alpha alpha", "name MatteOnly",

@@ -45,7 +45,10 @@ def preprocess(plate: Tensor, img_size: int, gamma_input: int, auto_hint: int = 
     2. for a linear plate (``gamma_input == 1``) sRGB-encode the RGB *after* the resize;
     3. with ``auto_hint == 1`` the hint is made from the sRGB plate at S
        (:func:`corridorkey_model.keying.hint.rough_hint`, on the screen channel
-       ``screen_channel``: 1 green, 2 blue) and the hint channel is ignored;
+       ``screen_channel``: 1 green, 2 blue) and the hint channel is ignored; with
+       ``auto_hint == 2`` the hint channel is a garbage matte (1: the subject may be
+       here, 0: never subject) and the hint is that automatic hint times the resized
+       hint channel clamped to [0, 1];
     4. ImageNet-normalise the RGB; the hint is passed through.
     """
     plate = finite_or_zero(plate)
@@ -56,6 +59,8 @@ def preprocess(plate: Tensor, img_size: int, gamma_input: int, auto_hint: int = 
         rgb = linear_to_srgb(rgb)
     if auto_hint == 1:  # HINT_AUTOMATIC
         hint = rough_hint(rgb, screen_channel)
+    elif auto_hint == 2:  # HINT_GARBAGE_MATTE: the automatic hint, kept only where the matte lets the subject be
+        hint = rough_hint(rgb, screen_channel) * torch.clamp(hint, 0.0, 1.0)
     return torch.cat([imagenet_normalize(rgb), hint], dim=1)
 
 

@@ -31,6 +31,10 @@ resized, sRGB-encoded plate (the network's own input, before normalisation):
    ``blur_radius * S``) softens it. The square structuring elements are separable
    max-pools; the frame border neither erodes nor dilates (a subject touching the
    frame edge stays solid there).
+4. With ``auto_hint = 2`` (:data:`HINT_GARBAGE_MATTE`) :func:`corridorkey_model.keying.frame.preprocess`
+   multiplies the result by the hint channel clamped to [0, 1], a garbage matte: set walls, stands and
+   the studio outside a screen that does not fill the frame are not screen-coloured, so the hint alone
+   takes them for subject.
 
 The whole computation runs in float32 on the input's device (half input is cast,
 as the resize does) and the result is cast back to the input's dtype. Every tensor
@@ -52,6 +56,7 @@ from corridorkey_model.keying.colour import resize_bilinear_aa
 #: ``auto_hint`` values (the knob's enumeration).
 HINT_FROM_INPUT = 0
 HINT_AUTOMATIC = 1
+HINT_GARBAGE_MATTE = 2  # the automatic hint times the hint channel (a garbage matte), clamped to [0, 1]
 
 
 class HintParams(NamedTuple):
@@ -83,7 +88,7 @@ def hint_params() -> HintParams:
     return HintParams(screen_quantile=0.98, candidate_share=0.5, min_screen_difference=0.04,
                       chroma_low=0.2, chroma_high=0.6, level_low=0.3, level_high=0.7,
                       hue_near=0.06, hue_far=0.16, hue_dark_high=0.65, hue_dark_low=0.85,
-                      solid_threshold=0.5, close_radius=0.005, erode_radius=0.01, blur_radius=0.005,
+                      solid_threshold=0.3, close_radius=0.005, erode_radius=0.01, blur_radius=0.005,
                       stats_size=256, work_size=512, eps=1e-4)
 
 
@@ -218,7 +223,8 @@ def rough_hint(rgb: Tensor, screen_channel: int) -> Tensor:
 
 
 __all__ = [
-    "HINT_FROM_INPUT", "HINT_AUTOMATIC", "HintParams", "hint_params", "PARAMS", "ramp", "radius_px", "other_channels",
+    "HINT_FROM_INPUT", "HINT_AUTOMATIC", "HINT_GARBAGE_MATTE",
+    "HintParams", "hint_params", "PARAMS", "ramp", "radius_px", "other_channels",
     "screen_difference", "masked_median", "estimate_screen", "screen_likeness", "dilate", "erode", "box_blur",
     "rough_hint",
 ]

@@ -167,15 +167,19 @@ AUTO_HINT = KnobSpec(
     kind="int",
     default=0,
     minimum=0,
-    maximum=1,
+    maximum=2,
     label="Auto Hint",
     tooltip=(
         "Where the rough hint comes from. Hint Input: the hint channel (the 4th input channel). "
         "Automatic: made from the plate by a screen-difference key (screen colour estimated from "
         "the plate, thresholded, eroded inside the subject's edge and softened, at the model "
-        "resolution, or at 512 px when that is larger); the hint channel is ignored."
+        "resolution, or at 512 px when that is larger); the hint channel is ignored. "
+        "Automatic x garbage matte: the automatic hint times the hint channel clamped to [0, 1], a "
+        "garbage matte (1: the subject may be here, 0: never subject); use it where the screen does "
+        "not fill the frame (set walls, light stands, the studio are not screen-coloured, so the "
+        "automatic hint alone takes them for subject)."
     ),
-    choices=("Hint Input", "Automatic"),
+    choices=("Hint Input", "Automatic", "Automatic x garbage matte"),
 )
 
 #: All knobs, in the order they appear in Nuke and in help texts.

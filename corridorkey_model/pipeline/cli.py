@@ -17,6 +17,8 @@ import torch
 from corridorkey_model import atomic
 from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
 from corridorkey_model.devices import parse_device
+from corridorkey_model.keying import temporal as temporal_filter
+from corridorkey_model.keying.hint import HINT_AUTOMATIC, HINT_FROM_INPUT, HINT_GARBAGE_MATTE
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
 from corridorkey_model.network.greenformer import DEFAULT_IMG_SIZE, check_img_size
 from corridorkey_model.pipeline import clips as clip_layout
@@ -107,11 +109,21 @@ def load_colour(ocio_config: Optional[str], working_space: str = colour_manageme
     return colour
 
 
-def hint_choice(value: Any) -> Tuple[Optional[Path], bool]:
-    """``--hint``'s value -> (hint path or None, whether the hint is made from the plate)."""
+#: How the run's summary line names each ``auto_hint`` value.
+_HINT_SOURCES = {HINT_FROM_INPUT: "hint from files", HINT_AUTOMATIC: "automatic hint",
+                 HINT_GARBAGE_MATTE: "automatic hint x garbage matte"}
+
+
+def hint_choice(value: Any, garbage_matte: Optional[Path] = None) -> Tuple[Optional[Path], int]:
+    """``--hint`` (and ``--garbage-matte``) -> (what is read into the hint channel, or None; knob ``auto_hint``).
+
+    ``--hint auto``: nothing read, 1 (automatic); with ``--garbage-matte PATH``: PATH, 2 (the automatic
+    hint times the matte); ``--hint PATH``: PATH, 0. :func:`check_run_values` refused a garbage matte
+    without ``--hint auto``.
+    """
     if value == AUTO_HINT:
-        return None, True
-    return value, False
+        return (None, HINT_AUTOMATIC) if garbage_matte is None else (garbage_matte, HINT_GARBAGE_MATTE)
+    return value, HINT_FROM_INPUT
 
 
 def _parse_frames(_ctx: click.Context, _param: click.Parameter, value: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -240,6 +252,12 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption(("--despeckle-size",), dict(
         type=click.IntRange(_DESPECKLE.minimum, _DESPECKLE.maximum), default=stages.RUN_DESPECKLE_SIZE,
         help="Smallest solid alpha island (8-connected pixels) that --despeckle keeps (upstream's default).")),
+    RunOption(("--temporal",), dict(
+        type=FiniteFloatRange(temporal_filter.STRENGTH_MIN, temporal_filter.STRENGTH_MAX),
+        default=temporal_filter.STRENGTH_DEFAULT, metavar="STRENGTH",
+        help=temporal_filter.TOOLTIP + " The Nuke node's Temporal knob: the same formula on the same outputs. With "
+             "--frames (a farm task) or a resume the frames just outside the range are keyed too, not written, so "
+             "chunks join exactly. 0: off, every output as without it.")),
     RunOption(("--screen",), dict(
         type=click.Choice(("green", "blue", "auto")), default="green",
         help="Screen colour, which picks the model (green: CorridorKey_v1.0, blue: CorridorKeyBlue_1.0) and the "
@@ -271,7 +289,15 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         type=HintSource(), default=None, metavar="PATH|auto",
         help="Alpha hint video or folder of frames for a single video PATH (or instead of a clip's AlphaHint/). "
              "auto: make a rough hint from each plate instead (the Nuke node's automatic hint, knob auto_hint: a "
-             "screen-difference key, eroded inside the subject); no hint files are read, AlphaHint/ included.")),
+             "screen-difference key, eroded inside the subject); no hint files are read, AlphaHint/ included. "
+             "Where the screen does not fill the frame (set walls, light stands, the studio), add --garbage-matte.")),
+    RunOption(("--garbage-matte",), dict(
+        type=click.Path(exists=True, path_type=Path), default=None, metavar="PATH",
+        help="With --hint auto, for a single clip or video: a garbage matte (1 where the subject may be, 0 never "
+             "subject: outside the screen, light stands, the studio). The automatic hint is multiplied by it, "
+             "clamped to [0, 1] (the Nuke node's auto_hint 'Automatic x garbage matte', its GarbageMatte input). "
+             "A video, a folder with one frame per plate frame (read like AlphaHint/), or one still image used "
+             "for every frame; the plate's size.")),
     RunOption(("--write-hints/--no-write-hints",), dict(
         default=False,
         help="Also write Output/Hint/: the hint each frame was keyed with (whatever its source), one channel, "
@@ -331,6 +357,10 @@ def check_run_values(values: Dict[str, Any]) -> Dict[str, Optional[Path]]:
     from corridorkey_model.network.checkpoint import CheckpointError, check_file
 
     checkpoint, blue, screen = values.get("checkpoint"), values.get("blue_checkpoint"), values.get("screen", "green")
+    if values.get("garbage_matte") is not None and values.get("hint") != AUTO_HINT:
+        raise click.UsageError(f"--garbage-matte {values['garbage_matte']} multiplies the automatic hint: add "
+                               f"--hint auto (a hint given as files can have the garbage matte applied to it "
+                               f"before the run)")
     if values.get("random_init") and (checkpoint is not None or blue is not None):
         raise click.UsageError("give --checkpoint / --blue-checkpoint or --random-init, not both")
     if screen == "green" and blue is not None:
@@ -368,10 +398,10 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @run_options()
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, despill: float, gamma: str,
-        refiner: float, despeckle: bool, despeckle_size: int, screen: str, blue_checkpoint: Optional[Path],
-        devices: List[torch.device],
+        refiner: float, despeckle: bool, despeckle_size: int, temporal: float, screen: str,
+        blue_checkpoint: Optional[Path], devices: List[torch.device],
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
-        write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
+        garbage_matte: Optional[Path], write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
         network_space: str, image_format: str, exr_type: str, exr_compression: str, layered_exr: bool,
         video_out: str, io_threads: int) -> None:
     """Key PATH: a clip folder (Input/ + AlphaHint/), a folder of clip folders, or a video file.
@@ -387,22 +417,28 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     farm cancelling the task).
     """
     weights = check_run_values(dict(checkpoint=checkpoint, blue_checkpoint=blue_checkpoint,
-                                    random_init=random_init, screen=screen))
-    hint_path, auto_hint = hint_choice(hint)
+                                    random_init=random_init, screen=screen, hint=hint, garbage_matte=garbage_matte))
+    hint_path, auto_hint = hint_choice(hint, garbage_matte)
+    if auto_hint == HINT_AUTOMATIC:
+        log.info("--hint auto: the hint is made from each plate; where the screen does not fill the frame (set walls, "
+                 "light stands, the studio are not screen-coloured and would count as subject), add --garbage-matte "
+                 "PATH (1 where the subject may be, 0 elsewhere)")
     colour = load_colour(ocio_config, working_space, network_space)
     if colour is not None:
         log.info("colour: OCIO config %s (%s), working space %r, network space %r; FG/ and Processed/ are in the "
                  "working space (--ocio-config none: the project's own sRGB maths)", colour.config_name,
                  "--ocio-config" if ocio_config is not None else "$OCIO", colour.working, colour.network)
     base = stages.KeySettings(despill_strength=despill, refiner_strength=refiner, despeckle=despeckle,
-                                despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint))
+                                despeckle_size=despeckle_size, colour=colour, auto_hint=int(auto_hint),
+                                temporal=temporal)
     out = outputs.OutputSettings(image_format, frame_io.ExrOptions(exr_type, exr_compression), overwrite,
                                 layered=layered_exr, write_hints=write_hints)
     matte_note = outputs.matte_compression_note(out)
     if matte_note:
         log.info("%s: mattes are always lossless", matte_note)
     try:
-        clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output), layer, auto_hint)
+        clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output), layer,
+                                       auto_hint == HINT_AUTOMATIC, garbage_matte=auto_hint == HINT_GARBAGE_MATTE)
         plans = [(clip, outputs.select_frames(clip, frame_range, out)) for clip in clips]
         for clip, sel in plans:
             if sel.todo:
@@ -417,7 +453,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
         _write_videos(clips, out, video_out)
         return
     try:
-        screens = {clip.name: stages.decide_screen(clip, screen) for clip, sel in plans if sel.todo}
+        screens = {clip.name: stages.decide_screen(clip, screen, garbage_matte is not None)
+                   for clip, sel in plans if sel.todo}
     except frame_io.FrameReadError as exc:
         raise click.ClickException(str(exc)) from None
     for name, decision in screens.items():
@@ -442,7 +479,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 if sel.todo:
                     decision = screens[clip.name]
                     record = _recorded_settings(settings[clip.name], decision.screen, loaded[decision.screen][1],
-                                                img_size, out, clip.layer)
+                                                img_size, out, clip.layer, garbage_matte)
                     _record(clip, claims[clip.name], record, out.overwrite, frame_range is not None)
             t0 = time.perf_counter()
             lines = []
@@ -463,7 +500,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                     dt = time.perf_counter() - t_clip
                     lines.append(f"{clip.name}: {n} frame(s) keyed ({n / dt:.2f} fps, {decision.screen} screen, "
                                  f"gamma {_GAMMA.choices[s.gamma_input]}, "
-                                 f"{'automatic hint' if auto_hint else 'hint from files'}), {len(sel.done)} "
+                                 f"{_HINT_SOURCES[auto_hint]}), {len(sel.done)} "
                                  f"already written -> {clip.output_dir}")
         failed = False
     except KeyboardInterrupt:
@@ -493,7 +530,8 @@ def _write_videos(clips: List[clip_layout.Clip], out: outputs.OutputSettings, co
 
 
 def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_size: int,
-                       out: outputs.OutputSettings, layer: Optional[str] = None) -> Dict[str, Any]:
+                       out: outputs.OutputSettings, layer: Optional[str] = None,
+                       garbage_matte: Optional[Path] = None) -> Dict[str, Any]:
     """What :mod:`corridorkey_model.pipeline.settings_record` records for a clip: what changes its pixels."""
     colour = ({"ocio_config": s.colour.config_source, "ocio_config_identity": s.colour.config_identity,
                "working_space": s.colour.working, "network_space": s.colour.network}
@@ -503,7 +541,10 @@ def _recorded_settings(s: stages.KeySettings, screen: str, weights: str, img_siz
             "despeckle_size": s.despeckle_size if s.despeckle else 0, "auto_hint": s.auto_hint,
             "image_format": out.image_format,
             "exr_type": out.exr.pixel_type, "exr_compression": out.exr.compression, "layer": layer,
-            "layered_exr": out.layered, **colour}
+            "layered_exr": out.layered, **colour,
+            # recorded only when on, so that an output keyed before --temporal existed resumes without it
+            **({"temporal": s.temporal} if s.temporal > 0 else {}),
+            **settings_record.garbage_matte_entry(garbage_matte)}
 
 
 def _claim(clip: clip_layout.Clip, sel: outputs.Selection, out: outputs.OutputSettings) -> OutputClaim:
@@ -573,7 +614,7 @@ def farm_job(ctx: click.Context, path: Path, job_path: Path, chunk: int, chunkin
     try:
         if values["output"] is None and path.is_file():  # a video's outputs go beside it: name that folder
             values["output"] = clip_layout.scan(path)[0].output_dir
-        hint_path, auto_hint = hint_choice(values["hint"])
+        hint_path, auto_hint = hint_choice(values["hint"], values["garbage_matte"])
         folder, clips = farm.clip_frames(path, hint_path, values["output"], values["frame_range"], auto_hint,
                                          values["layer"])
         params = [p for p in (farm.job_parameter(a) for a in _run_arguments(ctx, values)) if p is not None]

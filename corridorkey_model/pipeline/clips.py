@@ -243,13 +243,16 @@ def _format_of(media: Media, layer: Optional[str] = None) -> frame_io.Box:
     return frame_io.read_info(media.paths[0], layer).geometry.display
 
 
-def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool = False) -> Clip:
+def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool = False,
+              garbage_matte: bool = False) -> Clip:
     """List and check a clip: a hint source exists, frame counts match, every hint can be fitted to its plate's
     format (the same size, or the same aspect: fitted by nearest-neighbour sampling, logged once per clip).
 
     ``layer`` (``--layer``) picks the plates' EXR part or layer; it is checked on the first plate here.
     ``auto_hint``: the hint is made from each plate (``--hint auto``); no hint files are
-    looked at, an ``AlphaHint/`` folder included.
+    looked at, an ``AlphaHint/`` folder included. ``garbage_matte``: the hint source is
+    ``--garbage-matte`` (``--hint auto``, knob ``auto_hint`` 2), read like a hint; one still image
+    is also taken, for every frame.
     """
     inp = list_media(source.input_path, "input")
     if auto_hint:
@@ -266,7 +269,8 @@ def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool =
             f"per input frame (same count and order) in {where}, or pass --hint auto to make a rough hint "
             f"from each plate"
         )
-    hint = list_media(source.hint_path, "hint")
+    hint = _still_for_every_frame(source.hint_path, inp.count) if garbage_matte else None
+    hint = hint or list_media(source.hint_path, "garbage matte" if garbage_matte else "hint")
     if inp.count != hint.count:
         raise ClipError(
             f"clip {source.name}: {inp.count} input frame(s) in {source.input_path} but {hint.count} hint "
@@ -283,6 +287,13 @@ def load_clip(source: ClipSource, layer: Optional[str] = None, auto_hint: bool =
                  "nearest-neighbour sampling, as the Nuke node's Reformat (filter impulse) does", source.name,
                  len(fitted), fitted[0])
     return Clip(source.name, inp, hint, source.output_dir, refs, layer)
+
+
+def _still_for_every_frame(path: Path, count: int) -> Optional[Media]:
+    """A single image file as the hint source of each of ``count`` frames (a still garbage matte); else None."""
+    if path.is_file() and frame_io.is_image(path):
+        return Media("images", (path,) * count, count)
+    return None
 
 
 def _check_every_hint_size(clip: str, refs: Sequence[FrameRef], plate0: Tuple[int, int],
@@ -315,12 +326,13 @@ def _check_every_hint_size(clip: str, refs: Sequence[FrameRef], plate0: Tuple[in
     return fitted
 
 
-def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None, auto_hint: bool = False) -> List[Clip]:
+def load_clips(sources: Sequence[ClipSource], layer: Optional[str] = None, auto_hint: bool = False,
+               garbage_matte: bool = False) -> List[Clip]:
     """:func:`load_clip` for each source; every problem is reported together in one :class:`ClipError`."""
     clips, problems = [], []
     for s in sources:
         try:
-            clips.append(load_clip(s, layer, auto_hint))
+            clips.append(load_clip(s, layer, auto_hint, garbage_matte))
         except ClipError as exc:
             problems.append(str(exc))
     if problems:

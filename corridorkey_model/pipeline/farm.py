@@ -175,10 +175,11 @@ def explicit_chunks(frames: Sequence[int], size: int) -> List[str]:
 
 
 def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
-                frame_range: Optional[Tuple[int, int]], auto_hint: bool = False,
+                frame_range: Optional[Tuple[int, int]], auto_hint: int = 0,
                 layer: Optional[str] = None) -> Tuple[bool, List[ClipFrames]]:
     """The clips at ``path`` and their frame numbers, read as ``corridorkey run`` reads them
-    (``auto_hint``: ``--hint auto``, no hint files needed; ``layer``: ``--layer``).
+    (``auto_hint``, the knob's value: 1 ``--hint auto``, no hint files needed; 2 with ``--garbage-matte``,
+    ``hint`` is the garbage matte; ``layer``: ``--layer``).
 
     Returns ``(folder_of_clips, clips)``. Raises :class:`clip_layout.ClipError` for a bad clip
     layout or a ``frame_range`` that holds no frame of a clip.
@@ -187,7 +188,8 @@ def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
     folder = path.is_dir() and all(s.input_path.parent != path for s in sources)
     clips = []
     everything = outputs.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them
-    for clip, source in zip(clip_layout.load_clips(sources, layer, auto_hint), sources):
+    for clip, source in zip(clip_layout.load_clips(sources, layer, auto_hint=auto_hint == 1,
+                                                   garbage_matte=auto_hint == 2), sources):
         refs = outputs.select_frames(clip, frame_range, everything).todo
         numbers = tuple(sorted({r.number for r in refs}))
         clips.append(ClipFrames(clip.name, source.input_path.parent.name if folder else None, numbers))

@@ -6,8 +6,9 @@ keys. The first run writes the record (atomically); every later run compares its
 settings with it and refuses, naming each difference, unless ``--overwrite`` re-keys the
 frames (the record is then replaced). Only what changes the pixels is recorded: the knob
 values, the screen, the model resolution, the weights (SHA-256, or ``random-init``), the OCIO
-config and spaces, the EXR layer keyed (``--layer``) and
-the file formats.
+config and spaces, the EXR layer keyed (``--layer``), the garbage matte (``--garbage-matte``, its
+absolute path), the file formats and ``--temporal`` (only when on: a record written before the option
+existed still matches a run without it).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def check(output_dir: Path, settings: Dict[str, Any], overwrite: bool, clip: str
         f"{record_path(output_dir)}). Resuming would mix two keys: run again with --overwrite to re-key the "
         f"frames with the new settings, use the recorded ones, or choose another --output."
     )
+
+
+def garbage_matte_entry(path: Optional[Path]) -> Dict[str, Any]:
+    """The record's ``garbage_matte``: the absolute path of ``--garbage-matte``, or None (a record written
+    before the option existed reads as None, so it still matches a run without one)."""
+    return {"garbage_matte": None if path is None else str(Path(path).absolute())}
 
 
 def write(output_dir: Path, settings: Dict[str, Any]) -> None:

@@ -9,12 +9,15 @@ The flow, one plain function per stage, each handing the next a frozen dataclass
     read_frame(task)                  -> LoadedFrame   plate RGB + hint as one H x W x 4 float32 array
     preprocess_frame(loaded, s)       -> Prepared      frame.preprocess: resize, gamma, automatic hint, normalise
     infer(model, device, prepared, s) -> Inferred      the network + frame.combine (refiner strength)
-    postprocess_frame(inferred, s)    -> Keyed         frame.postprocess (resize back, despill), then
-                                                       despeckle, premultiplied linear RGBA, checker comp
+    postprocess_frame(inferred, s)    -> Keyed         raw_output (frame.postprocess: resize back, despill,
+                                                       despeckle: the .pt's output), then finish_frame
+                                                       (premultiplied linear RGBA, checker comp)
     write_frame(keyed, out)           -> Written       temporary files; commit_written() renames them
 
 :func:`key_clip` runs read/preprocess -> infer -> postprocess/write on
 :func:`corridorkey_model.pipeline.runner.run_ordered`, which commits frames in order.
+With ``--temporal`` (:mod:`corridorkey_model.keying.temporal`) :func:`key_clip_temporal`
+smooths each frame's raw output with its neighbours' between ``raw_output`` and ``finish_frame``.
 The frame math is :mod:`corridorkey_model.keying.frame` and :mod:`corridorkey_model.keying.colour`;
 nothing here re-implements it.
 
@@ -33,15 +36,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from corridorkey_model.keying import frame
+from corridorkey_model.keying import temporal as temporal_filter
 from corridorkey_model.keying.colour import (
     composite_over_checkerboard_np,
     premultiply_np,
@@ -63,7 +69,7 @@ from corridorkey_model.pipeline.outputs import (
     exr_options_for,
     output_paths,
 )
-from corridorkey_model.pipeline.runner import Stage, run_ordered
+from corridorkey_model.pipeline.runner import Stage, StageError, run_ordered
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +93,12 @@ class KeySettings:
     screen_channel: int = 1  # the clip's screen: 1 green, 2 blue (chooses the model and the despill channel)
     colour: Optional[OcioConversion] = None  # --ocio-config: working <-> network by OCIO; None: project sRGB maths
     auto_hint: int = KNOBS_BY_NAME["auto_hint"].typed_default  # 1: the hint is made from the plate
+    temporal: float = temporal_filter.STRENGTH_DEFAULT  # --temporal: 0 off, else keying/temporal.py's strength
 
     def __post_init__(self) -> None:
         for name in ("gamma_input", "despill_strength", "refiner_strength", "auto_hint"):
             KNOBS_BY_NAME[name].check(getattr(self, name))
+        temporal_filter.check_strength(self.temporal)
         if self.despeckle_size < 0:
             raise ValueError(f"despeckle_size must be >= 0, got {self.despeckle_size}")
         if self.screen_channel not in (1, 2):
@@ -121,6 +129,7 @@ class Prepared:
     height: int
     width: int
     info: Optional[ImageInfo] = None
+    net_plate: Optional[np.ndarray] = None  # --temporal only: H x W x 3, the plate as the Inference node gets it
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,18 @@ class Inferred:
     width: int
     info: Optional[ImageInfo] = None
     hint: Optional[Tensor] = None  # [1, 1, S, S] the network's hint channel, on the CPU
+    net_plate: Optional[np.ndarray] = None  # --temporal only (see Prepared)
+
+
+@dataclass(frozen=True)
+class RawOutput:
+    """What the ``.pt`` outputs for a frame (``--temporal`` smooths these before the rest of the postprocess)."""
+
+    ref: FrameRef
+    out: np.ndarray  # H x W x 4: straight sRGB fg (despilled), linear alpha (despeckled if asked)
+    info: Optional[ImageInfo] = None
+    hint: Optional[np.ndarray] = None  # H x W: the hint it was keyed with (only when written)
+    net_plate: Optional[np.ndarray] = None  # H x W x 3 (--temporal only)
 
 
 @dataclass(frozen=True)
@@ -220,7 +241,8 @@ def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prep
         plate = np.concatenate([s.colour.to_network(plate[..., 0:3]), plate[..., 3:4]], axis=2)
     with torch.no_grad():
         x = frame.preprocess(plate_to_tensor(plate), img_size, s.gamma_input, s.auto_hint, s.screen_channel)
-    return Prepared(loaded.ref, x, h, w, loaded.info)
+    net_plate = np.ascontiguousarray(plate[..., 0:3]) if s.temporal > 0 else None
+    return Prepared(loaded.ref, x, h, w, loaded.info, net_plate)
 
 
 def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: KeySettings) -> Inferred:
@@ -229,7 +251,8 @@ def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: K
         alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
     return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
-                    prepared.info, prepared.x[:, 3:4].clone())  # a copy: the [1, 4, S, S] input need not stay alive
+                    prepared.info, prepared.x[:, 3:4].clone(),  # a copy: the [1, 4, S, S] input need not stay alive
+                    prepared.net_plate)
 
 
 def premultiplied_linear(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -245,8 +268,8 @@ def hint_at_plate_size(inferred: Inferred) -> np.ndarray:
     return np.ascontiguousarray(hint[0, 0].numpy())
 
 
-def postprocess_frame(inferred: Inferred, s: KeySettings, with_hint: bool = False) -> Keyed:
-    """:func:`corridorkey_model.keying.frame.postprocess`, optional despeckle, premultiplied linear RGBA, preview comp.
+def raw_output(inferred: Inferred, s: KeySettings, with_hint: bool = False) -> RawOutput:
+    """:func:`corridorkey_model.keying.frame.postprocess` (resize back, despill, despeckle): the ``.pt``'s output.
 
     ``with_hint``: also the hint the frame was keyed with, at plate size (:func:`hint_at_plate_size`).
     """
@@ -254,17 +277,28 @@ def postprocess_frame(inferred: Inferred, s: KeySettings, with_hint: bool = Fals
         # The .pt's postprocess: the same despill and despeckle (knob despeckle_size) functions.
         out = frame.postprocess(inferred.alpha, inferred.fg, inferred.height, inferred.width, s.despill_strength,
                                 s.despeckle_size if s.despeckle else 0, s.screen_channel)
-    out = out[0].permute(1, 2, 0).contiguous().numpy()
-    fg = np.ascontiguousarray(out[..., 0:3])
-    alpha = np.ascontiguousarray(out[..., 3])
-    comp = composite_over_checkerboard_np(fg, alpha)
+    out = np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
     hint = hint_at_plate_size(inferred) if with_hint and inferred.hint is not None else None
+    return RawOutput(inferred.ref, out, inferred.info, hint, inferred.net_plate)
+
+
+def finish_frame(raw: RawOutput, s: KeySettings) -> Keyed:
+    """What the gizmo does after the ``.pt``: premultiplied linear RGBA (OCIO back to the working space with a
+    config), and the preview comp."""
+    fg = np.ascontiguousarray(raw.out[..., 0:3])
+    alpha = np.ascontiguousarray(raw.out[..., 3])
+    comp = composite_over_checkerboard_np(fg, alpha)
     if s.colour is None:
-        return Keyed(inferred.ref, fg, alpha, premultiplied_linear(fg, alpha), comp, inferred.info, hint=hint)
+        return Keyed(raw.ref, fg, alpha, premultiplied_linear(fg, alpha), comp, raw.info, hint=raw.hint)
     # The gizmo's FromNetwork (the alpha is not converted), then its Premult, in the working space.
     fg = s.colour.to_working(fg)
     processed = np.concatenate([premultiply_np(fg, alpha), alpha[..., None]], axis=2).astype(np.float32)
-    return Keyed(inferred.ref, fg, alpha, processed, comp, inferred.info, s.colour.working, s.colour.working, hint)
+    return Keyed(raw.ref, fg, alpha, processed, comp, raw.info, s.colour.working, s.colour.working, raw.hint)
+
+
+def postprocess_frame(inferred: Inferred, s: KeySettings, with_hint: bool = False) -> Keyed:
+    """:func:`raw_output` then :func:`finish_frame` (a frame on its own: no temporal smoothing)."""
+    return finish_frame(raw_output(inferred, s, with_hint), s)
 
 
 def write_frame(keyed: Keyed, output_dir: Path, out: OutputSettings) -> Written:
@@ -356,6 +390,13 @@ class NoScreenWarning:
                             SCREEN_MIN_BACKGROUND * 100, SCREEN_BACKGROUND_HINT, other, other)
         return prepared
 
+    def reading(self, img_size: int, s: KeySettings) -> Callable[[FrameTask], Prepared]:
+        """The reading stage: read and preprocess a frame, checking its automatic hint (``--hint auto``)."""
+        def prepare(task: FrameTask) -> Prepared:
+            prepared = preprocess_frame(read_frame(task), img_size, s)
+            return self.check(prepared) if s.auto_hint else prepared
+        return prepare
+
     def summary(self) -> None:
         if self.count > 1:
             log.warning("clip %s: the automatic hint found no %s screen in %d frame(s)", self.clip.name,
@@ -372,13 +413,13 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
     every frame before the failed one is committed first, so a rerun resumes there.
     """
     no_screen = NoScreenWarning(clip, s)
-
-    def prepare(task: FrameTask) -> Prepared:
-        prepared = preprocess_frame(read_frame(task), img_size, s)
-        return no_screen.check(prepared) if s.auto_hint else prepared
-
+    if s.temporal > 0:
+        try:
+            return key_clip_temporal(clip, refs, workers, img_size, s, out, io_threads, on_frame, no_screen)
+        finally:
+            no_screen.summary()
     stages = [
-        Stage.threads("reading", prepare, io_threads),
+        Stage.threads("reading", no_screen.reading(img_size, s), io_threads),
         Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
         Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s, out.write_hints), clip.output_dir, out),
                       io_threads),
@@ -395,6 +436,130 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
         raise
     finally:
         no_screen.summary()
+    return count
+
+
+# --------------------------------------------------------------------------- --temporal: frames with neighbours
+
+
+def temporal_neighbours(clip: Clip, ref: FrameRef) -> Tuple[Optional[FrameRef], Optional[FrameRef]]:
+    """The frames numbered one before and one after ``ref`` in ``clip`` (None: missing, the frame stands in)."""
+    by_number = {r.number: r for r in clip.frames}
+    return by_number.get(ref.number - 1), by_number.get(ref.number + 1)
+
+
+def frames_to_infer(clip: Clip, refs: Sequence[FrameRef]) -> Tuple[FrameRef, ...]:
+    """``refs`` and their neighbours in ``clip`` (a chunk's or a resume's edges: one more frame each), in clip order."""
+    wanted = {r.position: r for r in refs}
+    for ref in refs:
+        for n in temporal_neighbours(clip, ref):
+            if n is not None:
+                wanted.setdefault(n.position, n)
+    return tuple(wanted[p] for p in sorted(wanted))
+
+
+def smooth_raw(raw: RawOutput, prev: Optional[RawOutput], nxt: Optional[RawOutput], strength: float) -> RawOutput:
+    """:func:`corridorkey_model.keying.temporal.smooth_np` on a frame's raw output and its neighbours'."""
+    if raw.net_plate is None:
+        raise ValueError(f"{raw.ref.label}: keyed without its plate, so it cannot be smoothed over time")
+    out = temporal_filter.smooth_np(raw.out, raw.net_plate,
+                                    prev.out if prev is not None else None, prev.net_plate if prev is not None else None,
+                                    nxt.out if nxt is not None else None, nxt.net_plate if nxt is not None else None,
+                                    strength)
+    return dataclasses.replace(raw, out=out, net_plate=None)
+
+
+def key_clip_temporal(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], img_size: int,
+                      s: KeySettings, out: OutputSettings, io_threads: int = 2,
+                      on_frame: Callable[[Written], None] = lambda w: None,
+                      no_screen: Optional[NoScreenWarning] = None) -> int:
+    """:func:`key_clip` with ``--temporal``: each frame of ``refs`` smoothed with its neighbours, then written.
+
+    The network runs once per frame: read/preprocess -> infer -> the ``.pt``'s postprocess run on
+    :func:`~corridorkey_model.pipeline.runner.run_ordered` over ``refs`` and the neighbours they lack
+    (:func:`frames_to_infer`: a ``--frames`` chunk or a resume keys one frame more at each end and
+    writes nothing for it), and the raw outputs arrive in clip order. As soon as a frame's next
+    neighbour has arrived, ``io_threads`` threads smooth, finish and write it, and this thread
+    commits the frames in order; the window keeps only the raw outputs still needed. A failure on
+    frame k stops the run there: the frames on their way before it are committed first, k-1 is not
+    written (it needs k), and the error (a :class:`StageError`) names k.
+    """
+    to_write = list(refs)
+    writing = {r.position for r in to_write}
+    window: Dict[int, RawOutput] = {}  # by frame number
+    pending: Deque[Tuple[FrameRef, Future]] = deque()  # submitted writes, in frame order
+    stages = [
+        Stage.threads("reading", (no_screen or NoScreenWarning(clip, s)).reading(img_size, s), io_threads),
+        Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
+        Stage.threads("postprocessing", lambda i: raw_output(i, s, out.write_hints and i.ref.position in writing),
+                      io_threads),
+    ]
+    count = 0
+    next_write = 0
+
+    def ready(ref: FrameRef) -> bool:
+        return ref.number in window and all(n is None or n.number in window for n in temporal_neighbours(clip, ref))
+
+    def smooth_and_write(raw: RawOutput, prev: Optional[RawOutput], nxt: Optional[RawOutput]) -> Written:
+        return write_frame(finish_frame(smooth_raw(raw, prev, nxt, s.temporal), s), clip.output_dir, out)
+
+    def commit_oldest() -> None:
+        nonlocal count
+        ref, job = pending[0]
+        try:
+            written = job.result()  # Ctrl-C while waiting: still pending, discarded below
+        except Exception as exc:
+            pending.popleft()
+            raise StageError(ref.label, "writing", exc) from exc
+        pending.popleft()
+        try:
+            commit_written(written)
+        except BaseException as exc:
+            discard_written(written)
+            if isinstance(exc, Exception):
+                raise StageError(ref.label, "writing", exc) from exc
+            raise
+        count += 1
+        on_frame(written)
+
+    results = run_ordered(iter_tasks(clip, frames_to_infer(clip, refs)), stages, label=lambda t: t.ref.label)
+    pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="corridorkey-temporal")
+    try:
+        while True:
+            try:
+                raw = next(results)
+            except StopIteration:
+                break
+            except StageError:  # a frame failed before its write: the frames on their way are complete
+                while pending:
+                    commit_oldest()
+                raise
+            window[raw.ref.number] = raw
+            while next_write < len(to_write) and ready(to_write[next_write]):
+                ref = to_write[next_write]
+                prev, nxt = (window.get(n.number) if n is not None else None for n in temporal_neighbours(clip, ref))
+                pending.append((ref, pool.submit(smooth_and_write, window[ref.number], prev, nxt)))
+                next_write += 1
+                for number in [k for k in window if k < ref.number]:  # no later frame needs these
+                    del window[number]
+                while len(pending) > io_threads:  # bounded: at most io_threads frames wait to be committed
+                    commit_oldest()
+            while pending and pending[0][1].done():
+                commit_oldest()
+        while pending:
+            commit_oldest()
+    except Exception:
+        log.info("clip %s: %d frame(s) before the failed one were written; fix it and run the same command again "
+                 "to resume from there", clip.name, count)
+        raise
+    finally:
+        results.close()
+        for _ref, job in pending:  # after a failure or Ctrl-C: never committed
+            job.cancel()
+        pool.shutdown(wait=True)
+        for _ref, job in pending:
+            if job.done() and not job.cancelled() and job.exception() is None:
+                discard_written(job.result())
     return count
 
 
@@ -448,16 +613,20 @@ def detect_screen(plate_rgb: np.ndarray, hint: np.ndarray) -> ScreenDecision:
     return ScreenDecision("blue" if blue > green else "green", means, False)
 
 
-def decide_screen(clip: Clip, screen: str) -> ScreenDecision:
+def decide_screen(clip: Clip, screen: str, garbage_matte: bool = False) -> ScreenDecision:
     """``screen`` ("green", "blue" or "auto") for ``clip``; ``auto`` reads the clip's first frame and hint.
 
     Without a hint (``--hint auto``) the whole first frame counts as background: the screen
-    covers most of a keyed frame, so its mean G and mean B still tell the screen.
+    covers most of a keyed frame, so its mean G and mean B still tell the screen. With a
+    ``garbage_matte`` (the clip's hint channel) the frame inside it counts (the studio outside does not).
     """
     if screen != "auto":
         return ScreenDecision(screen, "chosen with --screen", False)
     first = read_frame(next(iter_tasks(clip, clip.frames[:1])))  # the hint fitted to the plate's format (0 without)
-    decision = detect_screen(first.plate[..., 0:3], first.plate[..., 3])
+    hint = first.plate[..., 3]
+    decision = detect_screen(first.plate[..., 0:3], 1.0 - np.clip(hint, 0.0, 1.0) if garbage_matte else hint)
+    if garbage_matte:
+        return dataclasses.replace(decision, reason=decision.reason + " (inside the garbage matte)")
     if clip.hint is None:
         return dataclasses.replace(decision, reason=decision.reason + " (no hint: the whole first frame)")
     return decision

@@ -106,6 +106,8 @@ def make_cases() -> List[dict]:
         # the automatic hint (corridorkey_model/keying/hint.py) inside the .pt: the hint channel ignored
         case("auto_hint", 180, 240, _knobs(auto_hint=1, despill_strength=5.0), seed=6),
         damaged(case("auto_hint_linear_nan_inf", 97, 131, _knobs(auto_hint=1, gamma_input=1), seed=7, linear=True)),
+        # auto_hint 2 (issue 30): the automatic hint times the hint channel, a garbage matte
+        case("auto_hint_garbage_matte", 120, 160, _knobs(auto_hint=2), seed=8),
     ]
 
 

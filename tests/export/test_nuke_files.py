@@ -313,7 +313,7 @@ def test_input_gamma_explains_the_ocio_conversion(gizmo):
 
 
 def test_gizmo_has_gpu_half_precision_output_hint_screen_and_colour_knobs(gizmo):
-    assert gizmo.n_inputs == 2
+    assert gizmo.n_inputs == 3  # Plate, Hint, GarbageMatte
     assert gizmo.user_knob("useGPUIfAvailable").type_id == 6 and gizmo.value("useGPUIfAvailable") == "true"
     half = gizmo.user_knob("halfPrecision")
     assert half.type_id == 6 and half.label == "Optimize for Speed and Memory"
@@ -454,7 +454,13 @@ def test_graph_plate_through_ocio_and_hint_into_every_inference_node(gizmo):
         assert to_net.expression("disable") == "parent.gamma_input == 1"  # Linear: the model encodes itself
         crop = upstream(to_net.inputs[0])  # overscan dropped: the network keys exactly the format
         assert crop.cls == "Crop" and crop.value("crop") == "false" and upstream(crop.inputs[0]) is plate
-        hint_expr = upstream(copy.inputs[1])  # A: the hint's chosen channel in alpha, untouched by OCIO
+        garbage_copy = upstream(copy.inputs[1])  # A: the hint's chosen channel in alpha, untouched by OCIO ...
+        assert garbage_copy.cls == "Copy" and garbage_copy.name == "GarbageIntoAlpha"
+        assert garbage_copy.expression("disable") == f"{gz.MODEL_KNOBS_NODE}.auto_hint != 2"  # ... or the matte's
+        garbage_fit = upstream(garbage_copy.inputs[1])
+        assert garbage_fit.cls == "Reformat" and upstream(garbage_fit.inputs[0]) is gizmo.node("GarbageMatte")
+        assert gizmo.node("GarbageMatte").value("number") == "2"
+        hint_expr = upstream(garbage_copy.inputs[0])
         fit = upstream(hint_expr.inputs[0])  # the hint fitted to the plate's format, nearest pixel
         assert hint_expr.cls == "Expression" and fit.cls == "Reformat" and upstream(fit.inputs[0]) is hint
         assert (fit.value("type"), fit.value("resize"), fit.value("filter"), fit.value("box_fixed")) == \

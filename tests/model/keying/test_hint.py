@@ -217,3 +217,94 @@ def test_preprocess_makes_the_hint_from_the_srgb_encoded_plate_when_linear():
     h_srgb = frame.preprocess(srgb, 64, 0, 1, 1)[:, 3]
     # the linear plate is resized before its encode, so the two differ only by resize rounding at edges
     assert float((h_lin - h_srgb).abs().mean()) < 0.01
+
+
+# --------------------------------------------------------------------------- issue 30: camera-like plates, garbage matte
+
+
+def test_preprocess_garbage_matte_multiplies_the_automatic_hint_by_the_clamped_hint_channel():
+    from corridorkey_model.keying.colour import resize_bilinear_aa
+
+    x, _ = plate(size=80)
+    matte = torch.zeros(1, 1, 80, 80)
+    matte[..., :, :40] = 1.0  # the left half may hold the subject
+    matte[..., :10, :] = 3.0  # out-of-range values are clamped: 1
+    matte[..., 70:, :] = -2.0  # ... and 0
+    rgba = torch.cat([x, matte], dim=1)
+    got = frame.preprocess(rgba, 64, 0, 2, 1)
+    hint = got[:, 3:4]
+    auto = rough_hint(resize_bilinear_aa(rgba, 64, 64)[:, 0:3], 1)
+    assert torch.equal(hint, auto * torch.clamp(resize_bilinear_aa(rgba, 64, 64)[:, 3:4], 0.0, 1.0))
+    assert torch.equal(got[:, 0:3], frame.preprocess(rgba, 64, 0, 1, 1)[:, 0:3])  # RGB untouched
+    assert float(auto[..., 20:40, 36:].max()) == 1.0 and float(hint[..., 20:40, 36:].max()) == 0.0  # cut off
+    assert torch.equal(hint[..., 10:54, :28], auto[..., 10:54, :28])  # kept where the matte is 1
+    assert float(hint[..., 60:, :].max()) == 0.0  # -2 clamped to 0
+    # a matte of 1 everywhere is the automatic hint itself
+    ones = torch.cat([x, torch.ones(1, 1, 80, 80)], dim=1)
+    assert torch.equal(frame.preprocess(ones, 64, 0, 2, 1), frame.preprocess(ones, 64, 0, 1, 1))
+
+
+def test_scripted_preprocess_with_a_garbage_matte_equals_eager():
+    x, _ = plate(size=72)
+    rgba = torch.cat([x, torch.rand(1, 1, 72, 72)], dim=1)
+    scripted = torch.jit.script(frame.preprocess)
+    for auto_hint in (0, 1, 2):
+        assert torch.equal(scripted(rgba, 64, 0, auto_hint, 1), frame.preprocess(rgba, 64, 0, auto_hint, 1))
+
+
+def test_tracking_markers_are_not_solid():
+    # dark dots 1.5 % of S across and tape crosses 2 % of S wide (arms 0.4 % thick) on the screen
+    size = 512
+    x, inside = plate(size=size, radius=0.2)
+    rgb = x[0].permute(1, 2, 0).numpy().copy()
+    markers = np.zeros((size, size), np.uint8)
+    for cy, cx in ((40, 40), (40, 470), (470, 60), (450, 450), (256, 40)):
+        cv2.circle(markers, (cx, cy), 4, 1, -1)
+    for cy, cx in ((100, 256), (420, 256), (256, 470), (60, 180)):
+        cv2.line(markers, (cx - 5, cy), (cx + 5, cy), 1, 2)
+        cv2.line(markers, (cx, cy - 5), (cx, cy + 5), 1, 2)
+    for colour, where in (((0.05, 0.06, 0.05), markers == 1),):
+        rgb[where] = colour
+    rgb[(markers == 1) & (np.indices((size, size))[1] > 256)] = (0.6, 0.6, 0.6)  # light grey tape on the right
+    hint = rough_hint(torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous(), 1)[0, 0].numpy()
+    assert hint[markers == 1].max() < 0.5
+    assert not ((hint > 0.5) & ~inside).any()
+
+
+def _subsample_chroma(x: torch.Tensor) -> torch.Tensor:
+    """4:2:0 in BT.709 Y'CbCr, 8-bit: the chroma averaged over 2 x 2 blocks and repeated, as a decoder shows it."""
+    rgb = np.round(x[0].permute(1, 2, 0).numpy().clip(0, 1) * 255.0) / 255.0
+    m = np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]])
+    ycc = rgb @ m.T
+    h, w = ycc.shape[:2]
+    for c in (1, 2):
+        block = ycc[..., c].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+        ycc[..., c] = np.repeat(np.repeat(block, 2, axis=0), 2, axis=1)
+    out = np.clip(np.round((ycc @ np.linalg.inv(m).T) * 255.0) / 255.0, 0, 1)
+    return torch.from_numpy(out.astype(np.float32)).permute(2, 0, 1)[None].contiguous()
+
+
+@pytest.mark.parametrize("screen,channel", [(GREEN, 1), (BLUE, 2)])
+def test_chroma_subsampled_plate_keeps_the_hint(screen, channel):
+    # half-resolution chroma smears colour across the subject's edge: the smear must not become solid
+    size = 256
+    x, inside = plate(size=size, screen=screen, noise=0.01)
+    hint = rough_hint(_subsample_chroma(x), channel)[0, 0].numpy()
+    assert not ((hint > 0.5) & ~inside).any()
+    deep = cv2.erode(inside.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    assert (hint[deep] > 0.5).all()
+
+
+@pytest.mark.parametrize("subject,clear,solid", [((0.35, 0.33, 0.30), 0.6, 0.75), ((0.60, 0.38, 0.28), 0.37, 0.6)])
+def test_half_transparent_smear_is_not_solid(subject, clear, solid):
+    # a grey or a warm (skin) subject mixed with the screen in linear light, as a fast motion blur leaves it:
+    # the threshold (s < 0.3; it was 0.5) keeps a 60 % grey and a 37 % skin smear out of the hint (0.5 did not)
+    from corridorkey_model.keying.colour import linear_to_srgb, srgb_to_linear
+
+    screen_lin = srgb_to_linear(torch.tensor(GREEN))
+    x, _ = plate(size=128, radius=0.0, noise=0.0)
+    for share, expected in ((clear, False), (solid, True)):
+        y = x.clone()
+        mix = torch.tensor(subject) * share + screen_lin * (1 - share)
+        y[0, :, 32:96, 32:96] = linear_to_srgb(mix).view(3, 1, 1)
+        assert bool(rough_hint(y, 1)[0, 0, 64, 64] > 0.5) == expected, share

@@ -10,14 +10,15 @@ from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME, KnobSpec, knob_
 def test_spec_is_the_nuke_contract():
     # docs/DESIGN.md §4: despill_strength float 0-10 default 0; gamma_input int enum 0 sRGB / 1 Linear, default 0;
     # refiner_strength float 0-1 default 1; issue 12: despeckle_size int pixels, 0 = off, default 0, label
-    # "Despeckle", a maximum in the thousands; issue 22: auto_hint int enum 0 hint input / 1 automatic, default 0.
+    # "Despeckle", a maximum in the thousands; issue 22: auto_hint int enum 0 hint input / 1 automatic, default 0;
+    # issue 30: 2 = the automatic hint times a garbage matte (the hint channel).
     got = {k.name: (k.kind, k.minimum, k.maximum, k.default, k.choices) for k in KNOBS}
     assert got == {
         "despill_strength": ("float", 0, 10, 0, None),
         "gamma_input": ("int", 0, 1, 0, ("sRGB", "Linear")),
         "refiner_strength": ("float", 0, 1, 1, None),
         "despeckle_size": ("int", 0, 10000, 0, None),
-        "auto_hint": ("int", 0, 1, 0, ("Hint Input", "Automatic")),
+        "auto_hint": ("int", 0, 2, 0, ("Hint Input", "Automatic", "Automatic x garbage matte")),
     }
     assert KNOBS_BY_NAME["despeckle_size"].label == "Despeckle"
     assert isinstance(KNOBS_BY_NAME["despeckle_size"].typed_default, int)

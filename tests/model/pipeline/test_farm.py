@@ -161,7 +161,7 @@ def test_every_run_option_is_a_job_parameter_and_reaches_run_unchanged(tmp_path)
         f.truncate(2 << 20)
     out_dir = tmp_path / "keyed"
     given = {"--checkpoint": ckpt, "--img-size": 96, "--despill": 2.5, "--gamma": "linear", "--refiner": 0.25,
-             "--despeckle-size": 7, "--device": "cpu", "--output-dir": out_dir, "--format": "png",
+             "--despeckle-size": 7, "--temporal": 0.5, "--device": "cpu", "--output-dir": out_dir, "--format": "png",
              "--exr-type": "float", "--exr-compression": "piz", "--io-threads": 3, "--hint": clip / "AlphaHint"}
     args = [a for kv in given.items() for a in kv] + ["--despeckle", "--overwrite"]
     job = tmp_path / "job.yaml"
@@ -188,6 +188,7 @@ def test_every_run_option_is_a_job_parameter_and_reaches_run_unchanged(tmp_path)
     p = params[0]
     assert p["path"] == clip and p["checkpoint"] == ckpt and p["output"] == out_dir and p["hint"] == clip / "AlphaHint"
     assert (p["img_size"], p["despill"], p["gamma"], p["refiner"], p["despeckle_size"]) == (96, 2.5, "linear", 0.25, 7)
+    assert p["temporal"] == 0.5  # --temporal reaches every task: chunks then key their neighbours too
     assert p["devices"] == [torch.device("cpu")]
     assert (p["despeckle"], p["overwrite"], p["random_init"]) == (True, True, False)
     assert (p["image_format"], p["exr_type"], p["exr_compression"], p["io_threads"]) == ("png", "float", "piz", 3)

@@ -102,7 +102,8 @@ def test_hint_auto_keys_a_clip_without_hints_and_writes_the_hint(tmp_path, ckpt,
         assert hint.max() > 0.5 and hint.min() == 0.0  # a subject and a screen: not a constant
 
 
-def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt):
+def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt, caplog):
+    caplog.set_level(logging.INFO, logger="corridorkey_model.pipeline.cli")
     with_hints = make_clip(tmp_path / "Shot_C", hints=True, n=1)
     for p in (with_hints / "AlphaHint").iterdir():
         p.write_bytes(b"not an image: --hint auto must not read it")
@@ -112,6 +113,8 @@ def test_hint_auto_ignores_an_alphahint_folder(tmp_path, ckpt):
         assert result.exit_code == 0, text
     name = "Matte/shot.1001.exr"
     assert np.array_equal(read_exr(with_hints / "Output" / name), read_exr(without / "Output" / name))
+    # --hint auto says how to add a garbage matte (issue 30)
+    assert any("add --garbage-matte PATH" in r.getMessage() for r in caplog.records)
 
 
 def test_write_hints_writes_the_file_hint_it_keyed_with_and_counts_for_resume(tmp_path, ckpt):
@@ -198,3 +201,107 @@ def test_hint_auto_that_finds_no_screen_warns_once_per_clip(tmp_path, caplog):
                                "--overwrite", "--io-threads", 1)
     assert result.exit_code == 0, text
     assert "finds no" not in caplog.text  # the blue screen is found
+
+
+# --------------------------------------------------------------------------- --garbage-matte (issue 30)
+
+
+def garbage(h: int = H, w: int = W) -> np.ndarray:
+    """A matte that keeps the top half of the frame (the subject may be there) and drops the bottom half."""
+    m = np.zeros((h, w), np.float32)
+    m[: h // 2] = 1.0
+    return m
+
+
+def test_garbage_matte_still_multiplies_the_automatic_hint_on_every_frame(tmp_path, ckpt, model):
+    root = make_clip(tmp_path / "Shot_I", hints=False)
+    still = tmp_path / "garbage.png"
+    frame_io.write_image(still, garbage())
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", still,
+                           "--write-hints", "--exr-type", "float")
+    assert result.exit_code == 0, text
+    assert "automatic hint x garbage matte" in text
+    matte = frame_io.hint_channel(frame_io.read_image(still))  # as read: 16-bit PNG
+    for i, rgb in enumerate(plates_as_read(root)):
+        rgba = np.concatenate([rgb, matte[..., None]], axis=2)
+        name = f"shot.{1001 + i}.exr"
+        ref = frame.key_frame(model, plate_tensor(rgba), frame.GAMMA_SRGB, auto_hint=2)[0, 3].numpy()
+        assert np.abs(read_exr(root / "Output" / "Matte" / name) - ref).max() <= 1e-5
+        hint = read_exr(root / "Output" / "Hint" / name)
+        assert np.abs(hint - expected_hint(rgba, 2)).max() <= 1e-6
+        auto = expected_hint(np.concatenate([rgb, np.zeros((H, W, 1), np.float32)], axis=2), 1)
+        assert auto[H // 2 + 4:].max() > 0.5  # the subject reaches into the dropped half ...
+        assert hint[H // 2 + 4:].max() == 0.0  # ... and the matte removed it there
+        assert np.abs(hint[: H // 2 - 4] - auto[: H // 2 - 4]).max() <= 1e-6  # where the matte is 1: unchanged
+    record = (root / "Output" / "corridorkey_settings.json").read_text()
+    assert '"auto_hint": 2' in record and str(still.absolute()) in record
+    # a resume without the garbage matte would mix two keys: refused, naming it
+    (root / "Output" / "Matte" / f"shot.{1000 + N}.exr").unlink()
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto")
+    assert result.exit_code == 1 and "garbage_matte" in text
+
+
+def test_garbage_matte_folder_follows_the_hint_rules(tmp_path, ckpt):
+    root = make_clip(tmp_path / "Shot_J", hints=False, n=2)
+    folder = tmp_path / "GM"
+    folder.mkdir()
+    frame_io.write_image(folder / "gm.0001.png", garbage())
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", folder)
+    assert result.exit_code == 1 and "2 input frame(s)" in text and "1 hint" in text  # one per frame
+    frame_io.write_image(folder / "gm.0002.png", garbage(H // 2, W))
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", folder)
+    assert result.exit_code == 1 and "differ in size" in text and "gm.0002.png" in text  # the plate's size
+    still = tmp_path / "small.png"
+    frame_io.write_image(still, garbage(H // 2, W))
+    result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", still)
+    assert result.exit_code == 1 and f"{W}x{H // 2}" in text
+    assert not (root / "Output").exists()
+
+
+def test_garbage_matte_needs_hint_auto(tmp_path):
+    root = make_clip(tmp_path / "Shot_K", n=1)
+    still = tmp_path / "garbage.png"
+    frame_io.write_image(still, garbage())
+    result, text = run_cli(root, "--random-init", "--garbage-matte", still)
+    assert result.exit_code == 2 and "--hint auto" in text and str(still) in text
+    text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert "--garbage-matte" in text and "never subject" in text and "add --garbage-matte" in text
+
+
+def test_screen_auto_with_a_garbage_matte_reads_inside_it(tmp_path):
+    root = make_clip(tmp_path / "Shot_L", hints=False, n=1)
+    rgb = frame_io.plate_rgb(frame_io.read_image(root / "Input" / "shot.1001.png")).copy()
+    rgb[:, 2 * W // 3:] = (0.1, 0.2, 0.9)  # a blue studio wall outside the matte, most of what is left
+    frame_io.write_image(root / "Input" / "shot.1001.png", rgb)
+    still = tmp_path / "garbage.png"
+    matte = np.zeros((H, W), np.float32)
+    matte[:, : W // 3] = 1.0  # only the green left third is inside
+    frame_io.write_image(still, matte)
+    clip = clips.load_clip(clips.scan(root, hint=still)[0], garbage_matte=True)
+    assert [r.hint for r in clip.frames] == [still]
+    assert stages.decide_screen(clip, "auto").screen == "blue"  # the whole frame: the wall wins
+    decision = stages.decide_screen(clip, "auto", garbage_matte=True)
+    assert decision.screen == "green" and "garbage matte" in decision.reason
+
+
+def test_farm_job_carries_the_garbage_matte(tmp_path):
+    pytest.importorskip("openjd.model", reason="openjd-model is not installed")
+    import yaml
+
+    root = make_clip(tmp_path / "Shot_M", hints=False, n=2)
+    still = tmp_path / "garbage.png"
+    frame_io.write_image(still, garbage())
+    job = tmp_path / "job.yaml"
+    result = CliRunner().invoke(main, ["farm-job", str(root), "--output", str(job), "--random-init",
+                                       "--hint", "auto", "--garbage-matte", str(still)])
+    assert result.exit_code == 0, result.output
+    template = yaml.safe_load(job.read_text())
+    params = {d["name"]: d for d in template["parameterDefinitions"]}
+    assert params["GarbageMatte"]["type"] == "PATH" and params["GarbageMatte"]["dataFlow"] == "IN"
+    assert "--garbage-matte={{Param.GarbageMatte}}" in str(template["steps"][0]["script"])
+    parsed = run.make_context("run", [str(root), "--hint", "auto", "--garbage-matte", str(still)]).params
+    assert parsed["garbage_matte"] == still
+    # without --hint auto the job is refused as run refuses it
+    result = CliRunner().invoke(main, ["farm-job", str(root), "--output", str(tmp_path / "j2.yaml"), "--random-init",
+                                       "--garbage-matte", str(still)])
+    assert result.exit_code == 2 and "--hint auto" in result.output
