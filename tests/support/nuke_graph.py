@@ -494,8 +494,9 @@ class Node:
 
     def sample(self, channel: str, x: float, y: float, dx: Optional[float] = None, dy: Optional[float] = None,
                frame: Optional[float] = None) -> float:
-        """Foundry Node.sample: the value of the pixel x, y lands in (origin bottom-left, integers at corners)."""
-        img = self.session.render(self)
+        """Foundry Node.sample: the value of the pixel x, y lands in (origin bottom-left, integers at corners),
+        at ``frame`` (default the current frame)."""
+        img = self.session.render(self, None if frame is None else int(frame))
         h, w = img.shape[:2]
         col, row = int(math.floor(x)), h - 1 - int(math.floor(y))
         if not (0 <= col < w and 0 <= row < h):
@@ -669,6 +670,7 @@ class NukeSession(types.ModuleType):
         self.asked: List[str] = []
         self.cancel_after: Optional[int] = None
         self.progress: List[tuple] = []
+        self.frame = 1  # Foundry: nuke.frame(), the current frame (the root's first frame, 1, by default)
         self._root_format = root_format
         self._context: List[Group] = [self._root]
         self._this: List[Tuple[Node, Optional[str]]] = []
@@ -958,10 +960,17 @@ class NukeSession(types.ModuleType):
             raise GraphError(f"{cat_path}: its model {pt} is missing")
         return pt, defaults
 
-    def read_file(self, path: str, node: Optional[Node] = None) -> Optional[np.ndarray]:
-        """The image at ``path`` (``files`` first, then EXR on disk relative to the script), None if unreadable."""
+    def read_file(self, path: str, node: Optional[Node] = None, frame: Optional[int] = None) -> Optional[np.ndarray]:
+        """The image at ``path`` (``files`` first, then EXR on disk relative to the script), None if unreadable.
+        An in-memory sequence (``files[path]`` a dict frame -> image) holds its first frame before its range and
+        its last after it: the Read's default before/after "hold" (Foundry, Nuke Reference Guide, Read node)."""
         if path in self.files:
-            return self.files[path]
+            held = self.files[path]
+            if isinstance(held, dict):
+                frames = sorted(held)
+                f = frames[0] if frame is None else min(max(int(frame), frames[0]), frames[-1])
+                return held[f]
+            return held
         full = Path(path) if os.path.isabs(path) else Path(self.script_dir or ".") / path
         if full.suffix.lower() != ".exr" or not full.is_file():
             return None
@@ -994,9 +1003,10 @@ class NukeSession(types.ModuleType):
         return self._ocio[1]
 
     # ---- rendering
-    def render(self, node: Node) -> np.ndarray:
-        """The node's image: ``H x W x 4`` float32 RGBA, rows top-down."""
-        return Renderer(self).image(node)
+    def render(self, node: Node, frame: Optional[int] = None) -> np.ndarray:
+        """The node's image at ``frame`` (default: the script's current frame, 1): ``H x W x 4`` float32 RGBA,
+        rows top-down."""
+        return Renderer(self, frame=self.frame if frame is None else int(frame)).image(node)
 
     def root_format(self) -> Tuple[int, int]:
         return self._root_format
@@ -1015,10 +1025,15 @@ class Renderer:
     """One render: each node's image is computed once (``image`` memoises by node)."""
 
     session: NukeSession
-    memo: Dict[int, np.ndarray] = field(default_factory=dict)
+    memo: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    frame: int = 1
+
+    def at(self, frame: int) -> Renderer:
+        """The same render at another frame (TimeOffset): one memo for every frame."""
+        return Renderer(self.session, self.memo, int(frame))
 
     def image(self, node: Node) -> np.ndarray:
-        key = id(node)
+        key = (id(node), self.frame)
         if key not in self.memo:
             self.session._renderers.append(self)
             try:
@@ -1044,6 +1059,17 @@ class Renderer:
                 raise GraphError(f"{node.fullname()}: a group without an Output node")
             return self.image(out)
         return NODE_CLASSES[cls].render(node, self)
+
+
+def frame_path(path: str, frame: int, node: Optional[Node] = None) -> str:
+    """A Read's file name at ``frame``: ``%0Nd`` / ``####`` replaced by the frame number, which is held to the Read's
+    ``first``..``last`` range outside it (Foundry, Nuke Reference Guide, Read: before/after default "hold")."""
+    import re
+
+    if node is not None and ("%0" in path or "#" in path):
+        frame = int(min(max(frame, node["first"].value()), node["last"].value()))
+    path = re.sub(r"%0(\d+)d", lambda m: str(frame).zfill(int(m.group(1))), path)
+    return re.sub(r"#+", lambda m: str(frame).zfill(len(m.group())), path)
 
 
 def fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -1090,8 +1116,8 @@ def _input(node: Node, r: Renderer) -> np.ndarray:
             {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
              "colorspace": _string("default"), "format": _string()})
 def _read(node: Node, r: Renderer) -> np.ndarray:
-    path = node["file"].evaluate()
-    img = r.session.read_file(path, node)
+    path = frame_path(node["file"].evaluate(), r.frame, node)
+    img = r.session.read_file(path, node, r.frame)
     if img is None:
         raise GraphError(f"{node.fullname()}: cannot read {path!r} (the stand-in reads EXR files and "
                          "NukeSession.files)")
@@ -1114,9 +1140,25 @@ def _copy(node: Node, r: Renderer) -> np.ndarray:
     return b
 
 
-@node_class("Expression", "Nuke User Guide, Expression: expr0..expr3 compute red, green, blue, alpha from "
-            "r g b a (the input) and x y (pixel coordinates, origin bottom-left); an empty one leaves its "
-            "channel unchanged", {f"expr{i}": _string() for i in range(4)})
+#: channel0..channel3 of Expression and MergeExpression: the channels expr<i> writes, a "-" name off (Foundry,
+#: Nuke Reference Guide, Expression: by default expr0 writes red, expr1 green, expr2 blue, expr3 alpha).
+EXPRESSION_CHANNEL_KNOBS: Dict[str, KnobFactory] = {
+    f"channel{i}": _string(default, Channel_Knob)
+    for i, default in enumerate(("{rgba.red -rgba.green -rgba.blue none}", "{-rgba.red rgba.green -rgba.blue none}",
+                                 "{-rgba.red -rgba.green rgba.blue none}",
+                                 "{-rgba.red -rgba.green -rgba.blue rgba.alpha}"))}
+
+
+def _expression_targets(node: Node, i: int) -> List[int]:
+    """The channel indices expr<i> writes: the names of channel<i> without a leading '-' (``none``: none)."""
+    names = tcl_split(str(node[f"channel{i}"].value()).strip().strip("{}"))
+    return [_channel_index(c) for c in names if c != "none" and not c.startswith("-")]
+
+
+@node_class("Expression", "Nuke User Guide, Expression: expr0..expr3 compute the channels channel0..channel3 "
+            "enable (by default red, green, blue, alpha) from r g b a (the input) and x y (pixel coordinates, "
+            "origin bottom-left); an empty one leaves its channel unchanged",
+            {**{f"expr{i}": _string() for i in range(4)}, **EXPRESSION_CHANNEL_KNOBS})
 def _expression(node: Node, r: Renderer) -> np.ndarray:
     src = r.input(node, 0)
     h, w = src.shape[:2]
@@ -1126,8 +1168,11 @@ def _expression(node: Node, r: Renderer) -> np.ndarray:
     out = src.copy()
     for i in range(4):
         text = node[f"expr{i}"]._value
-        if text:
-            out[..., i] = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+        targets = _expression_targets(node, i)
+        if text and targets:
+            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+            for target in targets:
+                out[..., target] = value
     return out
 
 
@@ -1219,6 +1264,60 @@ def _reformat(node: Node, r: Renderer) -> np.ndarray:
     ys = np.minimum(((np.arange(h_out) + 0.5) * h_in / h_out).astype(int), h_in - 1)
     rows = (h_in - 1 - ys)[::-1]
     return src[rows[:, None], cols[None, :]]
+
+
+@node_class("TimeOffset", "Nuke Reference Guide, TimeOffset: time_offset (frames) moves the clip in time, positive "
+            "later: the output at frame t is the input at t - time_offset", {"time_offset": _double(0)})
+def _time_offset(node: Node, r: Renderer) -> np.ndarray:
+    offset = node["time_offset"].value()
+    if offset != int(offset):
+        raise GraphError(f"{node.fullname()}: a fractional time_offset {offset} is not modelled")
+    return r.at(r.frame - int(offset)).input(node, 0)
+
+
+@node_class("MergeExpression", "Nuke Reference Guide, MergeExpression: input 0 is B, input 1 is A (as every Merge "
+            "node); expr0..expr3 compute the channels their channel0..channel3 knobs enable (a name without '-'), "
+            "from Ar Ag Ab Aa and Br Bg Bb Ba (and x y); other channels are B's; the output format is B's",
+            {**{f"expr{i}": _string() for i in range(4)},
+             **EXPRESSION_CHANNEL_KNOBS})
+def _merge_expression(node: Node, r: Renderer) -> np.ndarray:
+    b = r.input(node, 0)
+    a = fit(r.input(node, 1), *b.shape[:2])
+    h, w = b.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    variables = {f"{side}{c}": img[..., i] for side, img in (("A", a), ("B", b)) for i, c in enumerate("rgba")}
+    variables.update(x=xs, y=h - 1 - ys)
+    out = b.copy()
+    for i in range(4):
+        text = node[f"expr{i}"]._value
+        targets = _expression_targets(node, i)
+        if text and targets:
+            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+            for target in targets:
+                out[..., target] = value
+    return out
+
+
+@node_class("Transform", "Nuke Reference Guide, Transform: translate x y moves the image (y up); filter impulse keeps "
+            "pixel values (a whole-pixel translate is an exact shift); black_outside (default on) makes the area the "
+            "moved image no longer covers black, off repeats its edge pixels (what Nuke does outside a bounding box: "
+            "Foundry, 'Adjusting the bounding box')",
+            {"translate": lambda node, name: Box_Knob(node, name, ["0", "0"]), "filter": _string("Cubic"),
+             "black_outside": _bool(True)})
+def _transform(node: Node, r: Renderer) -> np.ndarray:
+    tx, ty = node["translate"].value()
+    if tx != int(tx) or ty != int(ty) or node["filter"].value().lower() != "impulse":
+        raise GraphError(f"{node.fullname()}: only a whole-pixel translate with filter impulse is modelled")
+    src = r.input(node, 0)
+    h, w = src.shape[:2]
+    tx, ty = int(tx), int(ty)
+    cols = np.arange(w) - tx  # output column x reads input column x - tx
+    rows = np.arange(h) + ty  # array rows count down: y up by ty reads the row ty further down
+    out = src[np.clip(rows, 0, h - 1)[:, None], np.clip(cols, 0, w - 1)[None, :]]
+    if node["black_outside"].value():
+        covered = ((cols >= 0) & (cols < w))[None, :] & ((rows >= 0) & (rows < h))[:, None]
+        out = np.where(covered[..., None], out, 0.0).astype(np.float32)
+    return out
 
 
 @node_class("Constant", "Nuke User Guide, Constant: the colour `color` (r g b a) over the format (here the root's)",
