@@ -910,7 +910,7 @@ class NukeSession(types.ModuleType):
             renderer = self._renderers[-1] if self._renderers else Renderer(self)
             # a knob of the node itself reads its input's format (the node's own image would need the knob)
             img = renderer.input(target, 0) if target is node else renderer.image(target)
-            return _Const(img.shape[1] if name == "width" else img.shape[0])
+            return _Const(format_size(img)[0 if name == "width" else 1])
         knob = target.knob(name)
         if knob is None:
             raise ExprError(f"{node.fullname()}: {target.fullname()} has no knob {name!r} (in {'.'.join(path)})")
@@ -974,10 +974,8 @@ class NukeSession(types.ModuleType):
         full = Path(path) if os.path.isabs(path) else Path(self.script_dir or ".") / path
         if full.suffix.lower() != ".exr" or not full.is_file():
             return None
-        from corridorkey_export.exr import read_exr_rgba
-
         try:
-            return read_exr_rgba(full)
+            return read_exr_with_window(full)
         except Exception:  # a damaged file: the Read reports an error
             return None
 
@@ -1061,6 +1059,68 @@ class Renderer:
         return NODE_CLASSES[cls].render(node, self)
 
 
+class Overscan(np.ndarray):
+    """An image whose pixels (its bounding box, an EXR's data window) extend past its format (display window):
+    ``window`` = (left, top, width, height) of the format inside the array (array indices, rows top-down).
+    Nodes other than Crop see all of its pixels, as Nuke processes a node's whole bounding box; ``width`` and
+    ``height`` in expressions are the format's (Nuke's format, not the bbox)."""
+
+    window: Tuple[int, int, int, int]
+
+    @staticmethod
+    def of(pixels: np.ndarray, window: Tuple[int, int, int, int]) -> Overscan:
+        img = np.ascontiguousarray(pixels, np.float32).view(Overscan)
+        img.window = tuple(int(v) for v in window)
+        return img
+
+    def __array_finalize__(self, obj) -> None:
+        self.window = getattr(obj, "window", (0, 0) + (self.shape[1::-1] if self.ndim >= 2 else (0, 0)))
+
+    def display(self) -> np.ndarray:
+        left, top, w, h = self.window
+        return np.asarray(self)[top:top + h, left:left + w].copy()
+
+
+def format_size(img: np.ndarray) -> Tuple[int, int]:
+    """(width, height) of an image's format (an Overscan's display window)."""
+    if isinstance(img, Overscan):
+        return img.window[2], img.window[3]
+    return img.shape[1], img.shape[0]
+
+
+def read_exr_with_window(path: Path) -> np.ndarray:
+    """An EXR's RGBA (OpenImageIO); a data window that contains the display window and exceeds it is an
+    :class:`Overscan`, any other is placed into the display window (black outside it)."""
+    import OpenImageIO as oiio
+
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise GraphError(f"cannot open {path}: {oiio.geterror()}")
+    try:
+        spec = inp.spec()
+        pixels = np.asarray(inp.read_image(0, 0, 0, spec.nchannels, "float"), np.float32)
+    finally:
+        inp.close()
+    pixels = pixels.reshape(spec.height, spec.width, spec.nchannels)
+    names = list(spec.channelnames)
+    rgba = np.zeros((spec.height, spec.width, 4), np.float32)
+    for i, c in enumerate("RGBA"):
+        if c in names:
+            rgba[..., i] = pixels[..., names.index(c)]
+    left, top = spec.full_x - spec.x, spec.full_y - spec.y
+    contains = left >= 0 and top >= 0 and left + spec.full_width <= spec.width and top + spec.full_height <= spec.height
+    if contains and (spec.width, spec.height) != (spec.full_width, spec.full_height):
+        return Overscan.of(rgba, (left, top, spec.full_width, spec.full_height))
+    out = np.zeros((spec.full_height, spec.full_width, 4), np.float32)
+    for row in range(spec.height):  # the data window's rows that fall inside the display window
+        y = spec.y + row - spec.full_y
+        if 0 <= y < spec.full_height:
+            xs = np.arange(spec.width) + spec.x - spec.full_x
+            keep = (xs >= 0) & (xs < spec.full_width)
+            out[y, xs[keep]] = rgba[row, keep]
+    return out
+
+
 def frame_path(path: str, frame: int, node: Optional[Node] = None) -> str:
     """A Read's file name at ``frame``: ``%0Nd`` / ``####`` replaced by the frame number, which is held to the Read's
     ``first``..``last`` range outside it (Foundry, Nuke Reference Guide, Read: before/after default "hold")."""
@@ -1116,11 +1176,15 @@ def _input(node: Node, r: Renderer) -> np.ndarray:
             {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
              "colorspace": _string("default"), "format": _string()})
 def _read(node: Node, r: Renderer) -> np.ndarray:
-    path = frame_path(node["file"].evaluate(), r.frame, node)
+    path = node["file"].evaluate()
+    if path not in r.session.files:  # an in-memory sequence is filed under its pattern, a file on disk per frame
+        path = frame_path(path, r.frame, node)
     img = r.session.read_file(path, node, r.frame)
     if img is None:
         raise GraphError(f"{node.fullname()}: cannot read {path!r} (the stand-in reads EXR files and "
                          "NukeSession.files)")
+    if isinstance(img, Overscan):  # its bounding box exceeds its format: the pixels as they are
+        return img
     fmt = str(node["format"].value()).split()
     if fmt:
         return fit(img, int(fmt[1]), int(fmt[0]))
@@ -1233,6 +1297,13 @@ def _crop(node: Node, r: Renderer) -> np.ndarray:
     if node["reformat"].value():
         raise GraphError(f"{node.fullname()}: Crop with reformat is not modelled")
     src = r.input(node, 0)
+    if isinstance(src, Overscan):
+        # the box is in format coordinates: the pixels past the format are cut (this Crop keeps the format)
+        x0, y0, x1, y1 = node["box"].value()
+        w_fmt, h_fmt = format_size(src)
+        if x0 > 0 or y0 > 0 or x1 < w_fmt or y1 < h_fmt:
+            raise GraphError(f"{node.fullname()}: a Crop inside the format of an overscan image is not modelled")
+        src = src.display()
     h, w = src.shape[:2]
     x0, y0, x1, y1 = node["box"].value()
     cols = np.arange(w) + 0.5
@@ -1344,17 +1415,8 @@ def _inference(node: Node, r: Renderer) -> np.ndarray:
     import torch
 
     session = r.session
-    cat = node["modelFile"].evaluate()
-    pt, module, defaults = session.cat_model(cat)
-    values = dict(defaults)  # the .cat's own knob values, then the serialiseKnob entries
-    for name, link in parse_serialise_knob(node["serialiseKnob"].value()).items():
-        text = link.strip()
-        expr = text[1:-1] if text.startswith("{") and text.endswith("}") else None
-        if name not in defaults:
-            raise GraphError(f"{node.fullname()}: serialiseKnob sets {name!r}, which {cat} does not have")
-        current = defaults[name]
-        raw = session.evaluate_in(node, expr) if expr is not None else float(text)
-        values[name] = type(current)(raw)
+    pt, module, _defaults = session.cat_model(node["modelFile"].evaluate())
+    values = cat_knob_values(node)
     gpu = session.gpu and node["useGPUIfAvailable"].value()
     half = bool(gpu and node["halfPrecision"].value())
     src = r.input(node, 0)
@@ -1371,6 +1433,23 @@ def _inference(node: Node, r: Renderer) -> np.ndarray:
         module.float()
         session.inference_cache[key] = np.ascontiguousarray(y, np.float32)
     return session.inference_cache[key]
+
+
+def cat_knob_values(node: Node) -> Dict[str, Any]:
+    """The .cat knob values an Inference node runs with: the .cat's own, then its serialiseKnob entries (each a
+    value or a ``{expression}`` evaluated now, converted to the .cat knob's type)."""
+    session = node.session
+    cat = node["modelFile"].evaluate()
+    _pt, defaults = session.cat_record(cat)
+    values = dict(defaults)
+    for name, link in parse_serialise_knob(node["serialiseKnob"].value()).items():
+        text = link.strip()
+        expr = text[1:-1] if text.startswith("{") and text.endswith("}") else None
+        if name not in defaults:
+            raise GraphError(f"{node.fullname()}: serialiseKnob sets {name!r}, which {cat} does not have")
+        raw = session.evaluate_in(node, expr) if expr is not None else float(text)
+        values[name] = type(defaults[name])(raw)
+    return values
 
 
 NODE_CLASSES["Write"] = NodeClass("Write", {k: _string() for k in (
