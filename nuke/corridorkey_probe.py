@@ -109,6 +109,7 @@ def probe(nuke, workdir):
         nuke, "Expression", plate, lambda n: (n["expr0"].setValue("0"), n["disable"].setValue(True),
                                               n.sample("rgba.red", 0.5, 0.5))[2] == 0.25))
     _measure(facts, "switch_which_clamped", lambda: _switch_clamped(nuke, plate, nuke.toNode("ProbeHint")))
+    _measure(facts, "transform_black_outside_default_on", lambda: _transform_uncovers_black(nuke, plate))
     info = {}
     _measure(info, "nuke_version", lambda: nuke.NUKE_VERSION_STRING)
     _measure(info, "status", lambda: node["status"].value())
@@ -175,6 +176,15 @@ def _switch_clamped(nuke, a, b):
         switch["which"].setValue(5)
         return switch.sample("rgba.red", 0.5, 0.5) == 0.0  # input 1 (black), the last one
     return _with_node(nuke, "Switch", a, measure)
+
+
+def _transform_uncovers_black(nuke, plate):
+    """A new Transform moving the plate 2 px left: is the column it uncovers at the right edge black?"""
+    def measure(transform):
+        transform["translate"].setValue([-2, 0])
+        transform["filter"].setValue("impulse")
+        return transform.sample("rgba.red", transform.width() - 0.5, 0.5) == 0.0
+    return _with_node(nuke, "Transform", plate, measure)
 
 
 def main(argv):

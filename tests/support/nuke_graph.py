@@ -503,6 +503,13 @@ class Node:
             return 0.0
         return float(img[row, col, _channel_index(channel)])
 
+    # Foundry: Node.width() / height(), the width and height of the node's format
+    def width(self) -> int:
+        return format_size(self.session.render(self))[0]
+
+    def height(self) -> int:
+        return format_size(self.session.render(self))[1]
+
     def forceValidate(self) -> None:
         self.session.log.append(("forceValidate", self.fullname()))
         self.validated = True
@@ -615,6 +622,9 @@ ASSUMPTIONS: Dict[str, Any] = {
     "ocio_colorspace_channels_rgb": True,
     "expression_blank_channel_unchanged": True,
     "exists_parent_input1_is_connection": True,
+    # Transform's black_outside is on by default: what a whole-pixel translate uncovers is black (the probe
+    # measures it; public scripts save "black_outside false" on Transforms, so on is the default)
+    "transform_black_outside_default_on": True,
 }
 
 
