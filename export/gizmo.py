@@ -50,11 +50,12 @@ from corridorkey_export.nuke_script import (
     user_knob_line,
     user_knob_value,
 )
-from corridorkey_model.keying import temporal
-from corridorkey_model.keying.hint import HINT_AUTOMATIC as HINT_AUTOMATIC_VALUE
-from corridorkey_model.keying.hint import HINT_FROM_INPUT, HINT_GARBAGE_MATTE
+from corridorkey_model.keying import temporal_spec as temporal
+from corridorkey_model.keying.hint_fit import HINT_FIT_TOLERANCE_PX
 from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS
 
+#: The values of the .cat knob auto_hint (its menu's indices: corridorkey_model/keying/hint.py names them too).
+HINT_FROM_INPUT, HINT_AUTOMATIC_VALUE, HINT_GARBAGE_MATTE = range(len(AUTO_HINT.choices))
 #: The gizmo's plate input (input 0).
 PLATE_INPUT = "Plate"
 #: Node class of the gizmo (its file name without ``.gizmo``) and name of the Cattery package.
@@ -288,6 +289,20 @@ def _hint_state_script() -> str:
         f"        ck_hint_note += ' ' + ({GARBAGE_USED!r} if ck_garbage else {GARBAGE_SUGGESTED!r})\n"
         "    elif ck_garbage:\n"
         f"        ck_hint_note = {GARBAGE_IGNORED!r}\n"
+        "    if not (ck_unconnected or ck_chosen):\n"
+        # The pipeline's rule (frame_io.same_aspect): Node.width()/height() are the format of the node's output
+        # (Foundry's Python reference, nuke.Node).
+        "        try:\n"
+        "            ck_pw, ck_ph = ck_node.input(0).width(), ck_node.input(0).height()\n"
+        "            ck_hw, ck_hh = ck_node.input(1).width(), ck_node.input(1).height()\n"
+        "            if min(ck_pw, ck_ph, ck_hw, ck_hh) > 0 and abs(float(ck_hh) * ck_pw / ck_hw - ck_ph) > "
+        f"{HINT_FIT_TOLERANCE_PX!r} and abs(float(ck_hw) * ck_ph / ck_hh - ck_pw) > {HINT_FIT_TOLERANCE_PX!r}:\n"
+        "                ck_hint_note = ('CorridorKey: the Hint input is %dx%d and the plate %dx%d, another aspect '\n"
+        "                                'ratio: the hint is stretched to the plate (corridorkey run refuses such a '\n"
+        "                                'hint). Use a hint made at the plate\\'s format or a scale of it.'\n"
+        "                                % (ck_hw, ck_hh, ck_pw, ck_ph))\n"
+        "        except Exception:\n"
+        "            pass\n"
         "except Exception as ck_exc:\n"
         "    ck_hint_note = 'CorridorKey: could not describe the hint source: %s' % ck_exc\n"
     )

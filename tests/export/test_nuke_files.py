@@ -477,10 +477,8 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
     switch = upstream(output.inputs[0])
     assert switch.cls == "Switch" and switch.expression("which") == "parent.output_mode"
     comp, straight, raw, matte = (upstream(i) for i in switch.inputs)
-    # the model's output: the Temporal knob's Switch, whose input 0 (Temporal 0) is the screens' Switch
-    model = raw
-    assert model.cls == "Switch" and model.expression("which") == "parent.temporal > 0"
-    screen_switch = upstream(model.inputs[0])
+    assert raw.cls == "Switch" and raw.name == "TemporalSwitch"  # Temporal 0: its input 0, the model's output
+    screen_switch = upstream(raw.inputs[0])
     assert screen_switch.cls == "Switch" and screen_switch.expression("which") == "parent.screen"
     assert [upstream(i).name for i in screen_switch.inputs] == [gz.INFERENCE_NODES[s.name] for s in SCREENS]
     assert all(upstream(i) is nodes[upstream(i).name] for i in screen_switch.inputs)
@@ -491,12 +489,12 @@ def test_graph_screen_switch_then_back_to_working_space_before_premultiply(gizmo
     from_net = upstream(keep_alpha.inputs[0])
     assert from_net.cls == "OCIOColorSpace" and from_net.name == "FromNetwork"
     assert (from_net.value("in_colorspace"), from_net.value("out_colorspace")) == ("color_picking", "scene_linear")
-    assert upstream(from_net.inputs[0]) is model and upstream(keep_alpha.inputs[1]) is model
+    assert upstream(from_net.inputs[0]) is raw and upstream(keep_alpha.inputs[1]) is raw
     # ToNetwork keeps FromNetwork its inverse when the user changes a colour space.
     assert "FromNetwork" in gizmo.node("ToNetwork").value("knobChanged")
     # 1 straight: the same conversion, no premultiply; 3 matte only (alpha into every channel)
     assert straight is keep_alpha
-    assert matte.cls == "Shuffle" and upstream(matte.inputs[0]) is model
+    assert matte.cls == "Shuffle" and upstream(matte.inputs[0]) is raw
     assert [matte.value(c) for c in ("red", "green", "blue", "alpha")] == ["alpha"] * 4
 
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
+from corridorkey_model.keying.hint_fit import HINT_FIT_TOLERANCE_PX, same_aspect  # noqa: F401 (frame_io's API)
 from corridorkey_model.pipeline.frame_io.common import (
     FrameReadError,
     FrameWriteError,
@@ -133,20 +134,6 @@ class Geometry:
     @property
     def is_plain(self) -> bool:
         return self.data == self.display and self.data.x0 == 0 and self.data.y0 == 0
-
-
-#: A hint of another size is fitted to its plate's format when the two have the same aspect: the
-#: hint scaled to the plate's width (or height) must come within this many pixels of the plate's
-#: height (or width), the rounding of a scaled size (a 960x540 hint of a 1921x1081 plate: 1080.56).
-HINT_FIT_TOLERANCE_PX = 1.0
-
-
-def same_aspect(size: Tuple[int, int], target: Tuple[int, int], tolerance: float = HINT_FIT_TOLERANCE_PX) -> bool:
-    """Whether ``size`` (width, height) scaled to ``target`` misses it by at most ``tolerance`` pixels on one axis."""
-    (w, h), (tw, th) = size, target
-    if min(w, h, tw, th) <= 0:
-        return False
-    return abs(h * tw / w - th) <= tolerance or abs(w * th / h - tw) <= tolerance
 
 
 def nearest_source_indices(in_size: int, out_size: int) -> np.ndarray:
