@@ -721,3 +721,21 @@ def test_status_is_refreshed_when_the_panel_opens(gizmo, tmp_path):
     stand_in_cat(tmp_path / "plugins")
     node.open_panel()
     assert node["status"].value() == ""
+
+
+def test_status_names_a_hint_of_another_aspect_ratio(gizmo, tmp_path):
+    """A hint of another aspect ratio is stretched by HintToPlateFormat (the pipeline refuses it): Status says so,
+    with both sizes read from the inputs' formats (Node.width/height); a half-resolution hint is quiet."""
+    import numpy as np
+
+    stand_in_cat(tmp_path / "plugins")
+    for hint_shape, warned in (((10, 10), True), ((10, 14), False), ((20, 28), False)):
+        session = NukeSession({gz.GIZMO_CLASS: REPO / nuke_files.GIZMO_PATH}, [tmp_path / "plugins"])
+        session.files["/plate.exr"] = np.zeros((20, 28, 4), np.float32)
+        session.files["/hint.exr"] = np.zeros(hint_shape + (4,), np.float32)
+        session.load(instance_script(gz.GIZMO_CLASS, {}, ["/plate.exr", "/hint.exr"], name="CK"))
+        status = session.toNode("CK")["status"].value()
+        if warned:
+            assert "the Hint input is 10x10 and the plate 28x20, another aspect ratio" in status, status
+        else:
+            assert status == "", status
