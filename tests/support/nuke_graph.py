@@ -1184,7 +1184,9 @@ def _input(node: Node, r: Renderer) -> np.ndarray:
             "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either); the image "
             "sits in the Read's `format` (bottom-left aligned; empty: the file's own size)",
             {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
-             "colorspace": _string("default"), "format": _string()})
+             "colorspace": _string("default"), "format": _string(),
+             # the file's own range as Nuke saves it beside first/last (origfirst/origlast, origset)
+             "origfirst": _double(1), "origlast": _double(1), "origset": _bool()})
 def _read(node: Node, r: Renderer) -> np.ndarray:
     path = node["file"].evaluate()
     if path not in r.session.files:  # an in-memory sequence is filed under its pattern, a file on disk per frame
