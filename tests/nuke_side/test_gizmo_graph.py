@@ -15,6 +15,7 @@ from gizmo_checks import (
     HINT_SOURCES,
     TEMPORAL_TOLERANCE,
     TOLERANCE,
+    check_garbage_matte,
     check_half_resolution_hint,
     check_missing_blue_cat_is_harmless,
     check_node_equals_pipeline,
@@ -92,3 +93,8 @@ def test_the_temporal_filter_equals_corridorkey_run_temporal(world):
                    "frame's 2 px border, 6.3e-7 with it). Remove this mark when it does.")
 def test_the_shipped_temporal_filter_repeats_the_frame_edge(world):
     check_temporal_sequence(render_gizmo(), world, repeat_edges=False)
+
+
+def test_a_garbage_matte_multiplies_the_automatic_hint_as_in_the_pipeline(world):
+    """#30, node = pipeline: no Hint input, a garbage matte on input 2 (auto_hint 2)."""
+    assert check_garbage_matte(render_gizmo(), world) <= TOLERANCE

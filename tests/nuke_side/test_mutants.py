@@ -16,6 +16,7 @@ from typing import Tuple
 import pytest
 from gizmo_checks import (
     CHEAP_CHECKS,
+    check_garbage_matte,
     check_half_resolution_hint,
     check_node_equals_pipeline,
     check_overscan_plate,
@@ -123,6 +124,8 @@ MUTANTS = (
     Mutant("proxy factor dropped", (
         Edit("int(parent.despeckle_size * (root.proxy ? root.proxy_scale : 1) * (root.proxy ? root.proxy_scale : 1)"
              " + 0.5)", "int(parent.despeckle_size + 0.5)"),)),
+    # #30: the garbage matte.
+    Mutant("GarbageIntoAlpha never enabled", (Edit("disable {{ModelKnobs.auto_hint != 2}}", "disable {{1}}"),)),
     # #28: the temporal filter.
     Mutant("TemporalNextOutput looks at the previous frame", (
         Edit("time_offset 1\n  name TemporalNextOutput", "time_offset -1\n  name TemporalNextOutput"),)),
@@ -141,7 +144,8 @@ def test_mutant_dies(world, mutant, tmp_path):
     text = apply(render_gizmo(), mutant)
     # the grid first: in a whole run its renders and pipeline outputs are cached by test_gizmo_graph.py
     checks = [lambda t, w: check_node_equals_pipeline(t, w, grid())] + list(CHEAP_CHECKS) + [
-        check_half_resolution_hint, lambda t, w: check_overscan_plate(t, w, tmp_path), check_temporal_sequence]
+        check_half_resolution_hint, check_garbage_matte, lambda t, w: check_overscan_plate(t, w, tmp_path),
+        check_temporal_sequence]
     for check in checks:
         try:
             check(text, world)

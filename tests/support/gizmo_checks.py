@@ -317,26 +317,28 @@ CHEAP_CHECKS = (check_to_network_keeps_from_network_inverse, check_panel_changes
 
 
 def _pipeline_frame(world: World, case: Case, plate_path: Optional[Path], plate: Optional[np.ndarray],
-                    hint: np.ndarray, temporal: float = 0.0):
-    """The pipeline's stages on one frame, up to the ``.pt``'s raw output (``corridorkey run``'s order)."""
+                    hint: np.ndarray, temporal: float = 0.0, auto_hint: int = 0):
+    """The pipeline's stages on one frame, up to the ``.pt``'s raw output (``corridorkey run``'s order).
+    ``auto_hint`` 2 (``--hint auto --garbage-matte``): ``hint`` is the garbage matte."""
     keyer = world.keyers[case.screen]
     s = KeySettings(gamma_input=case.gamma, despill_strength=case.despill, screen_channel=keyer.screen_channel,
-                    colour=OcioConversion(world.config(case.config)), auto_hint=0, temporal=temporal)
+                    colour=OcioConversion(world.config(case.config)), auto_hint=auto_hint, temporal=temporal)
     ref = FrameRef(0, 1, "frame", plate_path or Path("/plate.exr"), Path("/hint.exr"))
     task = FrameTask(ref, plate=None if plate is None else plate[..., :3], hint=hint)
     inferred = infer(keyer.model, torch.device("cpu"), preprocess_frame(read_frame(task), world.img_size, s), s)
     return raw_output(inferred, s), s
 
 
-def _render_case(world: World, case: Case, plate_file: str, hint_file: str, output_mode: int,
+def _render_case(world: World, case: Case, plate_file: str, hint_file: Optional[str], output_mode: int,
                  files: Dict[str, object], knobs: Optional[Dict[str, str]] = None, gizmo_text: str = "",
-                 frames: Sequence[int] = (1,)) -> Tuple[np.ndarray, ...]:
+                 frames: Sequence[int] = (1,), garbage_file: Optional[str] = None) -> Tuple[np.ndarray, ...]:
     session = NukeSession({GIZMO_CLASS: gizmo_text}, [world.plugin_dir], world.config(case.config))
     session.files.update(files)
     all_knobs = {"screen": case.screen.capitalize(), "output_mode": f'"{OUTPUT_MODES[output_mode]}"',
                  "hint_channel": case.hint, "gamma_input": KNOBS_BY_NAME["gamma_input"].choices[case.gamma],
                  "despill_strength": str(case.despill), **(knobs or {})}
-    session.load(instance_script(GIZMO_CLASS, all_knobs, [plate_file, hint_file], name="CK"))
+    inputs = [plate_file, hint_file] + ([garbage_file] if garbage_file else [])
+    session.load(instance_script(GIZMO_CLASS, all_knobs, inputs, name="CK"))
     return tuple(session.render(session.toNode("CK"), f) for f in frames)
 
 
@@ -455,3 +457,21 @@ def check_temporal_sequence(gizmo_text: str, world: World, strength: float = 0.8
         assert err <= tolerance, f"temporal {strength}, frame {f}: max error {err:.3g} > {tolerance}"
         worst = max(worst, err)
     return worst
+
+
+def check_garbage_matte(gizmo_text: str, world: World) -> float:
+    """#30: no Hint input, a garbage matte on the GarbageMatte input (input 2): ModelKnobs.auto_hint is 2 and the
+    matte's alpha goes where the hint goes (GarbageIntoAlpha), so the node keys what ``corridorkey run --hint auto
+    --garbage-matte`` keys with that matte. Returns the max error."""
+    case = Case(hint="alpha", config="aces")
+    plate, hint = images(height=20, width=28, seed=5)
+    garbage = hint.copy()
+    garbage[..., 3] = 0.0
+    garbage[3:17, 4:22, 3] = 1.0  # white where the subject may be
+    raw, s = _pipeline_frame(world, case, None, plate, garbage, auto_hint=2)
+    want = finish_frame(raw, s).processed
+    [got] = _render_case(world, case, "/plate.exr", None, 0, {"/plate.exr": plate, "/garbage.exr": garbage},
+                         gizmo_text=gizmo_text, garbage_file="/garbage.exr")
+    err = float(np.max(np.abs(got - want)))
+    assert err <= TOLERANCE, f"garbage matte: max error {err:.3g} > {TOLERANCE}"
+    return err
