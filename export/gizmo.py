@@ -581,14 +581,17 @@ def _temporal_nodes() -> List[str]:
     nothing else is pulled), input 1 the smoothed output. Nodes: TimeOffset (``time_offset`` +-1 frames,
     Foundry's TimeOffset), MergeExpression (B = input 0, A = input 1; channels Ar..Aa, Br..Ba, Foundry's
     MergeExpression reference), Transform (integer ``translate``, ``filter impulse``: whole-pixel shifts, the
-    box sum) and Expression.
+    box sum; ``black_outside false``, so that what a shift uncovers repeats the edge pixel, as the pipeline's
+    replicate padding does: Transform's default is on, and public scripts save ``black_outside false`` where
+    it is off, Nuke writing only non-default values) and Expression.
     """
     ex = temporal.nuke_expressions(f"parent.{TEMPORAL_KNOB}")
     every = lambda key: [ex[key]] * 4  # noqa: E731
     rgba = lambda key: [ex[f"{key}.{c}"] for c in "rgba"]  # noqa: E731
     r = temporal.RADIUS
     lines = ["set NRaw [stack 0]"]
-    for side, offset, x in (("Prev", -1, 600), ("Next", 1, 900)):
+    # TimeOffset's time_offset delays its input: output frame t is input frame t - offset, so t-1 is offset +1.
+    for side, offset, x in (("Prev", 1, 600), ("Next", -1, 900)):
         # the neighbour's plate (A) against frame t's (B): the per-pixel difference
         lines.append("push $NModelInput")
         lines += node_block("TimeOffset", [f"time_offset {offset}", f"name Temporal{side}Plate", f"xpos {x}",
@@ -603,7 +606,7 @@ def _temporal_nodes() -> List[str]:
                     lines.append(f"push $NTemporal{side}Box{axis}")
                 if d:
                     dx, dy = (d, 0) if axis == "X" else (0, d)
-                    lines += node_block("Transform", [f"translate {{{dx} {dy}}}", "filter impulse",
+                    lines += node_block("Transform", [f"translate {{{dx} {dy}}}", "filter impulse", "black_outside false",
                                                       f"name Temporal{side}Shift{axis}{i}", f"xpos {x + 100}",
                                                       f"ypos {-40 + 20 * i}"])
                 if i:  # the running sum (A, below) plus this copy (B, on top)

@@ -81,8 +81,11 @@ def probe(nuke, workdir):
     _measure(facts, "bool_value_is_bool", lambda: isinstance(node["useGPUIfAvailable"].value(), bool))
     _measure(facts, "knob_values_after_load", lambda: node["output_mode"].value() == "Matte only"
              and node["despill_strength"].value() == 3)
-    # onCreate derived auto_hint from the saved connections: the Hint input is connected, Hint Channel alpha.
-    _measure(facts, "oncreate_sees_saved_inputs", lambda: node["auto_hint"].getValue() == 0)
+    # onCreate writes Status from the saved connections: the Hint input is connected (Hint Channel alpha), so
+    # its Status has no "no Hint input is connected" line; and ModelKnobs.auto_hint, evaluated at render time
+    # from [exists parent.input1], is 0.
+    _measure(facts, "oncreate_sees_saved_inputs", lambda: "no Hint input" not in node["status"].value()
+             and node.node("ModelKnobs")["auto_hint"].getValue() == 0)
     _measure(facts, "cat_lookup_returns_first_on_plugin_path", lambda: _cat_lookup(nuke, inside["Inference"]))
 
     def knob_changed_ran():
@@ -106,6 +109,7 @@ def probe(nuke, workdir):
         nuke, "Expression", plate, lambda n: (n["expr0"].setValue("0"), n["disable"].setValue(True),
                                               n.sample("rgba.red", 0.5, 0.5))[2] == 0.25))
     _measure(facts, "switch_which_clamped", lambda: _switch_clamped(nuke, plate, nuke.toNode("ProbeHint")))
+    _measure(facts, "transform_black_outside_default_on", lambda: _transform_uncovers_black(nuke, plate))
     info = {}
     _measure(info, "nuke_version", lambda: nuke.NUKE_VERSION_STRING)
     _measure(info, "status", lambda: node["status"].value())
@@ -172,6 +176,15 @@ def _switch_clamped(nuke, a, b):
         switch["which"].setValue(5)
         return switch.sample("rgba.red", 0.5, 0.5) == 0.0  # input 1 (black), the last one
     return _with_node(nuke, "Switch", a, measure)
+
+
+def _transform_uncovers_black(nuke, plate):
+    """A new Transform moving the plate 2 px left: is the column it uncovers at the right edge black?"""
+    def measure(transform):
+        transform["translate"].setValue([-2, 0])
+        transform["filter"].setValue("impulse")
+        return transform.sample("rgba.red", transform.width() - 0.5, 0.5) == 0.0
+    return _with_node(nuke, "Transform", plate, measure)
 
 
 def main(argv):

@@ -48,7 +48,7 @@ def test_the_switch_passes_the_raw_output_when_off(gizmo):
         assert "TemporalSwitch" in names(gizmo.node(node)), node
 
 
-@pytest.mark.parametrize("side,offset", [("Prev", -1), ("Next", 1)])
+@pytest.mark.parametrize("side,offset", [("Prev", 1), ("Next", -1)])  # output t = input t - offset
 def test_each_neighbour_is_weighted_by_its_plate_difference(gizmo, side, offset):
     ex = temporal.nuke_expressions(f"parent.{gz.TEMPORAL_KNOB}")
     plate = gizmo.node(f"Temporal{side}Plate")
@@ -65,7 +65,7 @@ def test_each_neighbour_is_weighted_by_its_plate_difference(gizmo, side, offset)
         for i, s in enumerate(shifts):
             if s is None:
                 continue
-            assert s.cls == "Transform" and s.value("filter") == "impulse"
+            assert s.cls == "Transform" and s.value("filter") == "impulse" and s.value("black_outside") == "false"
             d = i - r
             assert s.value("translate") == (f"{d} 0" if axis == "X" else f"0 {d}")
             assert names(s) == [first_input]

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from nuke_graph import NukeSession, instance_script
 from nukescript import parse, parse_serialise_knob, upstream
 from repo_paths import REPO
-from stand_in_nuke import GizmoRuntime, PluginRuntime
+from stand_in_nuke import PluginRuntime
 
 from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files
@@ -46,6 +47,34 @@ def inference_nodes(gizmo):
     nodes = gizmo.by_class("Inference")
     assert [n.name for n in nodes] == [gz.INFERENCE_NODES[s.name] for s in reversed(SCREENS)]
     return {n.name: n for n in nodes}
+
+
+def stand_in_cat(folder, screen="green"):
+    """A .cat that loads in the model of Nuke (tests/support/nuke_graph.py): the stand-in CatFileCreator's record,
+    naming a .pt that exists; no test here renders it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pt = folder / "model.pt"
+    pt.write_bytes(b"never loaded: these tests run callbacks, not renders")
+    cat = folder / next(s for s in SCREENS if s.name == screen).cat_filename
+    cat.write_text(json.dumps({"torchScriptFile": str(pt), "_custom": {k.name: {"value": k.default} for k in KNOBS}}))
+    return cat
+
+
+def gizmo_node(plugins, knobs=None, hint=True, gpu_name="Not available", config="ocio://cg-config-latest",
+               gizmo_text=None):
+    """(session, node): the shipped gizmo loaded in the model of Nuke, as a script holding one CorridorKey node
+    whose plate (and hint, unless ``hint`` is False) come from Read nodes; onCreate ran as on a script load."""
+    gizmo = gizmo_text if gizmo_text is not None else REPO / nuke_files.GIZMO_PATH
+    session = NukeSession({gz.GIZMO_CLASS: gizmo}, [plugins], ocio_config=config,
+                          gpu=gpu_name != "Not available", gpu_name=gpu_name)
+    session.load(instance_script(gz.GIZMO_CLASS, dict(knobs or {}), ["/plate.exr", "/hint.exr" if hint else None],
+                                 name="CK"))
+    return session, session.toNode("CK")
+
+
+def logged(session, kind, name):
+    """Index of the first log entry (kind, name, ...); -1 when there is none."""
+    return next((i for i, e in enumerate(session.log) if e[:2] == (kind, name)), -1)
 
 
 # --------------------------------------------------------------------------- generator
@@ -326,40 +355,35 @@ def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
         assert inference.expression("disable") == f"parent.screen != {SCREENS.index(screen)}"
 
 
-def test_on_create_validates_before_reading_the_cat_and_names_a_missing_file(gizmo):
-    runtime = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.run(gizmo.value("onCreate"))
-    kinds = [e[0] for e in runtime.events]
-    assert ("forceValidate", "Inference") in runtime.events
-    assert ("forceValidate", "InferenceBlue") not in runtime.events  # disabled: never loaded
-    assert kinds.index("forceValidate") < kinds.index("evaluate")
-    [warning] = runtime.warnings
+def test_on_create_validates_before_reading_the_cat_and_names_a_missing_file(gizmo, tmp_path):
+    session, node = gizmo_node(tmp_path / "empty")  # nothing on the plugin path
+    assert logged(session, "forceValidate", "CK.Inference") >= 0
+    assert logged(session, "forceValidate", "CK.InferenceBlue") == -1  # disabled (Green): never loaded
+    [warning] = session.warnings
+    assert logged(session, "forceValidate", "CK.Inference") < logged(session, "warning", warning)
     assert "CorridorKey.cat" in warning and "not found" in warning and "Traceback" not in warning
-    assert runtime.gizmo.knob("status").value() == warning
+    assert node["status"].value() == warning
     # FromNetwork is set to the inverse of ToNetwork.
-    from_net = runtime.gizmo.node("FromNetwork")
-    assert (from_net.knob("in_colorspace").value(), from_net.knob("out_colorspace").value()) == \
-        ("color_picking", "scene_linear")
+    from_net = node.node("FromNetwork")
+    assert (from_net["in_colorspace"].value(), from_net["out_colorspace"].value()) == ("color_picking", "scene_linear")
 
 
 def test_on_create_is_quiet_when_the_cat_is_there(gizmo, tmp_path):
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.run(gizmo.value("onCreate"))
-    assert runtime.warnings == [] and runtime.gizmo.knob("status").value() == ""
-    assert runtime.gizmo.knob("gpuName").value() == "Stand-in GPU"
+    stand_in_cat(tmp_path / "plugins")
+    session, node = gizmo_node(tmp_path / "plugins", gpu_name="Stand-in GPU")
+    assert session.warnings == [] and node["status"].value() == ""
+    assert node["gpuName"].value() == "Stand-in GPU"
 
 
 def test_choosing_blue_without_the_blue_cat_says_so(gizmo, tmp_path):
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, screen=1, disabled=["Inference"])
-    runtime.run(gizmo.value("knobChanged"), knob="screen")
-    [warning] = runtime.warnings
+    stand_in_cat(tmp_path / "plugins")
+    session, node = gizmo_node(tmp_path / "plugins")
+    assert session.warnings == []
+    node.user_set("screen", "Blue")  # the artist picks Blue in the panel: knobChanged
+    [warning] = session.warnings
     assert "CorridorKeyBlue.cat" in warning and "blue" in warning
-    runtime.run(gizmo.value("knobChanged"), knob="despill_strength")  # other knobs: nothing to do
-    assert len(runtime.warnings) == 1
+    node.user_set("despill_strength", 3.0)  # other knobs: nothing to do
+    assert len(session.warnings) == 1
 
 
 def test_auto_hint_is_decided_at_render_time_not_by_python(gizmo):
@@ -376,45 +400,44 @@ def test_auto_hint_is_decided_at_render_time_not_by_python(gizmo):
 
 @pytest.mark.parametrize("script", ["onCreate", "knobChanged"])
 def test_unconnected_hint_input_uses_the_automatic_hint_and_says_so(gizmo, tmp_path, script):
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
-                           hint_connected=False)
-    runtime.run(gizmo.value(script), knob="inputChange")  # knobChanged's dummy knob when inputs change
-    assert ("input", "CorridorKey1", 1) in runtime.events
-    status = runtime.gizmo.knob("status").value()
+    stand_in_cat(tmp_path / "plugins")
+    session, node = gizmo_node(tmp_path / "plugins", hint=script == "knobChanged")
+    if script == "knobChanged":
+        assert node["status"].value() == ""
+        node.user_connect(1, None)  # the artist disconnects the hint: knobChanged with inputChange
+    status = node["status"].value()
     assert "no Hint input is connected" in status and "automatic hint" in status
-    assert runtime.warnings == []  # a note, not a problem: nothing in the error console
+    assert session.warnings == []  # a note, not a problem: nothing in the error console
+    assert node.node("ModelKnobs")["auto_hint"].value() == 1  # and the render-time expression agrees
 
 
 def test_connected_hint_uses_the_hint_input_unless_automatic_is_chosen(gizmo, tmp_path):
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.run(gizmo.value("onCreate"))
-    assert runtime.gizmo.knob("status").value() == ""
-    runtime.gizmo.knob("hint_channel").setValue(float(gz.HINT_CHANNELS.index("automatic")))
-    runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert "Hint Channel is automatic" in runtime.gizmo.knob("status").value()
-    runtime.gizmo.knob("hint_channel").setValue(1.0)  # red
-    runtime.run(gizmo.value("knobChanged"), knob="hint_channel")
-    assert runtime.gizmo.knob("status").value() == ""
+    stand_in_cat(tmp_path / "plugins")
+    session, node = gizmo_node(tmp_path / "plugins")
+    assert node["status"].value() == "" and node.node("ModelKnobs")["auto_hint"].value() == 0
+    node.user_set("hint_channel", "automatic")
+    assert "Hint Channel is automatic" in node["status"].value()
+    assert node.node("ModelKnobs")["auto_hint"].value() == 1
+    node.user_set("hint_channel", "red")
+    assert node["status"].value() == "" and node.node("ModelKnobs")["auto_hint"].value() == 0
 
 
-def test_missing_cat_and_automatic_hint_share_the_status_line(gizmo):
-    runtime = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"], hint_connected=False)
-    runtime.run(gizmo.value("onCreate"))
-    [warning] = runtime.warnings  # only the missing .cat is a warning
-    lines = runtime.gizmo.knob("status").value().split("\n")
+def test_missing_cat_and_automatic_hint_share_the_status_line(gizmo, tmp_path):
+    session, node = gizmo_node(tmp_path / "empty", hint=False)
+    [warning] = session.warnings  # only the missing .cat is a warning
+    lines = node["status"].value().split("\n")
     assert lines[0] == warning and "CorridorKey.cat" in warning and "automatic hint" in lines[1]
 
 
-def test_on_create_turns_any_failure_into_a_message(gizmo):
-    runtime = GizmoRuntime({"Inference": ""})  # no InferenceBlue node at all: setup fails inside
-    runtime.gizmo.knob("screen").setValue(1.0)
-    runtime.run(gizmo.value("onCreate"))  # must not raise
-    [warning] = runtime.warnings
-    assert warning.startswith("CorridorKey:")
+def test_on_create_turns_any_failure_into_a_message(gizmo, tmp_path):
+    """A gizmo whose blue Inference node is not where onCreate looks (renamed): setup fails inside, and Status
+    says so instead of a traceback."""
+    text = (REPO / nuke_files.GIZMO_PATH).read_text()
+    assert text.count("name InferenceBlue\n") == 1
+    session, node = gizmo_node(tmp_path / "empty", knobs={"screen": "Blue"},
+                               gizmo_text=text.replace("name InferenceBlue\n", "name InferenceBlue2\n"))
+    [warning] = session.warnings  # the load did not raise
+    assert warning.startswith("CorridorKey: the node could not be set up:") and node["status"].value() == warning
 
 
 # --------------------------------------------------------------------------- gizmo graph
@@ -561,30 +584,26 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
 # --------------------------------------------------------------------------- #23: messages, load errors, versions
 
 
-def test_missing_cat_message_mentions_model_file_only_for_the_screen_it_links(gizmo):
+def test_missing_cat_message_mentions_model_file_only_for_the_screen_it_links(gizmo, tmp_path):
     """Model File links only the green Inference node's modelFile: the blue message must not send users there."""
     assert gz.MODEL_FILE_SCREEN == "green"
     assert gizmo.user_knob("modelFile").text == f"{gz.INFERENCE_NODE}.modelFile"  # type 41: a link
-    green = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    green.run(gizmo.value("onCreate"))
-    blue = GizmoRuntime({"Inference": "", "InferenceBlue": ""}, screen=1, disabled=["Inference"])
-    blue.run(gizmo.value("onCreate"))
+    green, _ = gizmo_node(tmp_path / "empty")
+    blue, _ = gizmo_node(tmp_path / "empty", knobs={"screen": "Blue"})
     [green_warning], [blue_warning] = green.warnings, blue.warnings
     assert "Model File" in green_warning and "CorridorKey.cat" in green_warning
     assert "Model File" not in blue_warning and "CorridorKeyBlue.cat" in blue_warning
 
 
 def test_a_cat_that_loads_with_an_error_is_reported_on_the_status_line(gizmo, tmp_path):
-    cat = tmp_path / "CorridorKey.cat"
+    cat = tmp_path / "plugins" / "CorridorKey.cat"
+    cat.parent.mkdir()
     cat.write_bytes(b"not a cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
-                           in_error=["Inference"])
-    runtime.run(gizmo.value("onCreate"))
-    kinds = [e[0] for e in runtime.events]
-    assert kinds.index("forceValidate") < kinds.index("hasError")  # asked after the .cat was loaded
-    [warning] = runtime.warnings
+    session, node = gizmo_node(tmp_path / "plugins")
+    assert 0 <= logged(session, "forceValidate", "CK.Inference") < logged(session, "hasError", "CK.Inference")
+    [warning] = session.warnings
     assert str(cat) in warning and "error" in warning and "corridorkey_create_cat.py" in warning
-    assert runtime.gizmo.knob("status").value() == warning
+    assert node["status"].value() == warning
     assert "error" in gizmo.user_knob("status").tooltip  # the tooltip says what Status checks
 
 
@@ -621,18 +640,30 @@ def test_installed_init_block_registers_only_in_a_new_enough_nuke(tmp_path, monk
 # --------------------------------------------------------------------------- #26: colour checks, GPU, panel
 
 
+NO_COLOR_PICKING_CONFIG = """ocio_profile_version: 2
+roles:
+  default: lin
+  scene_linear: lin
+colorspaces:
+  - !<ColorSpace> {name: lin}
+  - !<ColorSpace> {name: srgb_tx}
+"""
+
+
 def test_status_names_a_failing_colour_conversion(gizmo, tmp_path):
-    """#26 item 5: a config without the color_picking role leaves ToNetwork in error; Status says so."""
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"],
-                           in_error=["ToNetwork"])
-    runtime.run(gizmo.value("onCreate"))
-    kinds = [e[:2] for e in runtime.events]
-    assert kinds.index(("forceValidate", "ToNetwork")) < kinds.index(("hasError", "ToNetwork"))
-    [warning] = runtime.warnings
-    assert "colour conversion fails (ToNetwork)" in warning and "color_picking" in warning
-    assert runtime.gizmo.knob("status").value() == warning
+    """#26 item 5: a config without the color_picking role leaves ToNetwork (and FromNetwork) in error; Status
+    says so. The OCIOColorSpace nodes' error comes from the session's real config (PyOpenColorIO)."""
+    stand_in_cat(tmp_path / "plugins")
+    config = tmp_path / "no_color_picking.ocio"
+    config.write_text(NO_COLOR_PICKING_CONFIG)
+    session, node = gizmo_node(tmp_path / "plugins", config=str(config))
+    assert 0 <= logged(session, "forceValidate", "CK.ToNetwork") < logged(session, "hasError", "CK.ToNetwork")
+    [warning] = session.warnings
+    assert "colour conversion fails (ToNetwork, FromNetwork)" in warning and "color_picking" in warning
+    assert node["status"].value() == warning
+    # Colour spaces of that config chosen in the panel: the conversion works, and Status is clear again.
+    node.user_set("network_colorspace", "srgb_tx")
+    assert node["status"].value() == "" and not node.node("ToNetwork").hasError()
 
 
 ACES1_LIKE_CONFIG = """ocio_profile_version: 1
@@ -660,46 +691,53 @@ def test_status_warns_when_the_network_space_is_a_display_transform(gizmo, tmp_p
     """#26 item 5: an ACES 1.x-style config maps color_picking to Output - sRGB (a tone-mapped display transform):
     read through the real PyOpenColorIO from the Root's customOCIOConfigPath."""
     pytest.importorskip("PyOpenColorIO")
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
+    stand_in_cat(tmp_path / "plugins")
     config = tmp_path / "aces1.ocio"
     config.write_text(ACES1_LIKE_CONFIG)
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.root().knob("customOCIOConfigPath").setValue(str(config))
-    runtime.run(gizmo.value("onCreate"))
-    [warning] = runtime.warnings
+    session, _node = gizmo_node(tmp_path / "plugins", config=str(config))
+    [warning] = session.warnings
     assert "Output - sRGB" in warning and "display or view transform" in warning and "Texture" in warning
     # the built-in OCIO 2 config's color_picking (sRGB Encoded Rec.709) is a scene-referred texture space: quiet
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.root().knob("customOCIOConfigPath").setValue("ocio://cg-config-latest")
-    runtime.run(gizmo.value("onCreate"))
-    assert runtime.warnings == []
+    session, _node = gizmo_node(tmp_path / "plugins", config="ocio://cg-config-latest")
+    assert session.warnings == []
     # ... while an OCIO 2 display-referred space chosen as Network Colorspace is caught by its reference type
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.root().knob("customOCIOConfigPath").setValue("ocio://studio-config-latest")
-    runtime.gizmo.node("ToNetwork").knob("out_colorspace").setValue("sRGB - Display")
-    runtime.run(gizmo.value("onCreate"))
-    [warning] = runtime.warnings
+    session, node = gizmo_node(tmp_path / "plugins", config="ocio://studio-config-latest",
+                               knobs={"network_colorspace": '"sRGB - Display"'})
+    [warning] = session.warnings
     assert "sRGB - Display, a display or view transform" in warning
 
 
 def test_half_precision_is_disabled_without_a_gpu(gizmo, tmp_path):
     """#26 item 14: the knob acts only on the GPU; with gpuName "Not available" it is greyed out."""
-    cat = tmp_path / "CorridorKey.cat"
-    cat.write_bytes(b"cat")
+    stand_in_cat(tmp_path / "plugins")
     for gpu, enabled in (("Not available", False), ("NVIDIA RTX A6000", True)):
-        runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-        runtime.gizmo.node("Inference").knob("gpuName").setValue(gpu)
-        runtime.run(gizmo.value("onCreate"))
-        assert ("setEnabled", "CorridorKey1.halfPrecision", enabled) in runtime.events
+        session, node = gizmo_node(tmp_path / "plugins", gpu_name=gpu)
+        assert node["halfPrecision"].enabled() == enabled
+        assert ("setEnabled", "CK.halfPrecision", enabled) in session.log
 
 
 def test_status_is_refreshed_when_the_panel_opens(gizmo, tmp_path):
     """#26 item 14: a .cat installed after the node was made shows up when the panel opens (showPanel)."""
-    cat = tmp_path / "CorridorKey.cat"
-    runtime = GizmoRuntime({"Inference": str(cat), "InferenceBlue": ""}, disabled=["InferenceBlue"])
-    runtime.run(gizmo.value("onCreate"))
-    assert "not found" in runtime.gizmo.knob("status").value()
-    cat.write_bytes(b"cat")
-    runtime.run(gizmo.value("knobChanged"), knob="showPanel")
-    assert runtime.gizmo.knob("status").value() == ""
+    session, node = gizmo_node(tmp_path / "plugins")
+    assert "not found" in node["status"].value()
+    stand_in_cat(tmp_path / "plugins")
+    node.open_panel()
+    assert node["status"].value() == ""
+
+
+def test_status_names_a_hint_of_another_aspect_ratio(gizmo, tmp_path):
+    """A hint of another aspect ratio is stretched by HintToPlateFormat (the pipeline refuses it): Status says so,
+    with both sizes read from the inputs' formats (Node.width/height); a half-resolution hint is quiet."""
+    import numpy as np
+
+    stand_in_cat(tmp_path / "plugins")
+    for hint_shape, warned in (((10, 10), True), ((10, 14), False), ((20, 28), False)):
+        session = NukeSession({gz.GIZMO_CLASS: REPO / nuke_files.GIZMO_PATH}, [tmp_path / "plugins"])
+        session.files["/plate.exr"] = np.zeros((20, 28, 4), np.float32)
+        session.files["/hint.exr"] = np.zeros(hint_shape + (4,), np.float32)
+        session.load(instance_script(gz.GIZMO_CLASS, {}, ["/plate.exr", "/hint.exr"], name="CK"))
+        status = session.toNode("CK")["status"].value()
+        if warned:
+            assert "the Hint input is 10x10 and the plate 28x20, another aspect ratio" in status, status
+        else:
+            assert status == "", status

@@ -9,15 +9,23 @@ Inference nodes run the exported .pt. The checks are tests/support/gizmo_checks.
 
 from __future__ import annotations
 
+import pytest
 from gizmo_checks import (
     CONFIGS,
     HINT_SOURCES,
+    TEMPORAL_TOLERANCE,
     TOLERANCE,
+    check_garbage_matte,
+    check_half_resolution_hint,
     check_missing_blue_cat_is_harmless,
     check_node_equals_pipeline,
+    check_overscan_plate,
     check_panel_changes,
+    check_proxy_mode_scales_despeckle,
+    check_temporal_sequence,
     check_to_network_keeps_from_network_inverse,
     grid,
+    transforms_repeat_edges,
 )
 from repo_paths import REPO
 
@@ -55,3 +63,34 @@ def test_panel_changes_drive_hint_status_and_colour(world):
 
 def test_only_the_green_cat_installed_renders_green(world):
     check_missing_blue_cat_is_harmless(render_gizmo(), world)
+
+
+def test_proxy_mode_scales_the_despeckle_area(world):
+    check_proxy_mode_scales_despeckle(render_gizmo(), world)
+
+
+def test_a_half_resolution_hint_keys_as_the_pipeline_does(world):
+    """#26 item 4, node = pipeline: the hint at half the plate's size, fitted by nearest neighbour on both sides."""
+    assert check_half_resolution_hint(render_gizmo(), world) <= TOLERANCE
+
+
+def test_an_overscan_plate_keys_its_display_window_as_the_pipeline_does(world, tmp_path):
+    """#26 item 7, node = pipeline: an EXR whose data window exceeds its display window (noise in the margin)."""
+    assert check_overscan_plate(render_gizmo(), world, tmp_path) <= TOLERANCE
+
+
+def test_the_temporal_filter_equals_corridorkey_run_temporal(world):
+    """#28, node = pipeline over a 4-frame sequence, every frame (tolerance: gizmo_checks.TEMPORAL_TOLERANCE), with
+    the gizmo's Transforms repeating their edges (black_outside false: see the xfail below)."""
+    text = render_gizmo()
+    assert transforms_repeat_edges(text).count("black_outside false") == text.count(" Transform {") == 16
+    assert check_temporal_sequence(text, world) <= TEMPORAL_TOLERANCE
+
+
+def test_the_shipped_temporal_filter_repeats_the_frame_edge(world):
+    check_temporal_sequence(render_gizmo(), world, repeat_edges=False)
+
+
+def test_a_garbage_matte_multiplies_the_automatic_hint_as_in_the_pipeline(world):
+    """#30, node = pipeline: no Hint input, a garbage matte on input 2 (auto_hint 2)."""
+    assert check_garbage_matte(render_gizmo(), world) <= TOLERANCE

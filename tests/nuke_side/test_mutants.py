@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import pytest
-from gizmo_checks import CHEAP_CHECKS, check_node_equals_pipeline, grid
+from gizmo_checks import (
+    CHEAP_CHECKS,
+    check_garbage_matte,
+    check_half_resolution_hint,
+    check_node_equals_pipeline,
+    check_overscan_plate,
+    check_temporal_sequence,
+    grid,
+)
 from nuke_expr import ExprError
 from nuke_graph import GraphError
 
@@ -97,7 +105,32 @@ MUTANTS = (
                                                 "disable {{parent.gamma_input == 0}}"),)),
     Mutant("KeepModelAlpha copies red", (Edit(" from0 rgba.alpha\n  to0 rgba.alpha\n  name KeepModelAlpha",
                                               " from0 rgba.red\n  to0 rgba.alpha\n  name KeepModelAlpha"),)),
-    Mutant("auto_hint link broken", (Edit("auto_hint:{parent.auto_hint}", "auto_hint:{0}", 2),)),
+    Mutant("auto_hint link broken", (Edit("auto_hint:{ModelKnobs.auto_hint}", "auto_hint:{0}", 2),)),
+    # #26: the hint fitted to the plate's format, the plate cropped to its format, the render-time hint decision,
+    # proxy mode.
+    Mutant("HintToPlateFormat box sized from the plate's height", (
+        Edit("box_width {{Plate.width}}\n  box_height {{Plate.height}}\n  box_fixed true\n  resize distort\n"
+             "  filter impulse\n  name HintToPlateFormat",
+             "box_width {{Plate.height}}\n  box_height {{Plate.height}}\n  box_fixed true\n  resize distort\n"
+             "  filter impulse\n  name HintToPlateFormat"),)),
+    Mutant("HintToPlateFormat filters (cubic, not nearest)", (
+        Edit("  filter impulse\n  name HintToPlateFormat", "  filter cubic\n  name HintToPlateFormat"),)),
+    Mutant("PlateToFormat Crop removed", (
+        Edit(" Crop {\n  box {0 0 {width} {height}}\n  crop false\n  name PlateToFormat\n  xpos 0\n  ypos -400\n }\n",
+             ""),)),
+    Mutant("ModelKnobs.auto_hint inverted", (
+        Edit(r"parent.hint_channel == 3 || !\[exists parent.input1\]",
+             r"parent.hint_channel == 3 || \[exists parent.input1\]"),)),
+    Mutant("proxy factor dropped", (
+        Edit("int(parent.despeckle_size * (root.proxy ? root.proxy_scale : 1) * (root.proxy ? root.proxy_scale : 1)"
+             " + 0.5)", "int(parent.despeckle_size + 0.5)"),)),
+    # #30: the garbage matte.
+    Mutant("GarbageIntoAlpha never enabled", (Edit("disable {{ModelKnobs.auto_hint != 2}}", "disable {{1}}"),)),
+    # #28: the temporal filter.
+    Mutant("TemporalNextOutput looks at the previous frame", (
+        Edit("time_offset -1\n  name TemporalNextOutput", "time_offset 1\n  name TemporalNextOutput"),)),
+    Mutant("TemporalResult's alpha not normalised", (Edit('expr3 "clamp(Aa/Ba,0,1)"', 'expr3 "clamp(Aa,0,1)"'),)),
+    Mutant("TemporalSwitch inverted", (Edit("which {{parent.temporal > 0}}", "which {{parent.temporal == 0}}"),)),
 )
 
 
@@ -107,10 +140,12 @@ def test_every_mutant_still_applies(mutant):
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_mutant_dies(world, mutant):
+def test_mutant_dies(world, mutant, tmp_path):
     text = apply(render_gizmo(), mutant)
     # the grid first: in a whole run its renders and pipeline outputs are cached by test_gizmo_graph.py
-    checks = [lambda t, w: check_node_equals_pipeline(t, w, grid())] + list(CHEAP_CHECKS)
+    checks = [lambda t, w: check_node_equals_pipeline(t, w, grid())] + list(CHEAP_CHECKS) + [
+        check_half_resolution_hint, check_garbage_matte, lambda t, w: check_overscan_plate(t, w, tmp_path),
+        check_temporal_sequence]
     for check in checks:
         try:
             check(text, world)

@@ -239,3 +239,95 @@ def test_copy_shuffle_premult_switch_and_disable():
     out = render_chain(img, ["set NR [stack 0]\n", "Shuffle {\n red white\n name A\n}\n", "push $NR\n",
                              "Switch {\n inputs 2\n which 7\n name W\n}\n"])
     np.testing.assert_array_equal(out[..., 0], 1.0)
+
+
+# --------------------------------------------------------------------------- time, geometry and the Python calls
+
+
+def _sequence_script():
+    return """Read {
+ inputs 0
+ file /seq.####.exr
+ name Seq
+}
+set NSeq [stack 0]
+TimeOffset {
+ time_offset 1
+ name Later
+}
+push $NSeq
+MergeExpression {
+ inputs 2
+ expr0 "Ar - Br"
+ channel1 {-rgba.red -rgba.green -rgba.blue none}
+ expr1 "99"
+ name Diff
+}
+push $NSeq
+Transform {
+ translate {-1 1}
+ filter impulse
+ name Moved
+}
+push $NSeq
+Transform {
+ translate {-1 1}
+ filter impulse
+ black_outside false
+ name MovedEdge
+}
+"""
+
+
+def test_timeoffset_read_hold_and_mergeexpression():
+    """TimeOffset +1: the output at t is the input at t - 1; a sequence holds its first/last frame outside its
+    range (Read before/after "hold"); MergeExpression: input 0 is B, input 1 is A; channel1 with no channel on
+    leaves green as B's."""
+    session = NukeSession()
+    frames = {f: np.full((2, 3, 4), 10.0 * f, np.float32) for f in (1, 2, 3)}
+    session.files["/seq.####.exr"] = frames
+    session.load(_sequence_script())
+    later, diff = session.toNode("Later"), session.toNode("Diff")
+    assert [session.render(later, f)[0, 0, 0] for f in (0, 1, 2, 3, 4, 5)] == [10, 10, 10, 20, 30, 30]
+    # Diff at t: A = TimeOffset (frame t-1, held), B = the sequence at t: red = A - B
+    assert [session.render(diff, f)[0, 0, 0] for f in (1, 2, 3, 4)] == [0, -10, -10, 0]
+    assert session.render(diff, 2)[0, 0, 1] == 20  # green: B's, untouched (channel1 enables no channel)
+
+
+def test_transform_whole_pixel_translate_and_black_outside():
+    """translate (-1, 1) with filter impulse: output (x, y) = input (x + 1, y - 1), y up; black_outside (Nuke's
+    default, on) makes the uncovered right column and bottom row black, off repeats the edge."""
+    session = NukeSession()
+    img = np.arange(3 * 4, dtype=np.float32).reshape(3, 4)  # rows top-down
+    session.files["/seq.####.exr"] = {1: np.repeat(img[..., None], 4, axis=2)}
+    session.load(_sequence_script())
+    moved = session.render(session.toNode("Moved"))[..., 0]
+    edge = session.render(session.toNode("MovedEdge"))[..., 0]
+    # Nuke y up 1: the array's row i shows row i + 1; x left 1: column j shows column j + 1
+    np.testing.assert_array_equal(moved[:2, :3], img[1:, 1:])
+    assert (moved[2] == 0).all() and (moved[:, 3] == 0).all()
+    np.testing.assert_array_equal(edge, img[np.minimum(np.arange(3) + 1, 2)][:, np.minimum(np.arange(4) + 1, 3)])
+
+
+def test_read_errors_fromusertext_progress_and_ask():
+    """hasError on a Read that cannot read its file; fromUserText sets the Read's format to the file's (a Read made
+    by Python has the root format); ProgressTask and ask record what the artist sees; no dialog in a terminal."""
+    session = NukeSession(root_format=(16, 8))
+    session.files["/small.exr"] = np.ones((2, 3, 4), np.float32)
+    read = session.nodes.Read()
+    read["file"].setValue("/small.exr")
+    assert session.render(read).shape == (8, 16, 4)  # padded into the root format
+    read["file"].fromUserText("/small.exr")
+    assert session.render(read).shape == (2, 3, 4) and not read.hasError()
+    read["file"].fromUserText("/missing.exr")
+    assert read.hasError()
+    with pytest.raises(GraphError):
+        session.ask("go?")  # nuke.GUI is False: a terminal session has no dialog
+    session.GUI, session.answer, session.cancel_after = True, False, 1
+    assert session.ask("go?") is False and session.asked == ["go?"]
+    task = session.ProgressTask("work")
+    task.setProgress(50)
+    assert [task.isCancelled(), task.isCancelled()] == [False, True]
+    assert session.progress == [("task", "work"), ("progress", 50)]
+    with pytest.raises(ValueError):
+        task.setProgress(150)

@@ -59,9 +59,10 @@ def installed(tmp_path_factory, model64):
     return home / "Cattery" / "CorridorKey", pt
 
 
-def session_with_node(package, screen="Green", gpu_name="Not available", use_gpu=True, half=False):
-    """A session whose plugin path is ``package`` and a CorridorKey node (the shipped gizmo) in it."""
-    session = NukeSession({gz.GIZMO_CLASS: (REPO / nuke_files.GIZMO_PATH).read_text()}, [package],
+def session_with_node(package, screen="Green", gpu_name="Not available", use_gpu=True, half=False, gizmo_file=None):
+    """A session whose plugin path is ``package`` and a CorridorKey node (the shipped gizmo) in it;
+    ``gizmo_file``: where the node's .gizmo is (``Gizmo.filename()``; default the repository's)."""
+    session = NukeSession({gz.GIZMO_CLASS: gizmo_file or REPO / nuke_files.GIZMO_PATH}, [package],
                           gpu=gpu_name != "Not available", gpu_name=gpu_name)
     session.files["/plate.exr"] = np.zeros((8, 8, 4), np.float32)
     knobs = {"screen": screen, "useGPUIfAvailable": "true" if use_gpu else "false",
@@ -176,11 +177,18 @@ def test_a_nuke_error_during_the_render_is_a_plain_message_and_cleans_up(install
     package, _pt = installed
     broken = tmp_path / "pkg"
     shutil.copytree(package, broken)
-    (broken / "CorridorKey.cat").write_text("{}")  # a .cat the Inference node cannot load
+    # The .cat loads (its record is fine) but its model fails when the frame is rendered: the stand-in opens the
+    # .pt behind a .cat only at the first render, so an unreadable .pt is an error in the middle of the render.
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not TorchScript")
+    record = json.loads((broken / "CorridorKey.cat").read_text())
+    record["torchScriptFile"] = str(damaged)
+    (broken / "CorridorKey.cat").write_text(json.dumps(record))
     session, node = session_with_node(broken)
     before = [n.name() for n in session.root().nodes()]
     message = run_verify(session, node)
-    assert message.startswith("Verify could not run: GraphError: ") and "not a .cat" in message, message
+    assert message.startswith("Verify could not run: ") and "damaged.pt" in message, message
+    assert "Traceback" not in message and "FAILED" not in message
     assert [n.name() for n in session.root().nodes()] == before and session._context == [session.root()]
 
 
@@ -203,7 +211,7 @@ def test_the_gizmos_verify_button_imports_from_the_gizmos_folder(installed, monk
     the package folder with addToSysPath=False: the folder is NOT on sys.path here."""
     from nukescript import parse
 
-    package, pt = installed
+    package, _pt = installed
     gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
     button = gizmo.user_knob("verify")
     assert (button.type_id, button.name, button.label) == (22, "verify", "Test Installed Model")
@@ -211,41 +219,50 @@ def test_the_gizmos_verify_button_imports_from_the_gizmos_folder(installed, monk
     folder = str(REPO / nuke_files.PACKAGE_DIR)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != folder])
     monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
-                            gizmo_file=str(REPO / nuke_files.GIZMO_PATH))
-    runtime.run(button.text)
-    assert status(runtime).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32")
+    session, node = session_with_node(package)
+    node["verify"].execute()  # the button's own Python, with nuke.thisNode() the node
+    assert ("filename", "CK") in session.log
+    assert status(node).startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32"), status(node)
 
 
-def test_the_button_without_its_module_is_a_status_line_not_a_traceback(tmp_path, monkeypatch):
-    from nukescript import parse
-
-    gizmo = parse((REPO / nuke_files.GIZMO_PATH).read_text()).nodes[0]
+def test_the_button_without_its_module_is_a_status_line_not_a_traceback(installed, tmp_path, monkeypatch):
+    package, _pt = installed
+    lone = tmp_path / "elsewhere" / "CorridorKey.gizmo"  # a gizmo with no corridorkey_verify.py beside it
+    lone.parent.mkdir()
+    lone.write_text((REPO / nuke_files.GIZMO_PATH).read_text())
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(REPO / nuke_files.PACKAGE_DIR)])
     monkeypatch.delitem(sys.modules, "corridorkey_verify", raising=False)
-    runtime = VerifyRuntime({"Inference": ""}, lambda *a: None, gizmo_file=str(tmp_path / "CorridorKey.gizmo"))
-    runtime.run(gizmo.user_knob("verify").text)  # must not raise
-    assert status(runtime).startswith("Verify could not start: corridorkey_verify.py was not found")
+    session, node = session_with_node(package, gizmo_file=lone)
+    node["verify"].execute()  # must not raise
+    assert status(node).startswith("Verify could not start: corridorkey_verify.py was not found"), status(node)
 
 
-def test_a_cat_that_fails_to_load_is_not_judged_as_a_wrong_result(installed):
-    """#26 item 3: hasError() after forceValidate() is checked before any sample."""
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt),
-                            made_in_error=["Inference"])
-    message = run_verify(runtime)
-    assert message.startswith("Verify could not run: ") and "did not load in this Nuke" in message
-    assert "FAILED" not in message and ("render", "Inference2") not in runtime.events
-    assert sorted(runtime.deleted) == sorted(n.name() for n in runtime.made)
+def test_a_cat_that_fails_to_load_is_not_judged_as_a_wrong_result(installed, tmp_path):
+    """#26 item 3: hasError() after forceValidate() is checked before any sample: a .cat that does not load
+    (here its model is gone) is reported as such, never as a wrong result, and nothing is rendered."""
+    package, _pt = installed
+    broken = tmp_path / "pkg"
+    shutil.copytree(package, broken)
+    record = json.loads((broken / "CorridorKey.cat").read_text())
+    session, node = session_with_node(broken)  # the node's own Inference loads it fine ...
+    record["torchScriptFile"] = str(tmp_path / "gone.pt")  # ... then the .cat is replaced by a broken one
+    (broken / "CorridorKey.cat").write_text(json.dumps(record))
+    before = [n.name() for n in session.root().nodes()]
+    cache = len(session.inference_cache)
+    message = run_verify(session, node)
+    assert message.startswith("Verify could not run: ") and "did not load in this Nuke" in message, message
+    assert "FAILED" not in message and len(session.inference_cache) == cache
+    assert [n.name() for n in session.root().nodes()] == before
 
 
 def test_the_plate_is_read_with_its_own_format(installed):
-    """#26 item 9: fromUserText reads the file's format and range, so the model never gets a padded frame."""
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
-    run_verify(runtime)
-    assert [e for e in runtime.events if e[0] == "fromUserText" and e[1] == "Read1.file"]
-    assert not [e for e in runtime.events if e[0] == "setValue" and e[1] == "Read1.file"]
+    """#26 item 9: fromUserText reads the file's format and range, so the model never gets a padded frame.
+    A Read made by Python has the root format (2048 x 1556 here) until then: a plate padded to it would make
+    the network see another image, and Verify would fail."""
+    package, _pt = installed
+    session, node = session_with_node(package)
+    assert run_verify(session, node).startswith("Verified")
+    assert [e for e in session.log if e[0] == "fromUserText" and e[1] == "Read1.file"]
 
 
 def _reference_at(package, img_size):
@@ -257,32 +274,41 @@ def _reference_at(package, img_size):
 
 def test_a_long_cpu_run_asks_first_and_a_no_tests_nothing(installed, tmp_path):
     """#26 item 12: at S >= 1024 on the CPU, in the GUI, the button asks before a run of minutes."""
-    package, pt = installed
+    package, _pt = installed
     copy = tmp_path / "pkg"
     shutil.copytree(package, copy)
     _reference_at(copy, 2048)
-    declined = VerifyRuntime({"Inference": str(copy / "CorridorKey.cat")}, pt_renderer(pt), gui=True, answer=False)
-    message = run_verify(declined)
+    declined, node = session_with_node(copy)
+    declined.GUI, declined.answer = True, False
+    before = [n.name() for n in declined.root().nodes()]
+    message = run_verify(declined, node)
     assert len(declined.asked) == 1 and "2048" in declined.asked[0] and "CPU" in declined.asked[0]
-    assert message == "Verify: cancelled before it started; nothing was tested" and declined.made == []
-    terminal = VerifyRuntime({"Inference": str(copy / "CorridorKey.cat")}, pt_renderer(pt), gui=False)
-    run_verify(terminal)
-    assert terminal.asked == []  # no dialog in a terminal session
-    small = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt), gui=True)
-    run_verify(small)
-    assert small.asked == []  # S = 64: seconds, no question
+    assert message == "Verify: cancelled before it started; nothing was tested"
+    assert [n.name() for n in declined.root().nodes()] == before and declined.progress == []
+    terminal, node = session_with_node(copy)  # GUI False: no dialog in a terminal session
+    assert run_verify(terminal, node).startswith("Verified") and terminal.asked == []
+    gpu, node = session_with_node(copy, gpu_name="NVIDIA RTX A6000")
+    gpu.GUI = True
+    run_verify(gpu, node)
+    assert gpu.asked == []  # on the GPU: seconds, no question
+    small, node = session_with_node(package)
+    small.GUI = True
+    assert run_verify(small, node).startswith("Verified") and small.asked == []  # S = 64: no question
 
 
 def test_progress_is_shown_and_cancel_stops_the_test(installed):
-    package, pt = installed
-    runtime = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt))
-    assert run_verify(runtime).startswith("Verified")
-    assert runtime.progress[0][0] == "task" and ("progress", 100) in runtime.progress
-    cancelled = VerifyRuntime({"Inference": str(package / "CorridorKey.cat")}, pt_renderer(pt), cancel_after=2)
-    message = run_verify(cancelled)
+    package, _pt = installed
+    session, node = session_with_node(package)
+    assert run_verify(session, node).startswith("Verified")
+    assert session.progress[0][0] == "task" and session.progress[-1] == ("progress", 100)
+    assert [p for p in session.progress if p[0] == "message"]
+    cancelled, node = session_with_node(package)
+    cancelled.cancel_after = 2
+    before = [n.name() for n in cancelled.root().nodes()]
+    message = run_verify(cancelled, node)
     assert message == "Verify: cancelled after 2 of %d pixels; nothing was tested" % len(
         json.loads((package / "CorridorKey.verify.json").read_text())["samples"])
-    assert sorted(cancelled.deleted) == sorted(n.name() for n in cancelled.made)
+    assert [n.name() for n in cancelled.root().nodes()] == before
 
 
 def test_two_exports_in_one_folder_keep_their_own_verify_data(tmp_path, model64):

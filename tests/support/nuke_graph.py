@@ -127,6 +127,14 @@ class Knob:
         self._expression = expression
         return True
 
+    # Foundry: Knob.setEnabled(enabled) greys the knob out in the panel (its value still counts), Knob.enabled()
+    def setEnabled(self, enabled: bool) -> None:
+        self._enabled = bool(enabled)
+        self._node.session.log.append(("setEnabled", self.fullname(), bool(enabled)))
+
+    def enabled(self) -> bool:
+        return getattr(self, "_enabled", True)
+
     def hasExpression(self) -> bool:
         return self._expression is not None
 
@@ -241,6 +249,19 @@ class String_Knob(Knob):
 
 class File_Knob(String_Knob):
     CLASS = "File_Knob"
+
+    def fromUserText(self, text: str) -> None:
+        """Foundry, File_Knob.fromUserText: "Assign string to knob, parses frame range off the end and opens file
+        to get set the format" (as typing the path in the panel does). On a Read: ``format`` becomes the file's
+        size and ``first``/``last`` its range (one frame here), and the Read knows its error (``hasError``)."""
+        self.setValue(text)
+        self._node.session.log.append(("fromUserText", self.fullname(), text))
+        node = self._node
+        if node.Class() == "Read" and self._name == "file":
+            node.validated = True
+            img = node.session.read_file(node["file"].evaluate(), node)
+            if img is not None:
+                node["format"].setValue(f"{img.shape[1]} {img.shape[0]} 0 0 {img.shape[1]} {img.shape[0]} 1")
 
 
 class Text_Knob(String_Knob):
@@ -473,26 +494,44 @@ class Node:
 
     def sample(self, channel: str, x: float, y: float, dx: Optional[float] = None, dy: Optional[float] = None,
                frame: Optional[float] = None) -> float:
-        """Foundry Node.sample: the value of the pixel x, y lands in (origin bottom-left, integers at corners)."""
-        img = self.session.render(self)
+        """Foundry Node.sample: the value of the pixel x, y lands in (origin bottom-left, integers at corners),
+        at ``frame`` (default the current frame)."""
+        img = self.session.render(self, None if frame is None else int(frame))
         h, w = img.shape[:2]
         col, row = int(math.floor(x)), h - 1 - int(math.floor(y))
         if not (0 <= col < w and 0 <= row < h):
             return 0.0
         return float(img[row, col, _channel_index(channel)])
 
+    # Foundry: Node.width() / height(), the width and height of the node's format
+    def width(self) -> int:
+        return format_size(self.session.render(self))[0]
+
+    def height(self) -> int:
+        return format_size(self.session.render(self))[1]
+
     def forceValidate(self) -> None:
         self.session.log.append(("forceValidate", self.fullname()))
         self.validated = True
 
     def hasError(self) -> bool:
-        """Foundry: "True if the node itself has an error" (here: an Inference node whose .cat cannot load)."""
-        if self._cls != "Inference" or not self.validated or self["disable"].value():
+        """Foundry, Node.hasError: "True if the node itself has an error", known once the node was validated
+        (``forceValidate``; a Read's ``fromUserText`` opens its file). Modelled errors: an Inference node whose
+        .cat cannot load; a Read whose file cannot be read; an OCIOColorSpace whose colour space (or role) the
+        session's config lacks (Nuke shows "OCIO: ... not found" on the node)."""
+        self.session.log.append(("hasError", self.fullname()))
+        if not self.validated or self["disable"].value():
             return False
-        try:
-            self.session.cat_model(self["modelFile"].evaluate())[1]
-        except GraphError:
-            return True
+        if self._cls == "Inference":
+            try:
+                self.session.cat_record(self["modelFile"].evaluate())
+            except GraphError:
+                return True
+        elif self._cls == "Read":
+            return self.session.read_file(self["file"].evaluate(), self) is None
+        elif self._cls == "OCIOColorSpace":
+            cfg = self.session.ocio()
+            return any(cfg.getColorSpace(self[k].value()) is None for k in ("in_colorspace", "out_colorspace"))
         return False
 
     # The artist's actions (they run knobChanged; a setValue from Python does not).
@@ -503,6 +542,11 @@ class Node:
         if isinstance(self._knobs[knob], Link_Knob):  # the linked child's own knobChanged runs too
             target = self._knobs[knob].target()
             self.session.knob_changed(target.node(), target.name())
+
+    def open_panel(self) -> None:
+        """The artist opens the node's panel: knobChanged runs with ``nuke.thisKnob().name() == 'showPanel'``
+        (Foundry, Python Developer's Guide, "knobChanged": the showPanel and hidePanel knobs)."""
+        self.session.knob_changed(self, "showPanel")
 
     def user_connect(self, i: int, node: Optional[Node]) -> None:
         """Connect (or with None disconnect) input ``i`` in the node graph: knobChanged with ``inputChange``."""
@@ -525,6 +569,7 @@ class Group(Node):
     def __init__(self, session: NukeSession, cls: str, parent: Optional[Group]):
         super().__init__(session, cls, parent)
         self.children: List[Node] = []
+        self._gizmo_file: Optional[str] = None
 
     def node(self, name: str) -> Optional[Node]:
         for c in self.children:
@@ -540,6 +585,13 @@ class Group(Node):
 
     def end(self) -> None:
         self.session._context.pop()
+
+    def filename(self) -> str:
+        """Foundry, nuke.Gizmo.filename(): the .gizmo file the node was made from (a plain Group has none)."""
+        if self._gizmo_file is None:
+            raise AttributeError(f"{self.fullname()} is a {self.Class()}, not a gizmo: it has no filename()")
+        self.session.log.append(("filename", self.fullname()))
+        return self._gizmo_file
 
     def output(self) -> Optional[Node]:
         outputs = [c for c in self.children if c.Class() == "Output"]
@@ -570,13 +622,18 @@ ASSUMPTIONS: Dict[str, Any] = {
     "ocio_colorspace_channels_rgb": True,
     "expression_blank_channel_unchanged": True,
     "exists_parent_input1_is_connection": True,
+    # Transform's black_outside is on by default: what a whole-pixel translate uncovers is black (the probe
+    # measures it; public scripts save "black_outside false" on Transforms, so on is the default)
+    "transform_black_outside_default_on": True,
 }
 
 
 class NukeSession(types.ModuleType):
     """Stand-in ``nuke`` module holding one script: load, callbacks, render.
 
-    ``gizmos``: gizmo class name -> gizmo text (what Nuke finds as ``<Class>.gizmo`` on the plugin path).
+    ``gizmos``: gizmo class name -> gizmo text, or the ``.gizmo`` file's path (what Nuke finds as
+    ``<Class>.gizmo`` on the plugin path; ``Gizmo.filename()`` is that path, or ``<Class>.gizmo`` in the
+    first plugin-path folder when only the text is given).
     ``plugin_path``: folders ``[plugins -all NAME]`` searches, in order. ``ocio_config``: the root's
     OCIO config (a file or an ``ocio://`` built-in). ``gpu``: whether a GPU is "available"
     (the Inference node then honours halfPrecision; the arithmetic still runs on the CPU).
@@ -589,8 +646,16 @@ class NukeSession(types.ModuleType):
         super().__init__("nuke")
         self.__file__ = __file__  # so nobody mistakes it for Foundry's module
         self.STAND_IN = True
-        self.gizmos = dict(gizmos or {})
         self.plugin_path = [Path(p) for p in plugin_path]
+        self.gizmos: Dict[str, str] = {}
+        self.gizmo_files: Dict[str, str] = {}
+        for cls, text_or_path in (gizmos or {}).items():
+            if isinstance(text_or_path, Path):
+                self.gizmos[cls], self.gizmo_files[cls] = text_or_path.read_text(), str(text_or_path)
+            else:
+                self.gizmos[cls] = text_or_path
+                folder = self.plugin_path[0] if self.plugin_path else Path(".")
+                self.gizmo_files[cls] = str(folder / f"{cls}.gizmo")
         self.ocio_config = ocio_config
         self.gpu, self.gpu_name = gpu, gpu_name
         self.script_dir = script_dir
@@ -599,7 +664,23 @@ class NukeSession(types.ModuleType):
         self.warnings: List[str] = []
         self._root = Group(self, "Root", None)
         self._root["name"].setValue("root")
+        # The Root's knobs the gizmo reads (Foundry, Nuke Reference Guide, Project Settings: "proxy mode",
+        # "proxy scale" (default 0.5), "proxy format"/"proxy scale" choice, and Color > "custom OCIO config").
+        # customOCIOConfigPath holds the session's config, which is also what OCIOColorSpace nodes use.
         self._root.addKnob(Boolean_Knob(self._root, "proxy", False))
+        self._root.addKnob(Array_Knob(self._root, "proxy_scale", 0.5))
+        self._root.addKnob(Enumeration_Knob(self._root, "proxy_type", ["format", "scale"]))
+        self._root["proxy_type"].setValue("scale")
+        self._root.addKnob(File_Knob(self._root, "customOCIOConfigPath", ocio_config))
+        # Foundry: nuke.GUI is True in an interactive session; nuke.ask(prompt) shows a yes/no dialog;
+        # nuke.ProgressTask(name) a progress window with Cancel. ``answer``: what the artist clicks in ask;
+        # ``cancel_after``: the artist presses Cancel after that many isCancelled() calls (None: never).
+        self.GUI = False
+        self.answer = True
+        self.asked: List[str] = []
+        self.cancel_after: Optional[int] = None
+        self.progress: List[tuple] = []
+        self.frame = 1  # Foundry: nuke.frame(), the current frame (the root's first frame, 1, by default)
         self._root_format = root_format
         self._context: List[Group] = [self._root]
         self._this: List[Tuple[Node, Optional[str]]] = []
@@ -620,8 +701,8 @@ class NukeSession(types.ModuleType):
 
     def thisKnob(self) -> Any:
         node, knob = self._this[-1]
-        if knob == "inputChange":  # the dummy knob knobChanged sees when inputs change
-            return Knob(node, "inputChange")
+        if knob in ("inputChange", "showPanel"):  # the dummy knobs knobChanged sees (inputs change, panel opens)
+            return Knob(node, knob)
         return node[knob] if knob else None
 
     def toNode(self, name: str) -> Optional[Node]:
@@ -636,6 +717,37 @@ class NukeSession(types.ModuleType):
     def allNodes(self, filter: Optional[str] = None, group: Optional[Group] = None) -> List[Node]:
         nodes = (group or self._context[-1]).children
         return [n for n in nodes if filter is None or n.Class() == filter]
+
+    def ask(self, prompt: str) -> bool:
+        """Foundry, nuke.ask(prompt): a yes/no dialog; True for yes. Only in the GUI (a terminal has no dialog)."""
+        if not self.GUI:
+            raise GraphError("nuke.ask() in a terminal session: there is no dialog to answer")
+        self.asked.append(prompt)
+        return self.answer
+
+    @property
+    def ProgressTask(self):
+        session = self
+
+        class ProgressTask:
+            """Foundry, nuke.ProgressTask(name): setMessage(text), setProgress(0..100), isCancelled()."""
+
+            def __init__(self, name: str):
+                self._checks = 0
+                session.progress.append(("task", name))
+
+            def setMessage(self, text: str) -> None:
+                session.progress.append(("message", text))
+
+            def setProgress(self, percent: int) -> None:
+                if not isinstance(percent, int) or not 0 <= percent <= 100:
+                    raise ValueError(f"ProgressTask.setProgress({percent!r}): an int from 0 to 100")
+                session.progress.append(("progress", percent))
+
+            def isCancelled(self) -> bool:
+                self._checks += 1
+                return session.cancel_after is not None and self._checks > session.cancel_after
+        return ProgressTask
 
     def warning(self, message: str) -> None:
         self.log.append(("warning", message))
@@ -674,6 +786,9 @@ class NukeSession(types.ModuleType):
 
     def _make(self, cls: str, knobs: Dict[str, Any]) -> Node:
         node = self._create(cls, self._context[-1], [], None)
+        if cls == "Read":  # a Read made by Python has the root format until fromUserText reads the file's
+            w, h = self.root_format()
+            node["format"].setValue(f"{w} {h} 0 0 {w} {h} 1")
         for k, v in knobs.items():
             node[k].setValue(v)
         return node
@@ -708,6 +823,7 @@ class NukeSession(types.ModuleType):
             node.setInput(i, src)
         if gizmo_text is not None:  # a gizmo: a group whose knobs and children its .gizmo file defines
             definition = parse(gizmo_text).nodes[0]
+            node._gizmo_file = self.gizmo_files.get(cls)
             self._fill(node, definition, skip=("name", "inputs"))
             for child in definition.children:
                 self._build(child, node)
@@ -804,7 +920,7 @@ class NukeSession(types.ModuleType):
             renderer = self._renderers[-1] if self._renderers else Renderer(self)
             # a knob of the node itself reads its input's format (the node's own image would need the knob)
             img = renderer.input(target, 0) if target is node else renderer.image(target)
-            return _Const(img.shape[1] if name == "width" else img.shape[0])
+            return _Const(format_size(img)[0 if name == "width" else 1])
         knob = target.knob(name)
         if knob is None:
             raise ExprError(f"{node.fullname()}: {target.fullname()} has no knob {name!r} (in {'.'.join(path)})")
@@ -839,34 +955,66 @@ class NukeSession(types.ModuleType):
         raise ExprError(f"TCL command {' '.join(words)!r} is not modelled; add it to NukeSession._tcl_command")
 
     # ---- models and colour
-    def cat_model(self, cat_path: str):
-        """The TorchScript module of a stand-in .cat (the JSON record tests/support/stand_in_nuke.py's
-        CatFileCreator writes: ``torchScriptFile`` is the .pt it was made from)."""
-        import torch
-
+    def cat_record(self, cat_path: str) -> Tuple[str, Dict[str, Any]]:
+        """(the .pt, the .cat's knob defaults) of a stand-in .cat: the JSON record tests/support/stand_in_nuke.py's
+        CatFileCreator writes (``torchScriptFile`` is the .pt it was made from). What forceValidate loads."""
         if not cat_path or not os.path.isfile(cat_path):
             raise GraphError(f"modelFile {cat_path!r}: no such .cat")
         try:
             record = json.loads(Path(cat_path).read_text())
             pt = record["torchScriptFile"]
             defaults = {name: k["value"] for name, k in record["_custom"].items()}
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
             raise GraphError(f"{cat_path}: not a .cat (the stand-in's CatFileCreator record)") from None
+        if not os.path.isfile(pt):
+            raise GraphError(f"{cat_path}: its model {pt} is missing")
+        return pt, defaults
+
+    def read_file(self, path: str, node: Optional[Node] = None, frame: Optional[int] = None) -> Optional[np.ndarray]:
+        """The image at ``path`` (``files`` first, then EXR on disk relative to the script), None if unreadable.
+        An in-memory sequence (``files[path]`` a dict frame -> image) holds its first frame before its range and
+        its last after it: the Read's default before/after "hold" (Foundry, Nuke Reference Guide, Read node)."""
+        if path in self.files:
+            held = self.files[path]
+            if isinstance(held, dict):
+                frames = sorted(held)
+                f = frames[0] if frame is None else min(max(int(frame), frames[0]), frames[-1])
+                return held[f]
+            return held
+        full = Path(path) if os.path.isabs(path) else Path(self.script_dir or ".") / path
+        if full.suffix.lower() != ".exr" or not full.is_file():
+            return None
+        try:
+            return read_exr_with_window(full)
+        except Exception:  # a damaged file: the Read reports an error
+            return None
+
+    def cat_model(self, cat_path: str):
+        """(the .pt, its TorchScript module, the .cat's knob defaults) of a stand-in .cat."""
+        import torch
+
+        pt, defaults = self.cat_record(cat_path)
         if pt not in self._models:
-            self._models[pt] = torch.jit.load(pt, map_location="cpu").eval()
+            try:
+                self._models[pt] = torch.jit.load(pt, map_location="cpu").eval()
+            except RuntimeError as exc:
+                raise GraphError(f"{cat_path}: its model {pt} cannot be loaded: {exc}") from None
         return pt, self._models[pt], defaults
 
     def ocio(self):
-        if self._ocio is None:
+        """The OCIO config of the script: the Root's customOCIOConfigPath (a file or an ``ocio://`` built-in)."""
+        path = str(self._root["customOCIOConfigPath"].value())
+        if self._ocio is None or self._ocio[0] != path:
             import PyOpenColorIO as ocio
 
-            self._ocio = ocio.Config.CreateFromFile(self.ocio_config)
-        return self._ocio
+            self._ocio = (path, ocio.Config.CreateFromFile(path))
+        return self._ocio[1]
 
     # ---- rendering
-    def render(self, node: Node) -> np.ndarray:
-        """The node's image: ``H x W x 4`` float32 RGBA, rows top-down."""
-        return Renderer(self).image(node)
+    def render(self, node: Node, frame: Optional[int] = None) -> np.ndarray:
+        """The node's image at ``frame`` (default: the script's current frame, 1): ``H x W x 4`` float32 RGBA,
+        rows top-down."""
+        return Renderer(self, frame=self.frame if frame is None else int(frame)).image(node)
 
     def root_format(self) -> Tuple[int, int]:
         return self._root_format
@@ -885,10 +1033,15 @@ class Renderer:
     """One render: each node's image is computed once (``image`` memoises by node)."""
 
     session: NukeSession
-    memo: Dict[int, np.ndarray] = field(default_factory=dict)
+    memo: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    frame: int = 1
+
+    def at(self, frame: int) -> Renderer:
+        """The same render at another frame (TimeOffset): one memo for every frame."""
+        return Renderer(self.session, self.memo, int(frame))
 
     def image(self, node: Node) -> np.ndarray:
-        key = id(node)
+        key = (id(node), self.frame)
         if key not in self.memo:
             self.session._renderers.append(self)
             try:
@@ -914,6 +1067,79 @@ class Renderer:
                 raise GraphError(f"{node.fullname()}: a group without an Output node")
             return self.image(out)
         return NODE_CLASSES[cls].render(node, self)
+
+
+class Overscan(np.ndarray):
+    """An image whose pixels (its bounding box, an EXR's data window) extend past its format (display window):
+    ``window`` = (left, top, width, height) of the format inside the array (array indices, rows top-down).
+    Nodes other than Crop see all of its pixels, as Nuke processes a node's whole bounding box; ``width`` and
+    ``height`` in expressions are the format's (Nuke's format, not the bbox)."""
+
+    window: Tuple[int, int, int, int]
+
+    @staticmethod
+    def of(pixels: np.ndarray, window: Tuple[int, int, int, int]) -> Overscan:
+        img = np.ascontiguousarray(pixels, np.float32).view(Overscan)
+        img.window = tuple(int(v) for v in window)
+        return img
+
+    def __array_finalize__(self, obj) -> None:
+        self.window = getattr(obj, "window", (0, 0) + (self.shape[1::-1] if self.ndim >= 2 else (0, 0)))
+
+    def display(self) -> np.ndarray:
+        left, top, w, h = self.window
+        return np.asarray(self)[top:top + h, left:left + w].copy()
+
+
+def format_size(img: np.ndarray) -> Tuple[int, int]:
+    """(width, height) of an image's format (an Overscan's display window)."""
+    if isinstance(img, Overscan):
+        return img.window[2], img.window[3]
+    return img.shape[1], img.shape[0]
+
+
+def read_exr_with_window(path: Path) -> np.ndarray:
+    """An EXR's RGBA (OpenImageIO); a data window that contains the display window and exceeds it is an
+    :class:`Overscan`, any other is placed into the display window (black outside it)."""
+    import OpenImageIO as oiio
+
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise GraphError(f"cannot open {path}: {oiio.geterror()}")
+    try:
+        spec = inp.spec()
+        pixels = np.asarray(inp.read_image(0, 0, 0, spec.nchannels, "float"), np.float32)
+    finally:
+        inp.close()
+    pixels = pixels.reshape(spec.height, spec.width, spec.nchannels)
+    names = list(spec.channelnames)
+    rgba = np.zeros((spec.height, spec.width, 4), np.float32)
+    for i, c in enumerate("RGBA"):
+        if c in names:
+            rgba[..., i] = pixels[..., names.index(c)]
+    left, top = spec.full_x - spec.x, spec.full_y - spec.y
+    contains = left >= 0 and top >= 0 and left + spec.full_width <= spec.width and top + spec.full_height <= spec.height
+    if contains and (spec.width, spec.height) != (spec.full_width, spec.full_height):
+        return Overscan.of(rgba, (left, top, spec.full_width, spec.full_height))
+    out = np.zeros((spec.full_height, spec.full_width, 4), np.float32)
+    for row in range(spec.height):  # the data window's rows that fall inside the display window
+        y = spec.y + row - spec.full_y
+        if 0 <= y < spec.full_height:
+            xs = np.arange(spec.width) + spec.x - spec.full_x
+            keep = (xs >= 0) & (xs < spec.full_width)
+            out[y, xs[keep]] = rgba[row, keep]
+    return out
+
+
+def frame_path(path: str, frame: int, node: Optional[Node] = None) -> str:
+    """A Read's file name at ``frame``: ``%0Nd`` / ``####`` replaced by the frame number, which is held to the Read's
+    ``first``..``last`` range outside it (Foundry, Nuke Reference Guide, Read: before/after default "hold")."""
+    import re
+
+    if node is not None and ("%0" in path or "#" in path):
+        frame = int(min(max(frame, node["first"].value()), node["last"].value()))
+    path = re.sub(r"%0(\d+)d", lambda m: str(frame).zfill(int(m.group(1))), path)
+    return re.sub(r"#+", lambda m: str(frame).zfill(len(m.group())), path)
 
 
 def fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -955,19 +1181,26 @@ def _input(node: Node, r: Renderer) -> np.ndarray:
 
 
 @node_class("Read", "Nuke User Guide, Read: file relative to the project directory; raw = no colour conversion "
-            "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either)",
+            "(the stand-in reads EXR only, whose default colorspace is linear: no conversion either); the image "
+            "sits in the Read's `format` (bottom-left aligned; empty: the file's own size)",
             {"file": _string(cls=File_Knob), "raw": _bool(), "first": _double(1), "last": _double(1),
-             "colorspace": _string("default")})
+             "colorspace": _string("default"), "format": _string(),
+             # the file's own range as Nuke saves it beside first/last (origfirst/origlast, origset)
+             "origfirst": _double(1), "origlast": _double(1), "origset": _bool()})
 def _read(node: Node, r: Renderer) -> np.ndarray:
     path = node["file"].evaluate()
-    if path in r.session.files:
-        return fit(r.session.files[path], *r.session.files[path].shape[:2])
-    full = Path(path) if os.path.isabs(path) else Path(r.session.script_dir or ".") / path
-    if full.suffix.lower() != ".exr":
-        raise GraphError(f"{node.fullname()}: the stand-in reads only EXR files, not {full}")
-    from corridorkey_export.exr import read_exr_rgba
-
-    return read_exr_rgba(full)
+    if path not in r.session.files:  # an in-memory sequence is filed under its pattern, a file on disk per frame
+        path = frame_path(path, r.frame, node)
+    img = r.session.read_file(path, node, r.frame)
+    if img is None:
+        raise GraphError(f"{node.fullname()}: cannot read {path!r} (the stand-in reads EXR files and "
+                         "NukeSession.files)")
+    if isinstance(img, Overscan):  # its bounding box exceeds its format: the pixels as they are
+        return img
+    fmt = str(node["format"].value()).split()
+    if fmt:
+        return fit(img, int(fmt[1]), int(fmt[0]))
+    return fit(img, *img.shape[:2])
 
 
 @node_class("Copy", "Nuke User Guide, Copy: input 0 is B (the output's base), input 1 is A; "
@@ -983,9 +1216,25 @@ def _copy(node: Node, r: Renderer) -> np.ndarray:
     return b
 
 
-@node_class("Expression", "Nuke User Guide, Expression: expr0..expr3 compute red, green, blue, alpha from "
-            "r g b a (the input) and x y (pixel coordinates, origin bottom-left); an empty one leaves its "
-            "channel unchanged", {f"expr{i}": _string() for i in range(4)})
+#: channel0..channel3 of Expression and MergeExpression: the channels expr<i> writes, a "-" name off (Foundry,
+#: Nuke Reference Guide, Expression: by default expr0 writes red, expr1 green, expr2 blue, expr3 alpha).
+EXPRESSION_CHANNEL_KNOBS: Dict[str, KnobFactory] = {
+    f"channel{i}": _string(default, Channel_Knob)
+    for i, default in enumerate(("{rgba.red -rgba.green -rgba.blue none}", "{-rgba.red rgba.green -rgba.blue none}",
+                                 "{-rgba.red -rgba.green rgba.blue none}",
+                                 "{-rgba.red -rgba.green -rgba.blue rgba.alpha}"))}
+
+
+def _expression_targets(node: Node, i: int) -> List[int]:
+    """The channel indices expr<i> writes: the names of channel<i> without a leading '-' (``none``: none)."""
+    names = tcl_split(str(node[f"channel{i}"].value()).strip().strip("{}"))
+    return [_channel_index(c) for c in names if c != "none" and not c.startswith("-")]
+
+
+@node_class("Expression", "Nuke User Guide, Expression: expr0..expr3 compute the channels channel0..channel3 "
+            "enable (by default red, green, blue, alpha) from r g b a (the input) and x y (pixel coordinates, "
+            "origin bottom-left); an empty one leaves its channel unchanged",
+            {**{f"expr{i}": _string() for i in range(4)}, **EXPRESSION_CHANNEL_KNOBS})
 def _expression(node: Node, r: Renderer) -> np.ndarray:
     src = r.input(node, 0)
     h, w = src.shape[:2]
@@ -995,8 +1244,11 @@ def _expression(node: Node, r: Renderer) -> np.ndarray:
     out = src.copy()
     for i in range(4):
         text = node[f"expr{i}"]._value
-        if text:
-            out[..., i] = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+        targets = _expression_targets(node, i)
+        if text and targets:
+            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+            for target in targets:
+                out[..., target] = value
     return out
 
 
@@ -1057,6 +1309,13 @@ def _crop(node: Node, r: Renderer) -> np.ndarray:
     if node["reformat"].value():
         raise GraphError(f"{node.fullname()}: Crop with reformat is not modelled")
     src = r.input(node, 0)
+    if isinstance(src, Overscan):
+        # the box is in format coordinates: the pixels past the format are cut (this Crop keeps the format)
+        x0, y0, x1, y1 = node["box"].value()
+        w_fmt, h_fmt = format_size(src)
+        if x0 > 0 or y0 > 0 or x1 < w_fmt or y1 < h_fmt:
+            raise GraphError(f"{node.fullname()}: a Crop inside the format of an overscan image is not modelled")
+        src = src.display()
     h, w = src.shape[:2]
     x0, y0, x1, y1 = node["box"].value()
     cols = np.arange(w) + 0.5
@@ -1090,6 +1349,60 @@ def _reformat(node: Node, r: Renderer) -> np.ndarray:
     return src[rows[:, None], cols[None, :]]
 
 
+@node_class("TimeOffset", "Nuke Reference Guide, TimeOffset: time_offset (frames) moves the clip in time, positive "
+            "later: the output at frame t is the input at t - time_offset", {"time_offset": _double(0)})
+def _time_offset(node: Node, r: Renderer) -> np.ndarray:
+    offset = node["time_offset"].value()
+    if offset != int(offset):
+        raise GraphError(f"{node.fullname()}: a fractional time_offset {offset} is not modelled")
+    return r.at(r.frame - int(offset)).input(node, 0)
+
+
+@node_class("MergeExpression", "Nuke Reference Guide, MergeExpression: input 0 is B, input 1 is A (as every Merge "
+            "node); expr0..expr3 compute the channels their channel0..channel3 knobs enable (a name without '-'), "
+            "from Ar Ag Ab Aa and Br Bg Bb Ba (and x y); other channels are B's; the output format is B's",
+            {**{f"expr{i}": _string() for i in range(4)},
+             **EXPRESSION_CHANNEL_KNOBS})
+def _merge_expression(node: Node, r: Renderer) -> np.ndarray:
+    b = r.input(node, 0)
+    a = fit(r.input(node, 1), *b.shape[:2])
+    h, w = b.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    variables = {f"{side}{c}": img[..., i] for side, img in (("A", a), ("B", b)) for i, c in enumerate("rgba")}
+    variables.update(x=xs, y=h - 1 - ys)
+    out = b.copy()
+    for i in range(4):
+        text = node[f"expr{i}"]._value
+        targets = _expression_targets(node, i)
+        if text and targets:
+            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+            for target in targets:
+                out[..., target] = value
+    return out
+
+
+@node_class("Transform", "Nuke Reference Guide, Transform: translate x y moves the image (y up); filter impulse keeps "
+            "pixel values (a whole-pixel translate is an exact shift); black_outside (default on) makes the area the "
+            "moved image no longer covers black, off repeats its edge pixels (what Nuke does outside a bounding box: "
+            "Foundry, 'Adjusting the bounding box')",
+            {"translate": lambda node, name: Box_Knob(node, name, ["0", "0"]), "filter": _string("Cubic"),
+             "black_outside": _bool(True)})
+def _transform(node: Node, r: Renderer) -> np.ndarray:
+    tx, ty = node["translate"].value()
+    if tx != int(tx) or ty != int(ty) or node["filter"].value().lower() != "impulse":
+        raise GraphError(f"{node.fullname()}: only a whole-pixel translate with filter impulse is modelled")
+    src = r.input(node, 0)
+    h, w = src.shape[:2]
+    tx, ty = int(tx), int(ty)
+    cols = np.arange(w) - tx  # output column x reads input column x - tx
+    rows = np.arange(h) + ty  # array rows count down: y up by ty reads the row ty further down
+    out = src[np.clip(rows, 0, h - 1)[:, None], np.clip(cols, 0, w - 1)[None, :]]
+    if node["black_outside"].value():
+        covered = ((cols >= 0) & (cols < w))[None, :] & ((rows >= 0) & (rows < h))[:, None]
+        out = np.where(covered[..., None], out, 0.0).astype(np.float32)
+    return out
+
+
 @node_class("Constant", "Nuke User Guide, Constant: the colour `color` (r g b a) over the format (here the root's)",
             {"color": lambda node, name: Box_Knob(node, name, ["0", "0", "0", "0"]), "format": _string()})
 def _constant(node: Node, r: Renderer) -> np.ndarray:
@@ -1114,17 +1427,8 @@ def _inference(node: Node, r: Renderer) -> np.ndarray:
     import torch
 
     session = r.session
-    cat = node["modelFile"].evaluate()
-    pt, module, defaults = session.cat_model(cat)
-    values = dict(defaults)  # the .cat's own knob values, then the serialiseKnob entries
-    for name, link in parse_serialise_knob(node["serialiseKnob"].value()).items():
-        text = link.strip()
-        expr = text[1:-1] if text.startswith("{") and text.endswith("}") else None
-        if name not in defaults:
-            raise GraphError(f"{node.fullname()}: serialiseKnob sets {name!r}, which {cat} does not have")
-        current = defaults[name]
-        raw = session.evaluate_in(node, expr) if expr is not None else float(text)
-        values[name] = type(current)(raw)
+    pt, module, _defaults = session.cat_model(node["modelFile"].evaluate())
+    values = cat_knob_values(node)
     gpu = session.gpu and node["useGPUIfAvailable"].value()
     half = bool(gpu and node["halfPrecision"].value())
     src = r.input(node, 0)
@@ -1141,6 +1445,23 @@ def _inference(node: Node, r: Renderer) -> np.ndarray:
         module.float()
         session.inference_cache[key] = np.ascontiguousarray(y, np.float32)
     return session.inference_cache[key]
+
+
+def cat_knob_values(node: Node) -> Dict[str, Any]:
+    """The .cat knob values an Inference node runs with: the .cat's own, then its serialiseKnob entries (each a
+    value or a ``{expression}`` evaluated now, converted to the .cat knob's type)."""
+    session = node.session
+    cat = node["modelFile"].evaluate()
+    _pt, defaults = session.cat_record(cat)
+    values = dict(defaults)
+    for name, link in parse_serialise_knob(node["serialiseKnob"].value()).items():
+        text = link.strip()
+        expr = text[1:-1] if text.startswith("{") and text.endswith("}") else None
+        if name not in defaults:
+            raise GraphError(f"{node.fullname()}: serialiseKnob sets {name!r}, which {cat} does not have")
+        raw = session.evaluate_in(node, expr) if expr is not None else float(text)
+        values[name] = type(defaults[name])(raw)
+    return values
 
 
 NODE_CLASSES["Write"] = NodeClass("Write", {k: _string() for k in (
