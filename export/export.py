@@ -197,9 +197,32 @@ def trace_network(model: nn.Module, img_size: int, device: Union[str, torch.devi
     return traced
 
 
-def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1) -> torch.jit.ScriptModule:
-    """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in)."""
-    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel))
+# CPU bfloat16 copy (issue #29) begin
+def trace_network_bf16(model: nn.Module, img_size: int, fused_attn: Optional[bool] = None,
+                       example: Optional[torch.Tensor] = None) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` the GreenFormer on the CPU under ``torch.autocast("cpu", torch.bfloat16)``.
+
+    The trace records autocast's casts as ``aten::to`` nodes: matmuls, convolutions and the
+    attention run in bfloat16, the norms and softmax-sensitive ops in fp32, as autocast
+    chooses, and the outputs are bfloat16. The parameters stay fp32 and are the model's own,
+    so a file holding both traces stores the weights once. Always traced on the CPU (CPU
+    autocast records nothing for CUDA tensors): a model on another device is moved there.
+    """
+    model = model.cpu().eval()
+    example = (trace_example(img_size) if example is None else example).cpu()
+    with torch.no_grad(), fused_attention(model, fused_attn), returning_freed_memory(), \
+            torch.autocast("cpu", dtype=torch.bfloat16):
+        return torch.jit.trace(model, example, check_trace=False)
+# CPU bfloat16 copy end
+
+
+def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1,
+                   traced_bf16: Optional[nn.Module] = None) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in).
+
+    ``traced_bf16``: the CPU bfloat16 trace (:func:`trace_network_bf16`), run when ``cpu_bf16`` = 1.
+    """
+    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel, traced_bf16))
 
 
 def check_loaded(module: nn.Module, img_size: int, screen: NukeModel = GREEN) -> None:
@@ -285,7 +308,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
                        validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None,
-                       screen: NukeModel = GREEN) -> ExportResult:
+                       screen: NukeModel = GREEN, cpu_bf16: bool = True) -> ExportResult:
     """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
 
     Steps, each logged with its wall time (``ExportResult.timings``): trace the
@@ -294,7 +317,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
     the reloaded file (S, knob attributes, no constant device) and, with
     ``validate``, compare it with the eager reference
     (:func:`~corridorkey_export.validate.validate_torchscript`, extra arguments
-    in ``validate_kwargs``). Only then are the .pt and the manifest moved into
+    in ``validate_kwargs``). ``cpu_bf16``: also trace the network's CPU bfloat16 copy
+    (:func:`trace_network_bf16`; the file's ``cpu_bf16`` attribute runs it). Only then are the .pt and the manifest moved into
     place; any failure or interrupt leaves neither temp file nor partial output.
     Raises :class:`ExportError` (:class:`ValidationFailed` for a parity failure).
     """
@@ -325,9 +349,17 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         traced = trace_network(model, img_size, device, fused, outputs=traced_run if validate else None)
         step("trace", t)
 
+        traced_bf16 = None
+        if cpu_bf16:  # issue #29
+            t = time.perf_counter()
+            log.info("trace16  the CPU bfloat16 copy (attribute cpu_bf16), under CPU autocast, same weights")
+            traced_bf16 = trace_network_bf16(model, img_size, fused)
+            model.to(device)
+            step("trace16", t)
+
         t = time.perf_counter()
         log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
-        scripted = script_wrapper(traced, img_size, screen.channel).cpu()
+        scripted = script_wrapper(traced, img_size, screen.channel, traced_bf16).cpu()
         step("script", t)
 
         t = time.perf_counter()
@@ -341,7 +373,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
             raise ExportError(f"cannot write {output}: "
                               f"{atomic.why_write_failed(output, exc if isinstance(exc, OSError) else None)}"
                               f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-        del scripted, traced
+        del scripted, traced, traced_bf16
         step("save", t)
 
         t = time.perf_counter()
@@ -403,7 +435,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
 
 __all__ = [
-    "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "script_wrapper",
+    "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "trace_network_bf16",
+    "script_wrapper",
     "check_loaded", "check_output_writable", "build_manifest", "manifest_path_for", "read_manifest",
     "returning_freed_memory",
 ]

@@ -28,13 +28,13 @@ the saved file.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
+from corridorkey_model.keying.knobs import CPU_BF16, KNOBS, KNOBS_BY_NAME
 
 #: The file's stage methods, in the order ``forward`` runs them.
 STAGE_METHODS = ("preprocess", "run_network", "postprocess")
@@ -52,9 +52,18 @@ class CorridorKeyNuke(nn.Module):
     #: file, not a knob (the weights belong to one screen); despill acts on this channel.
     __constants__ = ["screen_channel"]
 
-    def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1) -> None:
+    def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1,
+                 network_bf16: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.network = network
+        # CPU bfloat16 route (issue #29) begin: ``network_bf16`` is the same network traced under CPU
+        # autocast (same weights, shared in the file); ``cpu_bf16`` = 1 runs it for fp32 input on a CPU.
+        # Nothing in the file can tell whether the CPU has bfloat16 units: whoever sets the attribute checks
+        # (corridorkey_model.devices.cpu_bf16_support). Not a KNOBS entry: it changes how, not what, is computed.
+        self.network_bf16 = network if network_bf16 is None else network_bf16
+        self.has_cpu_bf16 = 0 if network_bf16 is None else 1
+        self.cpu_bf16 = CPU_BF16.typed_default
+        # CPU bfloat16 route end
         self.img_size = int(img_size)
         if screen_channel not in (1, 2):
             raise ValueError(f"screen_channel must be 1 (green) or 2 (blue), not {screen_channel!r}")
@@ -85,7 +94,15 @@ class CorridorKeyNuke(nn.Module):
 
     @torch.jit.export
     def run_network(self, net_in: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """The traced GreenFormer: ``[1, 4, S, S]`` -> ``(alpha_logits, fg_logits, delta_logits)`` at S."""
+        """The traced GreenFormer: ``[1, 4, S, S]`` -> ``(alpha_logits, fg_logits, delta_logits)`` at S.
+
+        With ``cpu_bf16`` = 1, an fp32 input on the CPU runs the bfloat16 copy and its logits come back
+        as fp32 (on a GPU, or for half input, the attribute changes nothing).
+        """
+        if self.cpu_bf16 == 1 and self.has_cpu_bf16 == 1 and net_in.is_cpu \
+                and net_in.dtype == torch.float32:
+            alpha_logits, fg_logits, delta_logits = self.network_bf16(net_in)
+            return alpha_logits.float(), fg_logits.float(), delta_logits.float()
         return self.network(net_in)
 
     @torch.jit.export
