@@ -78,6 +78,9 @@ class CpuBf16Support:
     def describe(self) -> str:
         if self.supported:
             return f"CPU bfloat16 units: {', '.join(self.flags)} (ATen kernels: {self.capability})"
+        if self.flags:
+            return (f"the CPU has {', '.join(self.flags)} but torch runs its {self.capability} kernels "
+                    f"(ATEN_CPU_CAPABILITY?), which have no bfloat16 arithmetic")
         return (f"this CPU has no bfloat16 units (none of the CPU flags {', '.join(CPU_BF16_FLAGS)}; ATen kernels: "
                 f"{self.capability})")
 
