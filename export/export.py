@@ -360,6 +360,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
         t = time.perf_counter()
         log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
         scripted = script_wrapper(traced, img_size, screen.channel, traced_bf16).cpu()
+        traced_bf16_included = traced_bf16 is not None
         step("script", t)
 
         t = time.perf_counter()
@@ -407,6 +408,10 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen)
+        manifest["cpu_bf16"] = {  # issue #29: the network's CPU bfloat16 copy, run when cpu_bf16 = 1
+            "included": traced_bf16_included, "attribute": "cpu_bf16",
+            "max_abs_vs_fp32": None if report is None else report.max_abs_bf16,
+            "validated": None if report is None else (report.bf16_skipped or "checked end to end")}
         verify_exr, verify_path = verify_paths(output, screen)
         manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
                               "samples": len(verify_json["samples"])}

@@ -216,7 +216,8 @@ def test_manifest(exported, model_and_info, synthetic_checkpoint):
     assert m["nuke_target"]["name"] == DEFAULT_TARGET
     assert m["nuke_target"]["fused_attn_used"] == TARGETS[DEFAULT_TARGET].fused_attn
     assert m["validation"] is None
-    assert set(exported.timings) == {"trace", "script", "save", "check", "verify"}
+    assert set(exported.timings) == {"trace", "trace16", "script", "save", "check", "verify"}
+    assert m["cpu_bf16"]["included"] is True  # the CPU bfloat16 copy (issue #29)
     assert not [p for p in exported.output.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
