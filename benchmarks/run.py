@@ -101,7 +101,7 @@ def opclass_lines(r: Dict[str, Any]) -> List[str]:
     for cls in [c for c, _ in OP_CLASSES] + ["other"]:
         sec, gflop = r["seconds"].get(cls, 0.0), r["flops"].get(cls, 0.0) / 1e9
         rate = gflop / sec if sec > 0 and gflop > 0 else None
-        lines.append(f"        {cls:<12} {sec:7.2f} s  {gflop:8.0f} GFLOP  "
+        lines.append(f"        {cls:<12} {sec:7.2f} s  {gflop:9.1f} GFLOP  "
                      + (f"{rate:6.0f} GFLOP/s = {rate / peak:4.0%} of peak" if rate else "(no FLOPs counted)"))
     return lines
 
