@@ -250,8 +250,9 @@ def _check_space_for(module: nn.Module, output: Path) -> None:
     first: the tensors' bytes plus 5 % and 1 MiB for the archive's code and headers. (A disk
     that other writers fill during the save can still abort it.)
     """
-    tensors = list(module.state_dict().values())
-    needed = int(sum(t.numel() * t.element_size() for t in tensors) * 1.05) + (1 << 20)
+    # by storage, as the file stores them: the CPU bfloat16 copy holds the very same parameters
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in module.state_dict().values()}
+    needed = int(sum(storages.values()) * 1.05) + (1 << 20)
     free = atomic.free_bytes(output.parent)
     if free is not None and free < needed:
         raise ExportError(f"cannot write {output}: the disk holding {output.parent} is full ({free} bytes free, "
