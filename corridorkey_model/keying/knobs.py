@@ -191,7 +191,7 @@ CPU_BF16 = KnobSpec(
     maximum=1,
     label="CPU bfloat16",
     tooltip=(
-        "On a CPU, run the network in bfloat16: about 2x faster on CPUs with bfloat16 units (Intel Xeon "
+        "On a CPU, run the network in bfloat16: faster on CPUs with bfloat16 units (Intel Xeon "
         "Sapphire Rapids and later, AMD Zen 4 and later), alpha within a few 1e-2 of fp32. Off: fp32. "
         "No effect on the GPU (use Optimize for Speed and Memory there). A CPU without bfloat16 units "
         "would emulate it, slower than fp32: leave it off there."

@@ -205,9 +205,9 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     # --precision (issue #29) begin
     RunOption(("--precision",), dict(
         type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-        help="What the network computes in. bf16: bfloat16 (torch.autocast), about 2x faster on a CPU with "
-             "bfloat16 units (AVX512-BF16 or AMX: Intel Sapphire Rapids and later, AMD Zen 4 and later) and on "
-             "recent GPUs, alpha within about 1e-2 of fp32 (docs/benchmarks.md). Where the device has no "
+        help="What the network computes in. bf16: bfloat16 (torch.autocast), faster on a CPU with bfloat16 "
+             "units (AVX512-BF16 or AMX: Intel Sapphire Rapids and later, AMD Zen 4 and later) and on recent "
+             "GPUs; alpha within a few 1e-2 of fp32 (docs/benchmarks.md). Where the device has no "
              "bfloat16 support it runs in fp32, with one warning. Pre- and post-processing stay fp32.")),
     # --precision end
     RunOption(("--frames", "frame_range"), dict(
