@@ -206,6 +206,11 @@ def _verbosity(f):
                    "--img-size. The weights are stored once; only the position embedding of each size is its "
                    "own. Example: --img-size 2048 --preview-size 1024. Without it the file has no preview path "
                    "and ignores the knob.  [default: none]")
+@click.option("--cpu-bf16/--no-cpu-bf16", default=False, show_default=True,
+              help="Also trace a CPU bfloat16 copy of the network into the file (weights stored once): its "
+                   "attribute cpu_bf16 = 1 runs it for fp32 input on a CPU; --validate checks it end to end "
+                   "against fp32 where the CPU has bfloat16 units. Costs one more trace and one forward at "
+                   "export; not measured faster than fp32 yet (docs/benchmarks.md), hence off by default.")
 @click.option("--device", default="cpu", show_default=True,
               help="Device for tracing and validation (cpu, cuda, cuda:N). The file is saved for CPU; Nuke "
                    "moves it to the GPU itself.")
@@ -219,7 +224,7 @@ def _verbosity(f):
 @_verbosity
 @click.pass_context
 def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed: int, screen: str,
-         output: Optional[Path], img_size: int, preview_size: Optional[int],
+         output: Optional[Path], img_size: int, preview_size: Optional[int], cpu_bf16: bool,
          device: str, target_nuke: str, validate: bool, sweep: str, fp16: str, tolerance: float,
          fp16_tolerance: float, verbose: int, quiet: int) -> None:
     """The export (help text: :func:`_main_help`, generated from the knob spec)."""
@@ -253,7 +258,7 @@ def main(ctx: click.Context, checkpoint: Optional[str], random_init: bool, seed:
                 model, output, device=dev, target_nuke=target_nuke, checkpoint_info=info,
                 random_init_seed=seed if random_init else None, validate=validate, screen=screen_spec,
                 validate_kwargs=_validation_kwargs(sweep, fp16, tolerance, fp16_tolerance, progress=True),
-                preview_model=preview)
+                preview_model=preview, cpu_bf16=cpu_bf16)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {output} was not written (no temporary file left)", err=True)
         raise click.exceptions.Exit(130) from None

@@ -206,11 +206,33 @@ def trace_network(model: nn.Module, img_size: int, device: Union[str, torch.devi
     return traced
 
 
+# CPU bfloat16 copy (issue #29) begin
+def trace_network_bf16(model: nn.Module, img_size: int, fused_attn: Optional[bool] = None,
+                       example: Optional[torch.Tensor] = None) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` the GreenFormer on the CPU under ``torch.autocast("cpu", torch.bfloat16)``.
+
+    The trace records autocast's casts as ``aten::to`` nodes: matmuls, convolutions and the
+    attention run in bfloat16, the norms and softmax-sensitive ops in fp32, as autocast
+    chooses, and the outputs are bfloat16. The parameters stay fp32 and are the model's own,
+    so a file holding both traces stores the weights once. Always traced on the CPU (CPU
+    autocast records nothing for CUDA tensors): a model on another device is moved there.
+    """
+    model = model.cpu().eval()
+    example = (trace_example(img_size) if example is None else example).cpu()
+    with torch.no_grad(), fused_attention(model, fused_attn), returning_freed_memory(), \
+            torch.autocast("cpu", dtype=torch.bfloat16):
+        return torch.jit.trace(model, example, check_trace=False)
+# CPU bfloat16 copy end
+
+
 def script_wrapper(traced: nn.Module, img_size: int, screen_channel: int = 1,
-                   preview_traced: Optional[nn.Module] = None, preview_size: int = 0) -> torch.jit.ScriptModule:
+                   preview_traced: Optional[nn.Module] = None, preview_size: int = 0,
+                   traced_bf16: Optional[nn.Module] = None) -> torch.jit.ScriptModule:
     """``torch.jit.script`` the knob wrapper around the traced network (screen channel baked in), with the
-    network traced at ``preview_size`` as its preview path if given."""
-    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel, preview_traced, preview_size))
+    network traced at ``preview_size`` as its preview path if given, and ``traced_bf16``, the CPU bfloat16
+    trace (:func:`trace_network_bf16`), run when ``cpu_bf16`` = 1."""
+    return torch.jit.script(CorridorKeyNuke(traced, img_size, screen_channel, preview_traced, preview_size,
+                                            traced_bf16))
 
 
 # ---- quality (issue #27): the preview network ----
@@ -270,8 +292,9 @@ def _check_space_for(module: nn.Module, output: Path) -> None:
     first: the tensors' bytes plus 5 % and 1 MiB for the archive's code and headers. (A disk
     that other writers fill during the save can still abort it.)
     """
-    tensors = list(module.state_dict().values())
-    needed = int(sum(t.numel() * t.element_size() for t in tensors) * 1.05) + (1 << 20)
+    # by storage, as the file stores them: the CPU bfloat16 copy holds the very same parameters
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in module.state_dict().values()}
+    needed = int(sum(storages.values()) * 1.05) + (1 << 20)
     free = atomic.free_bytes(output.parent)
     if free is not None and free < needed:
         raise ExportError(f"cannot write {output}: the disk holding {output.parent} is full ({free} bytes free, "
@@ -330,7 +353,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                        device: Union[str, torch.device] = "cpu", target_nuke: str = DEFAULT_TARGET,
                        checkpoint_info: Optional[CheckpointInfo] = None, random_init_seed: Optional[int] = None,
                        validate: bool = False, validate_kwargs: Optional[Dict[str, Any]] = None,
-                       screen: NukeModel = GREEN, preview_model: Optional[nn.Module] = None) -> ExportResult:
+                       screen: NukeModel = GREEN, preview_model: Optional[nn.Module] = None,
+                       cpu_bf16: bool = False) -> ExportResult:
     """Export ``model`` (an eager GreenFormer at its ``img_size``) to ``output`` and the manifest beside it.
 
     Steps, each logged with its wall time (``ExportResult.timings``): trace the
@@ -339,7 +363,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
     the reloaded file (S, knob attributes, no constant device) and, with
     ``validate``, compare it with the eager reference
     (:func:`~corridorkey_export.validate.validate_torchscript`, extra arguments
-    in ``validate_kwargs``). Only then are the .pt and the manifest moved into
+    in ``validate_kwargs``). ``cpu_bf16``: also trace the network's CPU bfloat16 copy
+    (:func:`trace_network_bf16`; the file's ``cpu_bf16`` attribute runs it). Only then are the .pt and the manifest moved into
     place; any failure or interrupt leaves neither temp file nor partial output.
     Raises :class:`ExportError` (:class:`ValidationFailed` for a parity failure).
 
@@ -391,9 +416,18 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
                                            outputs=traced_run if validate else None)
             step("trace_preview", t)
 
+        traced_bf16 = None
+        if cpu_bf16:  # issue #29
+            t = time.perf_counter()
+            log.info("trace16  the CPU bfloat16 copy (attribute cpu_bf16), under CPU autocast, same weights")
+            traced_bf16 = trace_network_bf16(model, img_size, fused)
+            model.to(device)
+            step("trace16", t)
+
         t = time.perf_counter()
         log.info("script   knob wrapper (%s)", ", ".join(k.name for k in KNOBS))
-        scripted = script_wrapper(traced, img_size, screen.channel, preview_traced, preview_size).cpu()
+        scripted = script_wrapper(traced, img_size, screen.channel, preview_traced, preview_size, traced_bf16).cpu()
+        traced_bf16_included = traced_bf16 is not None
         step("script", t)
 
         t = time.perf_counter()
@@ -407,7 +441,7 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
             raise ExportError(f"cannot write {output}: "
                               f"{atomic.why_write_failed(output, exc if isinstance(exc, OSError) else None)}"
                               f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-        del scripted, traced, preview_traced
+        del scripted, traced, preview_traced, traced_bf16
         step("save", t)
 
         t = time.perf_counter()
@@ -457,6 +491,10 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
         manifest = build_manifest(output, img_size, target_nuke, fused, file_sha, checkpoint_info,
                                   random_init_seed, timings, report, screen, preview_size)
+        manifest["cpu_bf16"] = {  # issue #29: the network's CPU bfloat16 copy, run when cpu_bf16 = 1
+            "included": traced_bf16_included, "attribute": "cpu_bf16",
+            "max_abs_vs_fp32": None if report is None else report.max_abs_bf16,
+            "validated": None if report is None else (report.bf16_skipped or "checked end to end")}
         verify_exr, verify_path = verify_paths(output)
         manifest["verify"] = {"plate": verify_exr.name, "reference": verify_path.name,
                               "samples": len(verify_json["samples"])}
@@ -485,8 +523,8 @@ def export_torchscript(model: nn.Module, output: PathLike = "CorridorKey.pt", *,
 
 
 __all__ = [
-    "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "script_wrapper",
-    "check_preview_size", "share_weights", "make_preview_model",
+    "ExportError", "ValidationFailed", "ExportResult", "export_torchscript", "trace_network", "trace_network_bf16",
+    "script_wrapper", "check_preview_size", "share_weights", "make_preview_model",
     "check_loaded", "check_output_writable", "build_manifest", "manifest_path_for", "read_manifest",
     "returning_freed_memory",
 ]

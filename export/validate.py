@@ -38,7 +38,8 @@ Sweeps (values per knob in :data:`SWEEP_VALUES`, one entry per knob):
 
 fp16 ("Optimize for Speed and Memory" in Nuke: module and input ``.half()``)
 is checked end to end on the first end-to-end call against the fp32 reference,
-with its own tolerance.
+with its own tolerance. So is the file's CPU bfloat16 copy (attribute
+``cpu_bf16`` = 1), on a CPU with bfloat16 units.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ log = logging.getLogger(__name__)
 FP32_TOLERANCE = 1e-5
 #: fp16 tolerance against the fp32 reference (measured, see docs/export.md, "Validation").
 FP16_TOLERANCE = 0.01
+#: CPU bfloat16 copy (attribute ``cpu_bf16`` = 1, issue #29) against the fp32 reference (measured with random
+#: weights at S = 256-2048 on the default plates: see docs/benchmarks.md, "bfloat16").
+BF16_TOLERANCE = 0.1
 #: fp16 on a CPU runs the convolutions through slow fallback kernels (~100x slower than fp32);
 #: with ``fp16="auto"`` it is checked on CPU only up to this model resolution.
 FP16_CPU_AUTO_MAX_SIZE = 128
@@ -322,6 +326,10 @@ class ValidationReport:
     reference_forwards: int = 0  # eager network forwards the reference ran (reused outputs not counted)
     stage_calls: int = 0  # calls of the file's preprocess / postprocess methods
     preview_size: int = 0  # the file's preview resolution (knob quality = 1), 0: none
+    # CPU bfloat16 copy (issue #29): its end-to-end rows against the fp32 reference, or why not checked
+    bf16_tolerance: float = BF16_TOLERANCE
+    bf16_rows: Tuple[ValidationRow, ...] = ()
+    bf16_skipped: Optional[str] = None
 
     @property
     def max_abs_fp32(self) -> float:
@@ -332,6 +340,10 @@ class ValidationReport:
         return max((r.max_error for r in self.fp16_rows), default=None)
 
     @property
+    def max_abs_bf16(self) -> Optional[float]:
+        return max((r.max_error for r in self.bf16_rows), default=None)
+
+    @property
     def passed(self) -> bool:
         return not self.problems
 
@@ -340,6 +352,7 @@ class ValidationReport:
         d["passed"] = self.passed
         d["max_abs_fp32"] = self.max_abs_fp32
         d["max_abs_fp16"] = self.max_abs_fp16
+        d["max_abs_bf16"] = self.max_abs_bf16
         return d
 
 
@@ -504,6 +517,22 @@ def _fp16_plan(fp16: Union[bool, str], device: torch.device, img_size: int) -> O
     return None
 
 
+def _bf16_plan(bf16: Union[bool, str], ts: nn.Module, device: torch.device) -> Optional[str]:
+    """``None`` if the CPU bfloat16 copy is to be checked, else why not (issue #29)."""
+    from corridorkey_model.devices import cpu_bf16_support
+
+    if bf16 is False or bf16 == "off":
+        return "not requested"
+    if int(getattr(ts, "has_cpu_bf16", 0)) != 1:
+        return "the file has no CPU bfloat16 copy"
+    if device.type != "cpu":
+        return f"the bfloat16 copy runs on a CPU only (validating on {device})"
+    support = cpu_bf16_support()
+    if bf16 == "auto" and not support.supported:
+        return f"skipped: {support.describe()} (emulated bfloat16 is slow; pass bf16='on' to force it)"
+    return None
+
+
 def _distinct(settings: Sequence[Dict[str, object]], names: Sequence[str]) -> List[Dict[str, object]]:
     """``settings`` restricted to the knobs ``names``, without repeats, in first-seen order."""
     seen, out = set(), []
@@ -575,7 +604,8 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                          plates: Optional[Sequence[PlateSpec]] = None, sweep: str = "pairwise",
                          settings: Optional[Sequence[Dict[str, object]]] = None,
                          tolerance: float = FP32_TOLERANCE, fp16: Union[bool, str] = "auto",
-                         fp16_tolerance: float = FP16_TOLERANCE, fused_attn: Optional[bool] = None,
+                         fp16_tolerance: float = FP16_TOLERANCE, bf16: Union[bool, str] = "auto",
+                         bf16_tolerance: float = BF16_TOLERANCE, fused_attn: Optional[bool] = None,
                          progress: bool = True,
                          reference_outputs: Sequence[Tuple[Tensor, Logits]] = (),
                          preview_model: Optional[nn.Module] = None,
@@ -589,7 +619,9 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     :func:`default_plates`. ``sweep``: ``"pairwise"`` or ``"full"`` (or give the
     stage ``settings`` explicitly). ``fp16``: ``True`` / ``"on"``, ``False`` /
     ``"off"`` or ``"auto"`` (CUDA always, CPU only up to S =
-    :data:`FP16_CPU_AUTO_MAX_SIZE`). ``fused_attn``: the attention kernel the file
+    :data:`FP16_CPU_AUTO_MAX_SIZE`). ``bf16``: the file's CPU bfloat16 copy (``cpu_bf16`` = 1) end
+    to end on the first end-to-end call, ``"auto"`` where the CPU has bfloat16 units. ``fused_attn``:
+    the attention kernel the file
     was traced with (from the manifest), applied to the eager model so both run
     the same kernel. ``reference_outputs``: ``(network input, eager outputs)``
     pairs computed already (the export's trace run), used instead of an eager
@@ -620,6 +652,7 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     screen_channel = int(getattr(ts, "screen_channel", 1))  # a constant of the file (green 1, blue 2)
     plan = plan_validation(img_size, plates, sweep, settings, screen_channel)
     fp16_skip = _fp16_plan(fp16, device, img_size)
+    bf16_skip = _bf16_plan(bf16, ts, device)
     pre_knobs = [n for n in _method_params(ts, PRE_STAGE) if n in KNOBS_BY_NAME]
     post_knobs = [n for n in _method_params(ts, POST_STAGE) if n in KNOBS_BY_NAME]
     wiring = forward_wiring_problems(ts)
@@ -641,7 +674,9 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
     saved_knobs = {k.name: getattr(ts, k.name) for k in KNOBS}
     rows: List[ValidationRow] = []
     fp16_rows: List[ValidationRow] = []
-    bar = tqdm(total=plan.forward_calls + stage_calls + (0 if fp16_skip else 1), desc="validate", unit="check",
+    bf16_rows: List[ValidationRow] = []
+    bar = tqdm(total=plan.forward_calls + stage_calls + (0 if fp16_skip else 1) + (0 if bf16_skip else 1),
+               desc="validate", unit="check",
                disable=not progress, leave=False)
     try:
         with torch.no_grad(), contextlib.ExitStack() as attention:
@@ -689,22 +724,40 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                                            frame.key_frame(memo_for(knobs), plate, screen_channel=screen_channel,
                                                            **frame_knobs(knobs))))
                 bar.update(1)
+            if not bf16_skip:  # CPU bfloat16 copy (issue #29), same case as the first end-to-end row
+                spec, knobs = plan.end_to_end[0]
+                # as for fp16, despeckle off (a 0.5 threshold amplifies rounding); quality final: the bfloat16
+                # copy is the final network's (the preview path runs fp32)
+                knobs = dict(knobs, **{DESPECKLE_SIZE.name: 0, QUALITY.name: 0})
+                plate = spec.for_setting(knobs).to(device)
+                ref = frame.key_frame(memo_for(knobs), plate, screen_channel=screen_channel, **frame_knobs(knobs))
+                set_knobs(ts, **knobs)
+                saved_bf16 = int(ts.cpu_bf16)
+                ts.cpu_bf16 = 1
+                try:
+                    bf16_rows.append(_compare(ts(plate), ref, spec, knobs, "bf16"))
+                finally:
+                    ts.cpu_bf16 = saved_bf16
+                bar.update(1)
     finally:
         bar.close()
         set_knobs(ts, **saved_knobs)
 
     roundtrip = all(getattr(ts, k) == v for k, v in saved_knobs.items())
     problems += _judge(rows, tolerance, "fp32") + _judge(fp16_rows, fp16_tolerance, "fp16")
+    problems += _judge(bf16_rows, bf16_tolerance, "bf16")
     if not roundtrip:
         problems.append("knob attributes did not keep the values written to them")
     report = ValidationReport(str(device), img_size, plan.sweep, tolerance, fp16_tolerance, tuple(rows),
-                              tuple(fp16_rows), fp16_skip, plan.forward_calls + len(fp16_rows),
+                              tuple(fp16_rows), fp16_skip, plan.forward_calls + len(fp16_rows) + len(bf16_rows),
                               time.perf_counter() - started, roundtrip, tuple(problems), True,
-                              sum(m.forwards for m in memos.values()), stage_calls, preview_size)
+                              sum(m.forwards for m in memos.values()), stage_calls, preview_size=preview_size,
+                              bf16_tolerance=bf16_tolerance, bf16_rows=tuple(bf16_rows), bf16_skipped=bf16_skip)
     log.info("validation %s in %.1f s (%d .pt forward(s), %d eager forward(s), %d stage check(s)): max abs error "
              "fp32 %.3g%s", "passed" if report.passed else "FAILED", report.seconds, report.calls,
              report.reference_forwards, report.stage_calls, report.max_abs_fp32,
-             "" if report.max_abs_fp16 is None else f", fp16 {report.max_abs_fp16:.3g}")
+             ("" if report.max_abs_fp16 is None else f", fp16 {report.max_abs_fp16:.3g}")
+             + ("" if report.max_abs_bf16 is None else f", CPU bf16 {report.max_abs_bf16:.3g}"))
     return report
 
 
@@ -766,6 +819,12 @@ def format_report(report: ValidationReport) -> str:
                      f"{report.max_abs_fp16:.3e} (tolerance {report.fp16_tolerance:g})")
     else:
         lines.append(f"fp16: {report.fp16_skipped}")
+    if report.bf16_rows:
+        lines += [line(r, report.bf16_tolerance) for r in report.bf16_rows]
+        lines.append(f"CPU bfloat16 copy (cpu_bf16 = 1) against the fp32 reference: max abs error "
+                     f"{report.max_abs_bf16:.3e} (tolerance {report.bf16_tolerance:g})")
+    else:
+        lines.append(f"CPU bfloat16 copy: {report.bf16_skipped}")
     lines.append("forward() wiring: " + ("each knob attribute goes unchanged to the stage parameter of its name "
                                          "(checked in the saved graph)" if report.wiring_ok else "FAILED"))
     if report.passed:
@@ -805,9 +864,9 @@ def cat_file_settings(screen: NukeModel = GREEN) -> str:
 
 
 __all__ = [
-    "FP32_TOLERANCE", "FP16_TOLERANCE", "FP16_CPU_AUTO_MAX_SIZE", "SWEEP_VALUES", "SWEEPS", "PlateSpec",
-    "default_plates", "verify_plate", "knob_settings", "end_to_end_settings", "trace_example", "trace_examples",
-    "model_size", "frame_knobs", "ROUTING_KNOBS", "ValidationPlan", "plan_validation",
+    "FP32_TOLERANCE", "FP16_TOLERANCE", "BF16_TOLERANCE", "FP16_CPU_AUTO_MAX_SIZE", "SWEEP_VALUES", "SWEEPS",
+    "PlateSpec", "default_plates", "verify_plate", "knob_settings", "end_to_end_settings", "trace_example",
+    "trace_examples", "model_size", "frame_knobs", "ROUTING_KNOBS", "ValidationPlan", "plan_validation",
     "forward_wiring_problems", "ValidationRow", "ValidationReport", "validate_torchscript", "format_report",
     "cat_file_settings",
 ]

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
+from corridorkey_model.keying.knobs import CPU_BF16, KNOBS, KNOBS_BY_NAME
 
 #: The file's stage methods, in the order ``forward`` runs them.
 STAGE_METHODS = ("preprocess", "run_network", "postprocess")
@@ -54,9 +54,18 @@ class CorridorKeyNuke(nn.Module):
     __constants__ = ["screen_channel"]
 
     def __init__(self, network: nn.Module, img_size: int, screen_channel: int = 1,
-                 preview_network: Optional[nn.Module] = None, preview_size: int = 0) -> None:
+                 preview_network: Optional[nn.Module] = None, preview_size: int = 0,
+                 network_bf16: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.network = network
+        # CPU bfloat16 route (issue #29) begin: ``network_bf16`` is the same network traced under CPU
+        # autocast (same weights, shared in the file); ``cpu_bf16`` = 1 runs it for fp32 input on a CPU.
+        # Nothing in the file can tell whether the CPU has bfloat16 units: whoever sets the attribute checks
+        # (corridorkey_model.devices.cpu_bf16_support). Not a KNOBS entry: it changes how, not what, is computed.
+        self.network_bf16 = network if network_bf16 is None else network_bf16
+        self.has_cpu_bf16 = 0 if network_bf16 is None else 1
+        self.cpu_bf16 = CPU_BF16.typed_default
+        # CPU bfloat16 route end
         self.img_size = int(img_size)
         # ---- quality (issue #27): the preview path ----
         # ``preview_network``: the GreenFormer traced at ``preview_size`` (< img_size), sharing the final
@@ -111,10 +120,18 @@ class CorridorKeyNuke(nn.Module):
     @torch.jit.export
     def run_network(self, net_in: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The traced GreenFormer of the input's size: ``[1, 4, s, s]`` -> ``(alpha_logits, fg_logits,
-        delta_logits)`` at s (the preview network when s is the preview size, else the final one)."""
+        delta_logits)`` at s (the preview network when s is the preview size, else the final one).
+
+        With ``cpu_bf16`` = 1, an fp32 input on the CPU runs the final network's bfloat16 copy and its logits
+        come back as fp32 (on a GPU, for half input, or on the preview path, the attribute changes nothing).
+        """
         if hasattr(self, "preview_network"):  # compiled only into a file with a preview path (issue #27)
             if net_in.shape[-1] == self.preview_size:
                 return self.preview_network(net_in)
+        if self.cpu_bf16 == 1 and self.has_cpu_bf16 == 1 and net_in.is_cpu \
+                and net_in.dtype == torch.float32:
+            alpha_logits, fg_logits, delta_logits = self.network_bf16(net_in)
+            return alpha_logits.float(), fg_logits.float(), delta_logits.float()
         return self.network(net_in)
 
     @torch.jit.export

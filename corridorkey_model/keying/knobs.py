@@ -200,6 +200,27 @@ QUALITY = KnobSpec(
     choices=("Final", "Preview"),
 )
 
+#: Not a member of KNOBS (issue #29): a run-time choice of how the network computes, not of what, so the
+#: reference math (frame.key_frame) takes no such parameter and the knob sweep does not cover it. The .pt
+#: has the attribute (0: fp32; 1: the network's bfloat16 copy, for fp32 input on a CPU); the validation
+#: checks it end to end against fp32 with its own tolerance. The gizmo should set it only where the CPU
+#: has bfloat16 units (corridorkey_model.devices.cpu_bf16_support); elsewhere bfloat16 is emulated.
+CPU_BF16 = KnobSpec(
+    name="cpu_bf16",
+    kind="int",
+    default=0,
+    minimum=0,
+    maximum=1,
+    label="CPU bfloat16",
+    tooltip=(
+        "On a CPU, run the network in bfloat16: faster on CPUs with bfloat16 units (Intel Xeon "
+        "Sapphire Rapids and later, AMD Zen 4 and later), alpha within a few 1e-2 of fp32. Off: fp32. "
+        "No effect on the GPU (use Optimize for Speed and Memory there). A CPU without bfloat16 units "
+        "would emulate it, slower than fp32: leave it off there."
+    ),
+    choices=("Off", "On"),
+)
+
 #: All knobs, in the order they appear in Nuke and in help texts.
 KNOBS: Tuple[KnobSpec, ...] = (DESPILL_STRENGTH, GAMMA_INPUT, REFINER_STRENGTH, DESPECKLE_SIZE, AUTO_HINT, QUALITY)
 

@@ -16,7 +16,7 @@ import torch
 
 from corridorkey_model import atomic
 from corridorkey_model.cli_support import FiniteFloatRange, silence_torchscript_deprecation, stop_signals_interrupt
-from corridorkey_model.devices import parse_device
+from corridorkey_model.devices import PRECISIONS, parse_device, resolve_precision
 from corridorkey_model.keying import temporal as temporal_filter
 from corridorkey_model.keying.hint import HINT_AUTOMATIC, HINT_FROM_INPUT, HINT_GARBAGE_MATTE
 from corridorkey_model.keying.knobs import KNOBS_BY_NAME, SCREENS_BY_NAME
@@ -293,6 +293,14 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
         help="Torch device(s), comma separated (e.g. cuda:0,cuda:1: one model per device). "
              "auto: cuda:0 if available, else cpu."),
         farm_callback=_farm_devices),
+    # --precision (issue #29) begin
+    RunOption(("--precision",), dict(
+        type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+        help="What the network computes in. bf16: bfloat16 (torch.autocast), faster on a CPU with bfloat16 "
+             "units (AVX512-BF16 or AMX: Intel Sapphire Rapids and later, AMD Zen 4 and later) and on recent "
+             "GPUs; alpha within a few 1e-2 of fp32 (docs/benchmarks.md). Where the device has no "
+             "bfloat16 support it runs in fp32, with one warning. Pre- and post-processing stay fp32.")),
+    # --precision end
     RunOption(("--frames", "frame_range"), dict(
         default=None, callback=_parse_frames, metavar="FIRST-LAST",
         help="Key only these frame numbers (from the file names; videos count from 1), e.g. 1001-1050 "
@@ -423,7 +431,7 @@ def run_options(farm: bool = False) -> Callable[[Callable[..., Any]], Callable[.
 @run_options()
 def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int, quality: str, preview_size: int,
         despill: float, gamma: str, refiner: float, despeckle: bool, despeckle_size: int, temporal: float, screen: str,
-        blue_checkpoint: Optional[Path], devices: List[torch.device],
+        blue_checkpoint: Optional[Path], devices: List[torch.device], precision: str,
         frame_range: Optional[Tuple[int, int]], overwrite: bool, output: Optional[Path], hint: Any,
         garbage_matte: Optional[Path], write_hints: bool, layer: Optional[str], ocio_config: Optional[str], working_space: str,
         network_space: str, image_format: str, exr_type: str, exr_compression: str, layered_exr: bool,
@@ -496,7 +504,7 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                 if sel.todo:
                     claims[clip.name] = _claim(clip, sel, out)
             # Every model a clip needs is loaded before any frame is keyed: a bad checkpoint stops here.
-            loaded = {name: _load_workers(weights[name], random_init, img_size, devices, name, size)
+            loaded = {name: _load_workers(weights[name], random_init, img_size, devices, name, size, precision)
                       for name in sorted({d.screen for d in screens.values()})}
             settings = {name: dataclasses.replace(stages.settings_for(clip, gamma, base),
                                                   screen_channel=SCREENS_BY_NAME[screens[name].screen].channel)
@@ -506,6 +514,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
                     decision = screens[clip.name]
                     record = _recorded_settings(settings[clip.name], decision.screen, loaded[decision.screen][1],
                                                 img_size, out, clip.layer, garbage_matte, quality, preview_size)
+                    if any(w.autocast_dtype is not None for w in loaded[decision.screen][0]):  # --precision
+                        record["precision"] = "bf16"  # bf16 changes the pixels; no entry: fp32 (older records)
                     _record(clip, claims[clip.name], record, out.overwrite, frame_range is not None)
             t0 = time.perf_counter()
             lines = []
@@ -693,14 +703,15 @@ def _run_arguments(ctx: click.Context, values: Dict[str, Any]) -> List[farm.RunA
 
 def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
                   devices: List[torch.device], screen: str = "green",
-                  size: Optional[int] = None) -> Tuple[List[stages.Worker], str]:
+                  size: Optional[int] = None, precision: str = "fp32") -> Tuple[List[stages.Worker], str]:
     """The ``screen``'s model, one per device (loaded once, copied to the others), and what the weights are
     (their SHA-256, or ``random-init``). The loader logs the file, its hash and whether it is released.
 
     ``size``: the model resolution to key at when not ``img_size`` (``--quality preview``): a
     checkpoint is loaded at it (its position embedding resized from the checkpoint's), the
     random network is built at ``img_size`` and moved to it as the export's preview path is
-    (:func:`corridorkey_model.network.checkpoint.model_at_size`)."""
+    (:func:`corridorkey_model.network.checkpoint.model_at_size`). ``precision``: ``--precision``,
+    resolved per device (a device without bfloat16 support runs fp32, logged)."""
     from corridorkey_model.network.checkpoint import CheckpointError, load_model, model_at_size
     from corridorkey_model.testing import make_random_model
 
@@ -720,8 +731,24 @@ def _load_workers(checkpoint: Optional[Path], random_init: bool, img_size: int,
     workers = []
     for i, dev in enumerate(devices):
         m = model if i == len(devices) - 1 else copy.deepcopy(model)
-        workers.append(stages.Worker(m.to(dev).eval(), dev))
+        resolved = _resolve_precision(precision, dev)
+        workers.append(stages.Worker(m.to(dev).eval(), dev, resolved.autocast_dtype))
     return workers, weights
+
+
+_precision_notes: set = set()
+
+
+def _resolve_precision(precision: str, device: torch.device):
+    """``--precision`` on ``device`` (:func:`corridorkey_model.devices.resolve_precision`); a fallback to fp32
+    is logged once per device and reason."""
+    resolved = resolve_precision(precision, device)
+    if resolved.note and (str(device), resolved.note) not in _precision_notes:
+        _precision_notes.add((str(device), resolved.note))
+        log.warning("%s: %s", device, resolved.note)
+    elif resolved.name == "bf16":
+        log.info("%s: the network runs in bfloat16 (--precision bf16)", device)
+    return resolved
 
 
 def _compare_default_tolerance() -> float:

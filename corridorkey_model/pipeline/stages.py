@@ -33,6 +33,7 @@ Clip layout (as upstream CorridorKey)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -245,10 +246,21 @@ def preprocess_frame(loaded: LoadedFrame, img_size: int, s: KeySettings) -> Prep
     return Prepared(loaded.ref, x, h, w, loaded.info, net_plate)
 
 
-def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: KeySettings) -> Inferred:
-    """The network on ``device``, then :func:`corridorkey_model.keying.frame.combine`; results back on the CPU."""
+def infer(model: torch.nn.Module, device: torch.device, prepared: Prepared, s: KeySettings,
+          autocast_dtype: Optional[torch.dtype] = None) -> Inferred:
+    """The network on ``device``, then :func:`corridorkey_model.keying.frame.combine`; results back on the CPU.
+
+    ``autocast_dtype`` (``--precision bf16``: ``torch.bfloat16``): the network runs under ``torch.autocast``
+    in that dtype; its logits are cast back to fp32 before the combination.
+    """
+    # --precision (issue #29) begin
+    amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+           else contextlib.nullcontext())
     with torch.no_grad():
-        alpha_logits, fg_logits, delta_logits = model(prepared.x.to(device))
+        with amp:
+            logits = model(prepared.x.to(device))
+        alpha_logits, fg_logits, delta_logits = (t.float() for t in logits)
+    # --precision end
         alpha, fg = frame.combine(alpha_logits, fg_logits, delta_logits, s.refiner_strength)
     return Inferred(prepared.ref, alpha.float().cpu(), fg.float().cpu(), prepared.height, prepared.width,
                     prepared.info, prepared.x[:, 3:4].clone(),  # a copy: the [1, 4, S, S] input need not stay alive
@@ -348,6 +360,7 @@ class Worker:
 
     model: torch.nn.Module
     device: torch.device
+    autocast_dtype: Optional[torch.dtype] = None  # --precision bf16: torch.bfloat16 (devices.resolve_precision)
 
 
 def resolve_gamma(choice: str, clip: Clip, colour: Optional[OcioConversion] = None) -> int:
@@ -420,7 +433,7 @@ def key_clip(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Worker], im
             no_screen.summary()
     stages = [
         Stage.threads("reading", no_screen.reading(img_size, s), io_threads),
-        Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
+        Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s, w.autocast_dtype)) for w in workers)),
         Stage.threads("writing", lambda i: write_frame(postprocess_frame(i, s, out.write_hints), clip.output_dir, out),
                       io_threads),
     ]
@@ -490,7 +503,7 @@ def key_clip_temporal(clip: Clip, refs: Sequence[FrameRef], workers: Sequence[Wo
     pending: Deque[Tuple[FrameRef, Future]] = deque()  # submitted writes, in frame order
     stages = [
         Stage.threads("reading", (no_screen or NoScreenWarning(clip, s)).reading(img_size, s), io_threads),
-        Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s)) for w in workers)),
+        Stage("inference", tuple((lambda p, w=w: infer(w.model, w.device, p, s, w.autocast_dtype)) for w in workers)),
         Stage.threads("postprocessing", lambda i: raw_output(i, s, out.write_hints and i.ref.position in writing),
                       io_threads),
     ]
@@ -569,7 +582,7 @@ def key_clip_sequential(clip: Clip, refs: Sequence[FrameRef], worker: Worker, im
     count = 0
     for task in iter_tasks(clip, refs):
         written = write_frame(postprocess_frame(infer(worker.model, worker.device, preprocess_frame(
-            read_frame(task), img_size, s), s), s, out.write_hints), clip.output_dir, out)
+            read_frame(task), img_size, s), s, worker.autocast_dtype), s, out.write_hints), clip.output_dir, out)
         commit_written(written)
         count += 1
     return count

@@ -153,7 +153,8 @@ def exported(request, tmp_path_factory, synthetic_model):
     and this torch's outputs beside it."""
     folder = tmp_path_factory.mktemp(f"compat-nuke{request.param}")
     result = export_torchscript(synthetic_model, folder / "CorridorKey.pt", target_nuke=request.param,
-                                random_init_seed=0, preview_model=make_preview_model(synthetic_model, PREVIEW_SIZE))
+                                random_init_seed=0, preview_model=make_preview_model(synthetic_model, PREVIEW_SIZE),
+                                cpu_bf16=True)
     cases = make_cases()
     torch.save(cases, folder / "cases.pt")
     module = torch.jit.load(str(result.output), map_location="cpu").eval()
@@ -237,6 +238,30 @@ def test_fp16_cpu_is_unsupported_by_torch21(exported, torch21_python):
                    cwd=folder)
     assert proc.returncode == 1
     assert "cannot run" in proc.stdout and "not implemented for 'Half'" in proc.stdout
+
+
+def test_cpu_bf16_copy_loads_and_runs_on_torch21(exported, torch21_python, tmp_path):
+    """The file's CPU bfloat16 copy (attribute ``cpu_bf16`` = 1, issue #29) in torch 2.1.2: it loads, runs in
+    bfloat16 (its output differs from fp32's), and stays within the validation's bf16 tolerance of the fp32
+    output of the exporting torch, as it does there."""
+    from corridorkey_export.validate import BF16_TOLERANCE
+
+    names = ("square_defaults", "wide_despill_refiner_half")
+    base = {c["name"]: c for c in make_cases() if c["name"] in names}
+    cases = [dict(c, name="bf16_" + n, knobs=dict(c["knobs"], cpu_bf16=torch.tensor(1))) for n, c in base.items()]
+    torch.save(cases, tmp_path / "cases_bf16.pt")
+    here = runner.run_cases(torch.jit.load(str(exported["pt"]), map_location="cpu").eval(), cases, "fp32")
+    proc = run_old(torch21_python, exported["pt"], tmp_path / "cases_bf16.pt", tmp_path / "torch21_bf16.pt",
+                   "--dtype", "fp32", cwd=tmp_path)
+    assert proc.returncode == 0, f"torch 2.1.2 could not run the bfloat16 copy:\n{proc.stdout[-4000:]}"
+    got = torch.load(tmp_path / "torch21_bf16.pt", weights_only=True)["outputs"]
+    for name in names:
+        fp32 = exported["outputs"]["fp32/" + name]
+        for where, out in (("torch 2.1.2", got["fp32/bf16_" + name]), (torch.__version__, here["fp32/bf16_" + name])):
+            err = float((out - fp32).abs().max())
+            print(f"{name}: bf16 copy in torch {where} vs fp32: max abs err {err:.2e}")
+            assert torch.isfinite(out).all() and 0.0 <= float(out[:, 3].min()) <= float(out[:, 3].max()) <= 1.0
+            assert 1e-4 < err <= BF16_TOLERANCE, (name, where, err)  # > 1e-4: it did run in bfloat16
 
 
 def test_mismatch_is_reported(exported, torch21_python, tmp_path):

@@ -38,7 +38,7 @@ def model_and_info(synthetic_checkpoint):
 def exported(tmp_path_factory, model_and_info):
     model, info = model_and_info
     out = tmp_path_factory.mktemp("export256") / "CorridorKey.pt"
-    return export_torchscript(model, out, checkpoint_info=info)
+    return export_torchscript(model, out, checkpoint_info=info, cpu_bf16=True)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,8 @@ def test_manifest(exported, model_and_info, synthetic_checkpoint):
     assert m["nuke_target"]["name"] == DEFAULT_TARGET
     assert m["nuke_target"]["fused_attn_used"] == TARGETS[DEFAULT_TARGET].fused_attn
     assert m["validation"] is None
-    assert set(exported.timings) == {"trace", "script", "save", "check", "verify"}
+    assert set(exported.timings) == {"trace", "trace16", "script", "save", "check", "verify"}
+    assert m["cpu_bf16"]["included"] is True  # the CPU bfloat16 copy (issue #29)
     assert not [p for p in exported.output.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
 

@@ -9,7 +9,6 @@ Inference nodes run the exported .pt. The checks are tests/support/gizmo_checks.
 
 from __future__ import annotations
 
-import pytest
 from gizmo_checks import (
     CONFIGS,
     HINT_SOURCES,
