@@ -621,24 +621,18 @@ def _temporal_nodes() -> List[str]:
                                            "ypos 100"])
         lines += _per_pixel("MergeExpression", f"Temporal{side}Weighted", rgba("weighted"), x, 140)
         lines.append(f"set NTemporal{side}Weighted [stack 0]")
+    def merge(name: str, a: str, b: str, exprs: Sequence[str], x: int, y: int) -> List[str]:
+        """MergeExpression of the nodes set as ``$a`` (input 1, A) and ``$b`` (input 0, B), set as ``$N<name>``."""
+        return ([f"push ${a}", f"push ${b}"] + _per_pixel("MergeExpression", name, exprs, x, y)
+                + [f"set N{name} [stack 0]"])
+
     # numerator: (O_t + w_prev O_prev) + w_next O_next, in the pipeline's order
-    lines.append("push $NTemporalPrevWeighted")
-    lines.append("push $NRaw")
-    lines += _per_pixel("MergeExpression", "TemporalSumPrev", rgba("sum"), 600, 180)
-    lines.append("set NTemporalSumPrev [stack 0]")
-    lines.append("push $NTemporalNextWeighted")
-    lines.append("push $NTemporalSumPrev")
-    lines += _per_pixel("MergeExpression", "TemporalSumNext", rgba("sum"), 600, 220)
-    lines.append("set NTemporalNumerator [stack 0]")
+    lines += merge("TemporalSumPrev", "NTemporalPrevWeighted", "NRaw", rgba("sum"), 600, 180)
+    lines += merge("TemporalSumNext", "NTemporalNextWeighted", "NTemporalSumPrev", rgba("sum"), 600, 220)
     # denominator 1 + w_prev + w_next: A = w_prev, B = w_next
-    lines.append("push $NTemporalPrevWeight")
-    lines.append("push $NTemporalNextWeight")
-    lines += _per_pixel("MergeExpression", "TemporalDenominator", every("denominator"), 900, 220)
+    lines += merge("TemporalDenominator", "NTemporalPrevWeight", "NTemporalNextWeight", every("denominator"), 900, 220)
     # result: A = the numerator, B = the denominator
-    lines.append("set NTemporalDenominator [stack 0]")
-    lines.append("push $NTemporalNumerator")
-    lines.append("push $NTemporalDenominator")
-    lines += _per_pixel("MergeExpression", "TemporalResult", rgba("result"), 600, 260)
+    lines += merge("TemporalResult", "NTemporalSumNext", "NTemporalDenominator", rgba("result"), 600, 260)
     # Switch: 0 the raw output (off: bit-identical, neighbours never pulled), 1 the smoothed one.
     lines.append("push $NRaw")
     lines += node_block("Switch", ["inputs 2", f"which {{{{parent.{TEMPORAL_KNOB} > 0}}}}", "name TemporalSwitch",

@@ -174,7 +174,8 @@ def test_validate_refuses_a_manifest_of_the_other_screen(export64, tmp_path):
         screen={"name": "blue", "channel": 2, "cat_file": "CorridorKeyBlue.cat"}))
     result = CliRunner().invoke(main, ["validate", str(pt), "--fp16", "off", "-q"])
     assert result.exit_code == 1, result.output
-    assert "is a green-screen file but its manifest says blue" in result.output
+    assert "the manifest records the 'blue' screen but the file is a green-screen one" in result.output
+    assert "the manifest does not describe this file" in result.output
 
 
 def test_blue_screen_export_bakes_the_screen_and_validates_on_blue_plates(tmp_path, monkeypatch):

@@ -104,7 +104,10 @@ def script_render_plan(kit: Path, name: str):
             variant = "inference"
         else:
             assert source.cls == gz.GIZMO_CLASS
-            knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS if k.name != "auto_hint"}
+            knobs = {k.name: knob_value(k, source.value(k.name)) for k in KNOBS
+                     if k.name not in gz.COMPUTED_KNOBS or k.name in gz.PANEL_AND_COMPUTED_KNOBS}
+            # Quality through the gizmo's menu (Final / Preview; the kit never writes Auto)
+            knobs["quality"] = gz.QUALITY_MODES.index(source.value(gz.QUALITY_MODE_KNOB) or "Final")
             # The gizmo's ModelKnobs: automatic when Hint Channel is automatic or input 1 is unconnected.
             knobs["auto_hint"] = int(source.value("hint_channel") == "automatic" or len(source.inputs) < 2)
             variant = "gizmo"

@@ -1225,6 +1225,19 @@ EXPRESSION_CHANNEL_KNOBS: Dict[str, KnobFactory] = {
                                  "{-rgba.red -rgba.green -rgba.blue rgba.alpha}"))}
 
 
+def _apply_expressions(node: Node, r: Renderer, out: np.ndarray, variables: Dict[str, Any]) -> np.ndarray:
+    """Write each ``expr0..expr3`` of an Expression or MergeExpression into the channels its ``channelN`` names."""
+    h, w = out.shape[:2]
+    for i in range(4):
+        text = node[f"expr{i}"]._value
+        targets = _expression_targets(node, i)
+        if text and targets:
+            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
+            for target in targets:
+                out[..., target] = value
+    return out
+
+
 def _expression_targets(node: Node, i: int) -> List[int]:
     """The channel indices expr<i> writes: the names of channel<i> without a leading '-' (``none``: none)."""
     names = tcl_split(str(node[f"channel{i}"].value()).strip().strip("{}"))
@@ -1242,14 +1255,7 @@ def _expression(node: Node, r: Renderer) -> np.ndarray:
     variables = {"r": src[..., 0], "g": src[..., 1], "b": src[..., 2], "a": src[..., 3],
                  "x": xs, "y": (h - 1 - ys)}
     out = src.copy()
-    for i in range(4):
-        text = node[f"expr{i}"]._value
-        targets = _expression_targets(node, i)
-        if text and targets:
-            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
-            for target in targets:
-                out[..., target] = value
-    return out
+    return _apply_expressions(node, r, out, variables)
 
 
 @node_class("OCIOColorSpace", "Nuke User Guide, OCIOColorSpace: in_colorspace -> out_colorspace of the root's "
@@ -1371,14 +1377,7 @@ def _merge_expression(node: Node, r: Renderer) -> np.ndarray:
     variables = {f"{side}{c}": img[..., i] for side, img in (("A", a), ("B", b)) for i, c in enumerate("rgba")}
     variables.update(x=xs, y=h - 1 - ys)
     out = b.copy()
-    for i in range(4):
-        text = node[f"expr{i}"]._value
-        targets = _expression_targets(node, i)
-        if text and targets:
-            value = np.broadcast_to(r.session.evaluate_in(node, text, variables), (h, w))
-            for target in targets:
-                out[..., target] = value
-    return out
+    return _apply_expressions(node, r, out, variables)
 
 
 @node_class("Transform", "Nuke Reference Guide, Transform: translate x y moves the image (y up); filter impulse keeps "

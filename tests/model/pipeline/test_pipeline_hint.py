@@ -248,9 +248,9 @@ def test_garbage_matte_folder_follows_the_hint_rules(tmp_path, ckpt):
     frame_io.write_image(folder / "gm.0001.png", garbage())
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", folder)
     assert result.exit_code == 1 and "2 input frame(s)" in text and "1 hint" in text  # one per frame
-    frame_io.write_image(folder / "gm.0002.png", garbage(H // 2, W))
+    frame_io.write_image(folder / "gm.0002.png", garbage(H // 2, W))  # another aspect ratio: refused up front
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", folder)
-    assert result.exit_code == 1 and "differ in size" in text and "gm.0002.png" in text  # the plate's size
+    assert result.exit_code == 1 and "another aspect ratio" in text and "gm.0002.png" in text
     still = tmp_path / "small.png"
     frame_io.write_image(still, garbage(H // 2, W))
     result, text = run_cli(root, "--checkpoint", ckpt, "--img-size", S, "--hint", "auto", "--garbage-matte", still)
