@@ -813,18 +813,16 @@ def format_report(report: ValidationReport) -> str:
         lines.append(f"{'max over fp32 rows':<22} {'':>11} {'':<11} {'fp32':<4} "
                      f"{'':>{(width + 1) * len(names) - 1}} "
                      + " ".join(f"{e:>13.3e}" for e in per_channel) + f"  (tolerance {report.tolerance:g})")
-    if report.fp16_rows:
-        lines += [line(r, report.fp16_tolerance) for r in report.fp16_rows]
-        lines.append(f"fp16 (module and input .half()) against the fp32 reference: max abs error "
-                     f"{report.max_abs_fp16:.3e} (tolerance {report.fp16_tolerance:g})")
-    else:
-        lines.append(f"fp16: {report.fp16_skipped}")
-    if report.bf16_rows:
-        lines += [line(r, report.bf16_tolerance) for r in report.bf16_rows]
-        lines.append(f"CPU bfloat16 copy (cpu_bf16 = 1) against the fp32 reference: max abs error "
-                     f"{report.max_abs_bf16:.3e} (tolerance {report.bf16_tolerance:g})")
-    else:
-        lines.append(f"CPU bfloat16 copy: {report.bf16_skipped}")
+    for label, short, rows, tol, worst, skipped in (
+            ("fp16 (module and input .half())", "fp16", report.fp16_rows, report.fp16_tolerance,
+             report.max_abs_fp16, report.fp16_skipped),
+            ("CPU bfloat16 copy (cpu_bf16 = 1)", "CPU bfloat16 copy", report.bf16_rows, report.bf16_tolerance,
+             report.max_abs_bf16, report.bf16_skipped)):
+        if rows:
+            lines += [line(r, tol) for r in rows]
+            lines.append(f"{label} against the fp32 reference: max abs error {worst:.3e} (tolerance {tol:g})")
+        else:
+            lines.append(f"{short}: {skipped}")
     lines.append("forward() wiring: " + ("each knob attribute goes unchanged to the stage parameter of its name "
                                          "(checked in the saved graph)" if report.wiring_ok else "FAILED"))
     if report.passed:

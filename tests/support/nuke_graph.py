@@ -53,7 +53,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from nuke_expr import Context, ExprError, lsearch_inline, tcl_eval, tcl_list, tcl_split, tcl_substitute
 from nuke_expr import evaluate as evaluate_expression
-from nukescript import GROUP_CLASSES, Braced, Token, UserKnob, Word, parse, parse_serialise_knob
+from nukescript import GROUP_CLASSES, Braced, Token, UserKnob, parse, parse_serialise_knob, token_text
 from nukescript import Node as ParsedNode
 
 CHANNELS = ("red", "green", "blue", "alpha")
@@ -64,14 +64,6 @@ class GraphError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- knobs
-
-
-def _token_text(tok: Token) -> str:
-    if isinstance(tok, Word):
-        return tok.text
-    if isinstance(tok, Braced):
-        return tok.inner
-    return "[" + tok.inner + "]"
 
 
 def _expression_of(tokens: Sequence[Token]) -> Optional[str]:
@@ -147,7 +139,7 @@ class Knob:
         if expr is not None:
             self._expression = expr
         else:
-            self._value = self._convert(" ".join(_token_text(t) for t in tokens))
+            self._value = self._convert(" ".join(token_text(t) for t in tokens))
 
     def expression_value(self) -> float:
         """The number an expression reading this knob sees."""
@@ -357,7 +349,7 @@ class Box_Knob(Knob):
     def load(self, tokens: Sequence[Token]) -> None:
         if len(tokens) != 1 or not isinstance(tokens[0], Braced):
             raise GraphError(f"{self.fullname()}: expected {{x y r t}}, got {tokens!r}")
-        self._value = [_expression_of([w]) or _token_text(w) for w in tokens[0].words()]
+        self._value = [_expression_of([w]) or token_text(w) for w in tokens[0].words()]
 
     def _raw(self) -> List[float]:
         out = []

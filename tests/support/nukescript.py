@@ -153,22 +153,22 @@ class UserKnob:
         words = braced.words()
         if len(words) < 2:
             raise NukeScriptError(f"addUserKnob needs a type and a name: {braced.inner!r}")
-        knob = cls(int(_text(words[0])), _text(words[1]))
+        knob = cls(int(token_text(words[0])), token_text(words[1]))
         i = 2
         while i < len(words):
-            key = _text(words[i])
+            key = token_text(words[i])
             if key.startswith(("+", "-")) and key[1:].isupper():
                 knob.flags.append(key)
                 i += 1
             elif key == "R":
-                knob.range = (float(_text(words[i + 1])), float(_text(words[i + 2])))
+                knob.range = (float(token_text(words[i + 1])), float(token_text(words[i + 2])))
                 i += 3
             elif key == "M":
                 items = words[i + 1]
-                knob.menu = [_text(w) for w in items.words()] if isinstance(items, Braced) else [_text(items)]
+                knob.menu = [token_text(w) for w in items.words()] if isinstance(items, Braced) else [token_text(items)]
                 i += 2
             elif key in ("l", "t", "T", "n", "N"):
-                value = _text(words[i + 1])
+                value = token_text(words[i + 1])
                 if key == "l":
                     knob.label = value
                 elif key == "t":
@@ -181,7 +181,8 @@ class UserKnob:
         return knob
 
 
-def _text(tok: Token) -> str:
+def token_text(tok: Token) -> str:
+    """A token as the text a knob holds: a word, a braced group's inside, or ``[...]`` as written."""
     if isinstance(tok, Word):
         return tok.text
     if isinstance(tok, Braced):
@@ -213,7 +214,7 @@ class Node:
         toks = self.knobs.get(knob)
         if toks is None:
             return default
-        return " ".join(_text(t) for t in toks)
+        return " ".join(token_text(t) for t in toks)
 
     def expression(self, knob: str) -> Optional[str]:
         """The expression of a knob written as ``{{expr}}``, else None."""
@@ -251,7 +252,7 @@ class Node:
 def _parse_node(cls: str, body: Braced) -> Node:
     node = Node(cls)
     for line in _lines(tokenize(body.inner)):
-        key = _text(line[0])
+        key = token_text(line[0])
         if key == "addUserKnob":
             if len(line) != 2 or not isinstance(line[1], Braced):
                 raise NukeScriptError(f"malformed addUserKnob line in {cls}")
@@ -286,16 +287,16 @@ def parse(text: str) -> Script:
     statements: List[List[Token]] = []
     for line in _lines(tokenize(text)):
         statements.append(line)
-        head = _text(line[0])
+        head = token_text(line[0])
         group, stack, labels = scopes[-1]
         if head == "set" and len(line) == 3 and isinstance(line[2], Bracketed):
             if line[2].inner.split() != ["stack", "0"]:
                 raise NukeScriptError(f"unsupported set: {line!r}")
             if not stack:
-                raise NukeScriptError(f"set {_text(line[1])} on an empty stack")
-            labels[_text(line[1])] = stack[-1]
+                raise NukeScriptError(f"set {token_text(line[1])} on an empty stack")
+            labels[token_text(line[1])] = stack[-1]
         elif head == "push":
-            ref = _text(line[1])
+            ref = token_text(line[1])
             if ref == "0":
                 stack.append(None)
             elif ref.startswith("$") and ref[1:] in labels:
@@ -320,7 +321,7 @@ def parse(text: str) -> Script:
             if head in GROUP_CLASSES:
                 scopes.append((node, [], {}))
         else:
-            raise NukeScriptError(f"unsupported statement: {' '.join(_text(t) for t in line)!r}")
+            raise NukeScriptError(f"unsupported statement: {' '.join(token_text(t) for t in line)!r}")
     if len(scopes) != 1:
         raise NukeScriptError("group without end_group")
     return Script(top.children, statements)
