@@ -18,13 +18,13 @@ from typing import FrozenSet, Optional, Tuple
 
 import torch
 
+from corridorkey_model.keying.knobs import CPU_BF16_FLAGS
+
 log = logging.getLogger(__name__)
 
 #: ``--precision`` values: what the network runs in. Pre- and post-processing stay fp32.
 PRECISIONS: Tuple[str, ...] = ("fp32", "bf16")
 
-#: CPU feature flags (Linux ``/proc/cpuinfo`` names) that give native bfloat16 arithmetic.
-CPU_BF16_FLAGS: Tuple[str, ...] = ("avx512_bf16", "amx_bf16")
 
 _CPUINFO = Path("/proc/cpuinfo")
 

@@ -53,7 +53,7 @@ from corridorkey_export.nuke_script import (
 )
 from corridorkey_model.keying import temporal_spec as temporal
 from corridorkey_model.keying.hint_fit import HINT_FIT_TOLERANCE_PX
-from corridorkey_model.keying.knobs import AUTO_HINT, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS, QUALITY
+from corridorkey_model.keying.knobs import AUTO_HINT, CPU_BF16, CPU_BF16_FLAGS, DESPECKLE_SIZE, GAMMA_INPUT, KNOBS, QUALITY
 
 #: The values of the .cat knob auto_hint (its menu's indices: corridorkey_model/keying/hint.py names them too).
 HINT_FROM_INPUT, HINT_AUTOMATIC_VALUE, HINT_GARBAGE_MATTE = range(len(AUTO_HINT.choices))
@@ -136,6 +136,20 @@ GARBAGE_SUGGESTED = ("Where the screen does not fill the frame (set walls, light
                      "garbage matte (white where the subject may be) to the GarbageMatte input.")
 GARBAGE_IGNORED = ("CorridorKey: the GarbageMatte input is ignored: it only multiplies the automatic hint, and the "
                    "Hint input is in use.")
+#: CPU precision (issue #29): the panel's menu, and the hidden Int knob the gizmo's onCreate sets on every
+#: machine that loads the script (terminal renders included): 1 where /proc/cpuinfo lists a bfloat16 flag, else 0
+#: (no such file on Windows and macOS: fp32 there). The .cat knob cpu_bf16 is computed from both at render time.
+CPU_PRECISION_KNOB = "cpu_precision"
+CPU_PRECISIONS = ("fp32", "bfloat16")
+CPU_UNITS_KNOB = "cpu_bf16_units"
+CPU_PRECISION_TOOLTIP = (
+    "What the network computes in when this node renders on a CPU. fp32 (the default): full precision. "
+    "bfloat16: on a machine whose CPU has bfloat16 units (Intel Xeon Sapphire Rapids and later, AMD Zen 4 and "
+    "later, on Linux) about 2x faster; the matte differs from fp32 by bfloat16 rounding. Every machine that loads "
+    "the script decides for itself from its CPU flags, so a CPU without the units, Windows and macOS keep fp32 "
+    "(bfloat16 would be emulated there, slower than fp32). A farm of mixed CPUs then renders some frames in each "
+    "precision: leave fp32 for final renders unless every render node has the units. No effect on the GPU "
+    "(Optimize for Speed and Memory is the GPU's choice); a .cat exported with --no-cpu-bf16 ignores it.")
 #: Rec.709 luminance weights (the luma of the nuke-default config).
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
@@ -176,6 +190,7 @@ def _cat_check_script() -> str:
         "import nuke\n"
         "ck_node = nuke.thisNode()\n"
         "ck_message = ''\n"
+        + _cpu_units_script() +
         "try:\n"
         f"    ck_screens = [{screens}]\n"
         "    ck_screen, ck_inference_name, ck_cat = ck_screens[int(ck_node['screen'].getValue())]\n"
@@ -208,11 +223,42 @@ def _cat_check_script() -> str:
         "    ck_message = 'CorridorKey: the node could not be set up: %s' % ck_exc\n"
         + _colour_check_script() + _hint_state_script() + _quality_status_script() +
         "ck_node['status'].setValue('\\n'.join(ck_line for ck_line in (ck_message, ck_colour_note, ck_hint_note, "
-        "ck_quality_note) "
+        "ck_quality_note, ck_cpu_note) "
         "if ck_line))\n"
         "for ck_line in (ck_message, ck_colour_note):\n"
         "    if ck_line:\n"
         "        nuke.warning(ck_line)\n"
+    )
+
+
+def _cpu_units_script() -> str:
+    """Python that sets the hidden knob ``cpu_bf16_units`` from THIS machine's CPU flags (issue #29), and
+    ``ck_cpu_note`` for Status when CPU Precision asks for bfloat16 on a machine without the units.
+
+    The first ``flags`` line of ``/proc/cpuinfo`` (Linux; the kernel's names, as
+    ``corridorkey_model.devices.cpu_flags`` reads them); no such file (Windows, macOS) or no
+    bfloat16 flag: 0, so the network stays fp32 there. Run by onCreate, which runs when a script
+    loads on any machine, terminal renders included, so the saved value never travels to a farm.
+    """
+    return (
+        "ck_units = 0\n"
+        "try:\n"
+        "    with open('/proc/cpuinfo') as ck_file:\n"
+        "        for ck_line in ck_file:\n"
+        "            if ck_line.split(':', 1)[0].strip() == 'flags':\n"
+        f"                ck_units = int(bool(set(ck_line.split(':', 1)[1].split()) & set({tuple(CPU_BF16_FLAGS)!r})))\n"
+        "                break\n"
+        "except (IOError, OSError):\n"
+        "    ck_units = 0\n"
+        "ck_cpu_note = ''\n"
+        "try:\n"
+        f"    ck_node[{CPU_UNITS_KNOB!r}].setValue(ck_units)\n"
+        f"    if int(ck_node[{CPU_PRECISION_KNOB!r}].getValue()) == 1 and not ck_units:\n"
+        "        ck_cpu_note = ('CorridorKey: CPU Precision is bfloat16, but this machine has no bfloat16 units '\n"
+        f"                       '({' or '.join(CPU_BF16_FLAGS)} in /proc/cpuinfo): on its CPU the network runs in "
+        "fp32.')\n"
+        "except Exception:\n"
+        "    pass\n"
     )
 
 
@@ -352,7 +398,7 @@ def _knob_changed_script() -> str:
     """Gizmo knobChanged: re-check the .cat when Screen or Model File changes; keep FromNetwork in step."""
     return (
         "if nuke.thisKnob().name() in ('screen', 'modelFile', 'working_colorspace', 'network_colorspace', "
-        "'gamma_input', 'hint_channel', 'quality_mode', 'inputChange', 'showPanel'):\n"
+        "'gamma_input', 'hint_channel', 'quality_mode', 'cpu_precision', 'inputChange', 'showPanel'):\n"
         + "".join("    " + line + "\n" for line in _cat_check_script().splitlines())
     )
 
@@ -389,6 +435,9 @@ def _gizmo_knobs() -> List[str]:
         + nk_quote("Run the network in 16-bit half float on the GPU: faster, less GPU memory, larger "
                    "plates; small differences in the matte are possible. Only used on the GPU.")
         + " +STARTLINE}")
+    lines.append(f" addUserKnob {{4 {CPU_PRECISION_KNOB} l \"CPU Precision\" t {nk_quote(CPU_PRECISION_TOOLTIP)} "
+                 f"M {{{' '.join(CPU_PRECISIONS)}}}}}")
+    lines.append(f" addUserKnob {{3 {CPU_UNITS_KNOB} l \"CPU bfloat16 units\" +INVISIBLE}}")
     lines.append(
         " addUserKnob {26 status l Status t "
         + nk_quote("Empty when the chosen screen's .cat loaded and the Hint input is used. Otherwise what is "
@@ -483,6 +532,8 @@ def computed_knobs() -> Dict[str, str]:
       callbacks ran.
     * ``despeckle_size``: the panel's area (full-resolution pixels) times the proxy factor squared,
       rounded: in proxy mode the plate has fewer pixels and an island has proportionally fewer.
+    * ``cpu_bf16``: 1 when CPU Precision is bfloat16 and this machine's CPU has bfloat16 units
+      (``cpu_bf16_units``, set by onCreate from the CPU flags), else 0.
     """
     automatic = f"parent.hint_channel == {HINT_AUTOMATIC} || !{HINT_CONNECTED_EXPR}"
     auto = QUALITY_MODES.index("Auto")
@@ -492,11 +543,12 @@ def computed_knobs() -> Dict[str, str]:
         QUALITY.name: f"parent.{QUALITY_MODE_KNOB} == {auto} ? (root.proxy ? 1 : 0) : parent.{QUALITY_MODE_KNOB}",
         DESPECKLE_SIZE.name: (f"int(parent.{DESPECKLE_SIZE.name} * {PROXY_FACTOR_EXPR} * {PROXY_FACTOR_EXPR} "
                               "+ 0.5)"),
+        CPU_BF16.name: f"parent.{CPU_PRECISION_KNOB} == 1 && parent.{CPU_UNITS_KNOB} == 1",
     }
 
 
 #: The .cat knobs the gizmo computes (ModelKnobs) instead of linking the panel knob of the same name.
-COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name, QUALITY.name)
+COMPUTED_KNOBS = (AUTO_HINT.name, DESPECKLE_SIZE.name, QUALITY.name, CPU_BF16.name)
 #: The gizmo's Quality menu (knob quality_mode): the .cat's choices, then Auto = Preview in proxy mode (the
 #: Root's ``proxy`` knob, read by expression at render time), Final otherwise.
 QUALITY_MODE_KNOB = "quality_mode"

@@ -49,7 +49,7 @@ from corridorkey_export.nuke_contract import (
     NukeModel,
     verify_filenames,
 )
-from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.keying.knobs import CAT_KNOBS
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def render_cat_spec() -> str:
         "outputScale": OUTPUT_SCALE,
         "screens": [{"name": s.name, "modelId": s.model_id, "pt": s.pt_filename, "cat": s.cat_filename}
                     for s in SCREENS],
-        "knobs": [k.to_dict() for k in KNOBS],
+        "knobs": [k.to_dict() for k in CAT_KNOBS],
     }
     return json.dumps(data, indent=2) + "\n"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from corridorkey_model.keying.knobs import KNOBS, KnobSpec
+from corridorkey_model.keying.knobs import CAT_KNOBS, KnobSpec
 
 
 def nk_quote(text: str) -> str:
@@ -64,7 +64,7 @@ def user_knob_value(spec: KnobSpec, value: float) -> str:
 
 
 def serialise_knob_links(sources: Optional[Dict[str, str]] = None) -> str:
-    """The Inference node's ``serialiseKnob`` text: every .cat knob of the knob spec linked to a knob.
+    """The Inference node's ``serialiseKnob`` text: every .cat knob (``CAT_KNOBS``) linked to a knob.
 
     ``{despill_strength:{parent.despill_strength};...}``: the form community Cattery gizmos
     use (PC_RobustVideoMatting.gizmo, RIFE.gizmo), one entry per knob of the spec. By default
@@ -73,10 +73,10 @@ def serialise_knob_links(sources: Optional[Dict[str, str]] = None) -> str:
     link knobs name ``C_STMap1.filter``).
     """
     sources = sources or {}
-    unknown = set(sources) - {k.name for k in KNOBS}
+    unknown = set(sources) - {k.name for k in CAT_KNOBS}
     if unknown:
         raise ValueError(f"serialiseKnob links for knobs that are not in the knob spec: {sorted(unknown)}")
-    return "{" + "".join(f"{k.name}:{{{sources.get(k.name, 'parent.' + k.name)}}};" for k in KNOBS) + "}"
+    return "{" + "".join(f"{k.name}:{{{sources.get(k.name, 'parent.' + k.name)}}};" for k in CAT_KNOBS) + "}"
 
 
 def node_block(cls: str, knobs: Sequence[str], indent: str = " ") -> List[str]:

@@ -72,6 +72,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from corridorkey_export.export import returning_freed_memory
 from corridorkey_export.exr import CHANNELS, ExrError, read_exr_rgba, write_exr
 from corridorkey_export.gizmo import (
     COMPUTED_KNOBS,
@@ -420,7 +421,8 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     log.info("parity kit: %d cases at S=%d (%s screen), each checked against the eager reference", len(cases),
              img_size, screen.name)
     try:
-        with torch.no_grad():
+        # large buffers mmapped, as every tool here runs a .pt: the first call's heap stays small (issue #29)
+        with torch.no_grad(), returning_freed_memory():
             for case in tqdm(cases, desc="parity kit", unit="case", disable=not progress, leave=False):
                 plate = case.tensor().to(dev)
                 set_knobs(ts, **case.knobs)

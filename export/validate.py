@@ -724,8 +724,10 @@ def validate_torchscript(module: ModuleOrPath, model: nn.Module, *, device: Unio
                                            frame.key_frame(memo_for(knobs), plate, screen_channel=screen_channel,
                                                            **frame_knobs(knobs))))
                 bar.update(1)
-            if not bf16_skip:  # CPU bfloat16 copy (issue #29), same case as the first end-to-end row
-                spec, knobs = plan.end_to_end[0]
+            if not bf16_skip:  # CPU bfloat16 copy (issue #29), same case as the first final end-to-end row
+                # (its eager reference is known: no extra forward)
+                spec, knobs = next(((s, k) for s, k in plan.end_to_end if int(k.get(QUALITY.name, 0)) == 0),
+                                   plan.end_to_end[0])
                 # as for fp16, despeckle off (a 0.5 threshold amplifies rounding); quality final: the bfloat16
                 # copy is the final network's (the preview path runs fp32)
                 knobs = dict(knobs, **{DESPECKLE_SIZE.name: 0, QUALITY.name: 0})

@@ -61,7 +61,8 @@ class CorridorKeyNuke(nn.Module):
         # CPU bfloat16 route (issue #29) begin: ``network_bf16`` is the same network traced under CPU
         # autocast (same weights, shared in the file); ``cpu_bf16`` = 1 runs it for fp32 input on a CPU.
         # Nothing in the file can tell whether the CPU has bfloat16 units: whoever sets the attribute checks
-        # (corridorkey_model.devices.cpu_bf16_support). Not a KNOBS entry: it changes how, not what, is computed.
+        # (corridorkey_model.devices.cpu_bf16_support; the gizmo's onCreate on each machine). Not a KNOBS entry
+        # (it changes how, not what, is computed) but a .cat knob (CAT_KNOBS), so Nuke writes it like the others.
         self.network_bf16 = network if network_bf16 is None else network_bf16
         self.has_cpu_bf16 = 0 if network_bf16 is None else 1
         self.cpu_bf16 = CPU_BF16.typed_default

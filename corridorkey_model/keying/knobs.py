@@ -203,8 +203,13 @@ QUALITY = KnobSpec(
 #: Not a member of KNOBS (issue #29): a run-time choice of how the network computes, not of what, so the
 #: reference math (frame.key_frame) takes no such parameter and the knob sweep does not cover it. The .pt
 #: has the attribute (0: fp32; 1: the network's bfloat16 copy, for fp32 input on a CPU); the validation
-#: checks it end to end against fp32 with its own tolerance. The gizmo should set it only where the CPU
-#: has bfloat16 units (corridorkey_model.devices.cpu_bf16_support); elsewhere bfloat16 is emulated.
+#: checks it end to end against fp32 with its own tolerance. It is a knob of the .cat (CAT_KNOBS); the gizmo
+#: computes it per machine: 1 only where its Precision menu asks for bfloat16 AND that machine's CPU has
+#: bfloat16 units (elsewhere bfloat16 would be emulated, slower than fp32).
+#: CPU feature flags (Linux ``/proc/cpuinfo`` names) that give native bfloat16 arithmetic: what
+#: ``corridorkey_model.devices.cpu_bf16_support`` and the gizmo's per-machine check read.
+CPU_BF16_FLAGS: Tuple[str, ...] = ("avx512_bf16", "amx_bf16")
+
 CPU_BF16 = KnobSpec(
     name="cpu_bf16",
     kind="int",
@@ -225,6 +230,10 @@ CPU_BF16 = KnobSpec(
 KNOBS: Tuple[KnobSpec, ...] = (DESPILL_STRENGTH, GAMMA_INPUT, REFINER_STRENGTH, DESPECKLE_SIZE, AUTO_HINT, QUALITY)
 
 KNOBS_BY_NAME: Dict[str, KnobSpec] = {k.name: k for k in KNOBS}
+
+#: The knobs of the .cat file (what Nuke's Inference node shows and writes into the .pt before each render):
+#: the live knobs, then cpu_bf16.
+CAT_KNOBS: Tuple[KnobSpec, ...] = KNOBS + (CPU_BF16,)
 
 
 def knob_table_markdown() -> str:

@@ -22,7 +22,7 @@ from stand_in_nuke import PluginRuntime
 from corridorkey_export import gizmo as gz
 from corridorkey_export import nuke_files
 from corridorkey_export.nuke_contract import CHANNELS_IN, MODEL_ID, SCREENS
-from corridorkey_model.keying.knobs import KNOBS, knob_table_markdown
+from corridorkey_model.keying.knobs import CAT_KNOBS, KNOBS, knob_table_markdown
 
 NUKE_TYPE = {"float": 7, "int": 3}
 
@@ -56,7 +56,7 @@ def stand_in_cat(folder, screen="green"):
     pt = folder / "model.pt"
     pt.write_bytes(b"never loaded: these tests run callbacks, not renders")
     cat = folder / next(s for s in SCREENS if s.name == screen).cat_filename
-    cat.write_text(json.dumps({"torchScriptFile": str(pt), "_custom": {k.name: {"value": k.default} for k in KNOBS}}))
+    cat.write_text(json.dumps({"torchScriptFile": str(pt), "_custom": {k.name: {"value": k.default} for k in CAT_KNOBS}}))
     return cat
 
 
@@ -339,12 +339,12 @@ def test_inference_nodes_hold_cat_knobs_only_as_serialised_links(gizmo):
         assert inference.value("modelFile") == f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
         assert inference.expression("useGPUIfAvailable") == "parent.useGPUIfAvailable"
         assert inference.expression("halfPrecision") == "parent.halfPrecision"
-        for spec in KNOBS:
+        for spec in CAT_KNOBS:
             assert spec.name not in inference.knobs, f"plain .cat knob line {spec.name} in {inference.name}"
         links = parse_serialise_knob(inference.value("serialiseKnob"))
-        assert list(links) == [k.name for k in KNOBS]
+        assert list(links) == [k.name for k in CAT_KNOBS]  # the live knobs and cpu_bf16 (issue #29)
         model_knobs = gizmo.node(gz.MODEL_KNOBS_NODE)
-        for spec in KNOBS:
+        for spec in CAT_KNOBS:
             if spec.name in gz.COMPUTED_KNOBS:  # computed at render time by ModelKnobs' expressions
                 assert links[spec.name] == f"{{{gz.MODEL_KNOBS_NODE}.{spec.name}}}"
                 assert model_knobs.user_knob(spec.name).type_id == 3 and model_knobs.expression(spec.name)
@@ -536,7 +536,7 @@ def test_cat_spec_is_the_knob_spec():
     assert [(e["name"], e["modelId"], e["cat"]) for e in data["screens"]] == \
         [(s.name, s.model_id, s.cat_filename) for s in SCREENS]
     assert data["screens"][0]["modelId"] == MODEL_ID and data["channelsIn"].split(",") == list(CHANNELS_IN)
-    assert data["knobs"] == [json.loads(json.dumps(k.to_dict())) for k in KNOBS]
+    assert data["knobs"] == [json.loads(json.dumps(k.to_dict())) for k in CAT_KNOBS]
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/nuke.md"])
@@ -566,8 +566,8 @@ def test_scripted_wrapper_attributes_are_the_gizmo_knobs(gizmo):
 
     scripted = torch.jit.script(wrapper.CorridorKeyNuke(torch.jit.script(TinyNet()), 64))
     for inference in inference_nodes(gizmo).values():
-        assert set(parse_serialise_knob(inference.value("serialiseKnob"))) == {k.name for k in KNOBS}
-    for spec in KNOBS:
+        assert set(parse_serialise_knob(inference.value("serialiseKnob"))) == {k.name for k in CAT_KNOBS}
+    for spec in CAT_KNOBS:
         value = getattr(scripted, spec.name)
         assert type(value) is spec.python_type and value == spec.default
         if spec not in panel_knobs():  # computed by ModelKnobs: every value of the spec's range

@@ -28,7 +28,7 @@ from corridorkey_export.cli import main
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.nuke_contract import BLUE, GREEN, SCREENS
 from corridorkey_export.validate import knob_settings
-from corridorkey_model.keying.knobs import KNOBS, KNOBS_BY_NAME
+from corridorkey_model.keying.knobs import CAT_KNOBS, KNOBS, KNOBS_BY_NAME
 from corridorkey_model.pipeline.compare import RUN_MODES
 from corridorkey_model.testing import make_random_model
 
@@ -123,7 +123,7 @@ def simulate_render(kit: Path, pt_file: Path, script_name: str = parity.SCRIPT, 
     "GPU" with halfPrecision honoured when ``half``) and written where the Write node writes."""
     plugins = kit.parent / f"{kit.name}-plugins"
     if not (plugins / GREEN.cat_filename).is_file():
-        write_cat(plugins / GREEN.cat_filename, pt_file, [k.name for k in KNOBS])
+        write_cat(plugins / GREEN.cat_filename, pt_file, [k.name for k in CAT_KNOBS])
     session = NukeSession({gz.GIZMO_CLASS: (REPO / nuke_files.GIZMO_PATH).read_text()}, [plugins], gpu=half,
                           gpu_name="Stand-in GPU" if half else "Not available")
     session.load((kit / script_name).read_text(), script_dir=kit)

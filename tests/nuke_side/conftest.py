@@ -9,7 +9,7 @@ from nuke_graph import write_cat
 
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.nuke_contract import BLUE, GREEN
-from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.keying.knobs import CAT_KNOBS
 from corridorkey_model.testing import make_random_model
 
 S = 64
@@ -30,7 +30,7 @@ def world(tmp_path_factory, model64) -> World:
     for screen, model in ((GREEN, model64), (BLUE, make_random_model(S, seed=22))):
         pt = root / f"{screen.name}.pt"
         export_torchscript(model, pt, random_init_seed=21, screen=screen)
-        write_cat(plugins / screen.cat_filename, pt, [k.name for k in KNOBS])
+        write_cat(plugins / screen.cat_filename, pt, [k.name for k in CAT_KNOBS])
         keyers[screen.name] = Keyer(model, pt, screen.channel)
     config = root / "nuke-default-like.ocio"
     config.write_text(NUKE_DEFAULT_LIKE)

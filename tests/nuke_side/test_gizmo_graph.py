@@ -14,6 +14,7 @@ from gizmo_checks import (
     HINT_SOURCES,
     TEMPORAL_TOLERANCE,
     TOLERANCE,
+    check_cpu_precision_follows_the_machine,
     check_garbage_matte,
     check_half_resolution_hint,
     check_missing_blue_cat_is_harmless,
@@ -66,6 +67,10 @@ def test_only_the_green_cat_installed_renders_green(world):
 
 def test_proxy_mode_scales_the_despeckle_area(world):
     check_proxy_mode_scales_despeckle(render_gizmo(), world)
+
+
+def test_cpu_precision_is_decided_by_the_machine_that_renders(world):
+    check_cpu_precision_follows_the_machine(render_gizmo(), world)
 
 
 def test_a_half_resolution_hint_keys_as_the_pipeline_does(world):

@@ -131,6 +131,9 @@ MUTANTS = (
         Edit("time_offset -1\n  name TemporalNextOutput", "time_offset 1\n  name TemporalNextOutput"),)),
     Mutant("TemporalResult's alpha not normalised", (Edit('expr3 "clamp(Aa/Ba,0,1)"', 'expr3 "clamp(Aa,0,1)"'),)),
     Mutant("TemporalSwitch inverted", (Edit("which {{parent.temporal > 0}}", "which {{parent.temporal == 0}}"),)),
+    # #29: the CPU precision.
+    Mutant("cpu_bf16 ignores the machine's CPU", (Edit(" && parent.cpu_bf16_units == 1", ""),)),
+    Mutant("onCreate does not look for the bfloat16 flags", (Edit("== 'flags':", "== 'flag':", 2),)),
 )
 
 

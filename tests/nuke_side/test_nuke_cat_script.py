@@ -17,7 +17,7 @@ from repo_paths import REPO
 from stand_in_nuke import StandInNuke
 
 from corridorkey_export.nuke_contract import BLUE, CHANNELS_IN, CHANNELS_OUT, MODEL_ID, OUTPUT_SCALE
-from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.keying.knobs import CAT_KNOBS
 
 SCRIPT = REPO / "nuke" / "corridorkey_create_cat.py"
 
@@ -72,7 +72,7 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
     # Int and Float knobs as Foundry's .cat guide lists them (appendix "Supported Nuke Knobs"); an
     # enumeration is an Int knob on the .cat (no Foundry source for an Enumeration knob there).
     expected_class = {"float": "Double_Knob", "int": "Int_Knob"}
-    assert added == [(k.name, expected_class[k.kind]) for k in KNOBS]
+    assert added == [(k.name, expected_class[k.kind]) for k in CAT_KNOBS]
 
     # Create .cat file is pressed once, after every knob was set.
     kinds = [e[0] for e in nuke.events]
@@ -84,7 +84,7 @@ def test_sets_the_exact_catfilecreator_knobs_and_writes_the_cat(monkeypatch, tmp
     assert {k: record[k] for k in BUILTIN[2:]} == {
         "channelsIn": ",".join(CHANNELS_IN), "channelsOut": ",".join(CHANNELS_OUT),
         "modelId": MODEL_ID, "outputScale": OUTPUT_SCALE}
-    for k in KNOBS:
+    for k in CAT_KNOBS:
         got = record["_custom"][k.name]
         assert got["label"] == k.label and got["tooltip"].startswith(k.tooltip)
         assert got["value"] == k.default

@@ -27,7 +27,7 @@ from corridorkey_export import nuke_files
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.exr import read_exr_rgba
 from corridorkey_export.nuke_contract import SCREENS
-from corridorkey_model.keying.knobs import KNOBS
+from corridorkey_model.keying.knobs import CAT_KNOBS
 from corridorkey_model.pipeline.compare import RUN_MODES
 from corridorkey_model.testing import make_random_model
 
@@ -52,7 +52,7 @@ def installed(tmp_path_factory, model64):
     export_dir = tmp_path_factory.mktemp("export")
     pt = export_dir / "CorridorKey.pt"
     export_torchscript(model64, pt, random_init_seed=5)
-    cat = write_cat(export_dir / "CorridorKey.cat", pt, [k.name for k in KNOBS])
+    cat = write_cat(export_dir / "CorridorKey.cat", pt, [k.name for k in CAT_KNOBS])
     home = tmp_path_factory.mktemp("home")
     result = CliRunner().invoke(nuke_files.main, ["--install-to", str(home), "--cat", str(cat), "--root", str(REPO)])
     assert result.exit_code == 0, result.output

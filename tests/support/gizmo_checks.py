@@ -309,8 +309,29 @@ def check_proxy_mode_scales_despeckle(gizmo_text: str, world: World) -> None:
         assert got == want, f"proxy scale {scale}: despeckle_size {got}, not {want}"
 
 
+def check_cpu_precision_follows_the_machine(gizmo_text: str, world: World) -> None:
+    """#29: the .cat knob cpu_bf16 is 1 only where CPU Precision is bfloat16 AND the machine that loaded the script
+    has bfloat16 units. onCreate re-derives the hidden cpu_bf16_units from this machine's CPU flags (read here
+    independently, by corridorkey_model.devices.cpu_flags), whatever value the script saved."""
+    from corridorkey_model.devices import cpu_flags
+    from corridorkey_model.keying.knobs import CPU_BF16_FLAGS
+
+    units = int(bool(cpu_flags() & set(CPU_BF16_FLAGS)))
+    session = NukeSession({GIZMO_CLASS: gizmo_text}, [world.plugin_dir], world.config("nuke-default"))
+    session.load(instance_script(GIZMO_CLASS, {"cpu_precision": "bfloat16", "cpu_bf16_units": str(1 - units)},
+                                 ["/plate.exr", None], name="CK"))
+    node, inference = session.toNode("CK"), session.toNode("CK.Inference")
+    assert int(node["cpu_bf16_units"].value()) == units, "onCreate kept the saved cpu_bf16_units"
+    assert cat_knob_values(inference)["cpu_bf16"] == units
+    for precision, machine_units, want in ((0, 1, 0), (1, 1, 1), (1, 0, 0), (0, 0, 0)):
+        node["cpu_precision"].setValue(precision)
+        node["cpu_bf16_units"].setValue(machine_units)
+        got = cat_knob_values(inference)["cpu_bf16"]
+        assert got == want, f"CPU Precision {precision}, units {machine_units}: cpu_bf16 {got}, not {want}"
+
+
 CHEAP_CHECKS = (check_to_network_keeps_from_network_inverse, check_panel_changes, check_missing_blue_cat_is_harmless,
-                check_proxy_mode_scales_despeckle)
+                check_proxy_mode_scales_despeckle, check_cpu_precision_follows_the_machine)
 
 
 # --------------------------------------------------------------------------- geometry (#26) and time (#28)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from repo_paths import DATA, REPO, SYNTH_SIZE
 
 from corridorkey_model.keying.frame import combine, preprocess
+from corridorkey_model.network import greenformer
 from corridorkey_model.network.greenformer import GreenFormer, check_img_size
 from corridorkey_model.testing import green_screen_plate, plate_tensor
 
@@ -97,7 +98,8 @@ def test_refiner_sees_normalised_rgb_and_coarse_probabilities(synthetic_model, o
     # the x10 output scale of the released refiner
     final_in = synthetic_model.refiner.res4(synthetic_model.refiner.res3(synthetic_model.refiner.res2(
         synthetic_model.refiner.res1(synthetic_model.refiner.stem(refiner_in)))))
-    torch.testing.assert_close(expect, synthetic_model.refiner.final(final_in) * 10.0)
+    # the literal stem (ATen's NCHW GroupNorm) and the refiner's group_norm_ sum in other orders: ~1e-6 before x10
+    torch.testing.assert_close(expect, synthetic_model.refiner.final(final_in) * 10.0, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- the fast forms compute the literal ones
@@ -133,8 +135,57 @@ def test_refiner_blocks_work_in_place_without_touching_their_input(synthetic_mod
     x = torch.randn(1, 64, 48, 40, generator=torch.Generator().manual_seed(5))
     before = x.clone()
     literal = torch.relu(block.gn2(block.conv2(torch.relu(block.gn1(block.conv1(x))))) + x)
-    assert torch.equal(block(x), literal)
+    # channels-last activations and group_norm_ (issue #29): the same formula, summed in another order
+    torch.testing.assert_close(block(x), literal, rtol=1e-5, atol=1e-5)
     assert torch.equal(x, before)
+
+
+def test_channels_last_group_norm_matches_the_formula_in_float64():
+    """group_norm_ on a channels-last activation against GroupNorm's formula in float64, at a size
+    where ATen's own channels-last kernel (one fp32 accumulator per channel) is off by 5.7e-5."""
+    from corridorkey_model.network.greenformer import group_norm_
+
+    g = torch.Generator().manual_seed(6)
+    weight, bias = torch.rand(64, generator=g) + 0.5, torch.randn(64, generator=g)
+    x = (torch.randn(1, 64, 384, 384, generator=g) * 3 + 2).contiguous(memory_format=torch.channels_last)
+    groups = x.double().contiguous().view(1, 8, -1)
+    mean, var = groups.mean(2, keepdim=True), groups.var(2, unbiased=False, keepdim=True)
+    expect = ((groups - mean) / torch.sqrt(var + 1e-5)).view(x.shape) * weight.double().view(1, -1, 1, 1) \
+        + bias.double().view(1, -1, 1, 1)
+    with torch.no_grad():
+        got = group_norm_(x.clone(memory_format=torch.channels_last), weight, bias, 8, 1e-5)
+        relu = group_norm_(x.clone(memory_format=torch.channels_last), weight, bias, 8, 1e-5, True)
+    assert (got.double() - expect).abs().max() <= 2e-6
+    assert torch.equal(relu, got.clamp_min(0))
+    assert got.is_contiguous(memory_format=torch.channels_last)  # written in place, layout kept
+    # bfloat16 (the CPU bfloat16 copy) takes ATen's kernel and stays bfloat16
+    with torch.no_grad():
+        half = group_norm_(x.bfloat16(), weight, bias, 8, 1e-5)
+    assert half.dtype == torch.bfloat16 and (half.double() - expect).abs().max() <= 0.1
+
+
+def test_a_trace_keeps_the_half_precision_route_of_the_group_norm(synthetic_model):
+    """The .pt is traced in fp32; Nuke may run it in half precision on a GPU. There the Gram matrix's sums
+    of squares would overflow a half result (inf: NaN out), so the dtype test must survive the trace."""
+    block = synthetic_model.refiner.res1
+
+    class Norm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gn = block.gn1
+
+        def forward(self, x):
+            return greenformer._norm(x, self.gn, relu=True)
+
+    example = torch.randn(1, 64, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        traced = torch.jit.trace(Norm(), example, check_trace=False)
+        big = (torch.randn(1, 64, 64, 64, generator=torch.Generator().manual_seed(8)) * 50 + 100).contiguous(
+            memory_format=torch.channels_last)  # sum of x^2 per channel ~ 4e7 > 65504, half's largest
+        got = traced(big.half())
+        expect = torch.relu(block.gn1(big))
+    assert got.dtype == torch.float16 and torch.isfinite(got).all()
+    assert (got.float() - expect).abs().max() <= 0.02
 
 
 def test_network_matches_upstreams_eager_form(synthetic_model, outputs):
