@@ -471,7 +471,8 @@ def run(path: Path, checkpoint: Optional[Path], random_init: bool, img_size: int
     if matte_note:
         log.info("%s: mattes are always lossless", matte_note)
     try:
-        clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output), layer,
+        clips = clip_layout.load_clips(clip_layout.scan(path, hint=hint_path, output=output,
+                                                        garbage_matte=auto_hint == HINT_GARBAGE_MATTE), layer,
                                        auto_hint == HINT_AUTOMATIC, garbage_matte=auto_hint == HINT_GARBAGE_MATTE)
         plans = [(clip, outputs.select_frames(clip, frame_range, out)) for clip in clips]
         for clip, sel in plans:

@@ -108,11 +108,13 @@ def _child(folder: Path, name: str) -> Optional[Path]:
     return None
 
 
-def scan(path: Path, hint: Optional[Path] = None, output: Optional[Path] = None) -> List[ClipSource]:
+def scan(path: Path, hint: Optional[Path] = None, output: Optional[Path] = None,
+         garbage_matte: bool = False) -> List[ClipSource]:
     """Find the clips at ``path``: a video file, a clip folder (with ``Input/``) or a folder of clip folders.
 
-    ``hint`` gives a single clip its hint source; ``output`` replaces the default
-    ``Output/`` folder (for a folder of clips, each clip goes to ``output/<clip>``).
+    ``hint`` gives a single clip its hint source (``garbage_matte``: it is ``--garbage-matte``, not
+    ``--hint``, which the error for a folder of several clips names); ``output`` replaces the
+    default ``Output/`` folder (for a folder of clips, each clip goes to ``output/<clip>``).
     """
     path = Path(path)
     if not path.exists():
@@ -142,7 +144,10 @@ def scan(path: Path, hint: Optional[Path] = None, output: Optional[Path] = None)
             f"{INPUT_DIR}/ and {HINT_DIR}/ (a folder of clips), or a video file"
         )
     if hint is not None:
-        raise ClipError(f"--hint applies to a single clip or video, but {path} holds {len(clips)} clips")
+        option = "--garbage-matte" if garbage_matte else "--hint"
+        raise ClipError(f"{option} applies to a single clip or video, but {path} holds {len(clips)} clips "
+                        f"({', '.join(c.name for c in clips[:3])}{', ...' if len(clips) > 3 else ''}): key each "
+                        f"clip folder on its own")
     return clips
 
 

@@ -184,7 +184,8 @@ def clip_frames(path: Path, hint: Optional[Path], output: Optional[Path],
     Returns ``(folder_of_clips, clips)``. Raises :class:`clip_layout.ClipError` for a bad clip
     layout or a ``frame_range`` that holds no frame of a clip.
     """
-    sources = clip_layout.scan(path, hint=hint, output=output)
+    sources = clip_layout.scan(path, hint=hint, output=output,
+                               garbage_matte=auto_hint == 2)
     folder = path.is_dir() and all(s.input_path.parent != path for s in sources)
     clips = []
     everything = outputs.OutputSettings(overwrite=True)  # the job covers done frames too: tasks skip them

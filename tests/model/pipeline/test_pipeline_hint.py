@@ -268,6 +268,25 @@ def test_garbage_matte_needs_hint_auto(tmp_path):
     assert "--garbage-matte" in text and "never subject" in text and "add --garbage-matte" in text
 
 
+def test_one_garbage_matte_for_a_folder_of_clips_is_refused_naming_it(tmp_path):
+    """A garbage matte belongs to one shot: a folder of clips is refused, the error naming --garbage-matte."""
+    make_clip(tmp_path / "clips" / "Shot_A", hints=False, n=1)
+    make_clip(tmp_path / "clips" / "Shot_B", hints=False, n=1)
+    still = tmp_path / "garbage.png"
+    frame_io.write_image(still, garbage())
+    result, text = run_cli(tmp_path / "clips", "--random-init", "--img-size", S, "--hint", "auto",
+                           "--garbage-matte", still)
+    assert result.exit_code == 1, text
+    assert "--garbage-matte applies to a single clip" in text and "--hint applies" not in text
+    assert "Shot_A" in text and "Shot_B" in text
+    assert not (tmp_path / "clips" / "Shot_A" / "Output").exists()
+    # the farm job's expansion makes the same check
+    result = CliRunner().invoke(main, ["farm-job", str(tmp_path / "clips"), "--output", str(tmp_path / "job.yaml"),
+                                       "--random-init", "--hint", "auto", "--garbage-matte", str(still)])
+    assert result.exit_code != 0 and "--garbage-matte applies to a single clip" in result.output
+    assert not (tmp_path / "job.yaml").exists()
+
+
 def test_screen_auto_with_a_garbage_matte_reads_inside_it(tmp_path):
     root = make_clip(tmp_path / "Shot_L", hints=False, n=1)
     rgb = frame_io.plate_rgb(frame_io.read_image(root / "Input" / "shot.1001.png")).copy()
