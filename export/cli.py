@@ -5,7 +5,7 @@ Forms::
     export-torchscript [--checkpoint PATH | --random-init] [--output CorridorKey.pt] [--validate] ...
     export-torchscript validate CorridorKey.pt [--checkpoint PATH] ...
     export-torchscript parity-kit CorridorKey.pt --output KIT
-    export-torchscript parity-check KIT [RENDERS] --mode cpu|gpu|gpu-fp16
+    export-torchscript parity-check KIT [RENDERS] --mode cpu|gpu|gpu-fp16|cpu-bf16
 
 The first exports (and with ``--validate`` proves parity before writing); the
 second checks a .pt someone else exported against the eager reference; the
@@ -453,12 +453,14 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
     superwhite and negative values, an odd size, a tiny one; blue-screen plates for a blue .pt),
     and optionally frames of your own clip (--clip PATH --frames A-B).
     Each reference is the .pt's output computed here, checked against the eager reference before
-    anything is written. The kit holds parity.nk (fp32) and parity_fp16.nk, the inputs and
-    references as float EXR, kit.json (every case: input, knobs, render paths) and a README.
-    The folder appears only when complete. Then, on the Nuke machine:
+    anything is written. The kit holds parity.nk (fp32), parity_fp16.nk and, for a .pt with
+    the CPU bfloat16 copy (the default export), parity_bf16.nk; the inputs and references as
+    float EXR, kit.json (every case: input, knobs, render paths) and a README. The folder
+    appears only when complete. Then, on the Nuke machine:
 
     \b
-      nuke -x -F 1-N parity.nk            (add --gpu for the GPU; parity_fp16.nk for fp16)
+      nuke -x -F 1-N parity.nk            (add --gpu for the GPU; parity_fp16.nk for fp16;
+                                           parity_bf16.nk: the CPU in bfloat16)
       export-torchscript parity-check KIT --mode cpu
 
     Exit status: 0 written, 1 the .pt does not match the reference or a write failed, 2 usage error.
@@ -493,10 +495,11 @@ def parity_kit_command(pt_file: Path, output: Path, checkpoint: Optional[str], r
 @main.command("parity-check", context_settings=CONTEXT)
 @click.argument("kit", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("renders", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--mode", type=click.Choice(["cpu", "gpu", "gpu-fp16"]), default="cpu", show_default=True,
-              help="How the renders were made: Nuke's CPU (fp32), the GPU (nuke --gpu, fp32), or the GPU with "
-                   "Optimize for Speed and Memory (parity_fp16.nk). Chooses the tolerance (docs/parity.md) and "
-                   "the default RENDERS.")
+@click.option("--mode", type=click.Choice(["cpu", "gpu", "gpu-fp16", "cpu-bf16"]), default="cpu",
+              show_default=True,
+              help="How the renders were made: Nuke's CPU (fp32), the GPU (nuke --gpu, fp32), the GPU with "
+                   "Optimize for Speed and Memory (parity_fp16.nk), or the CPU in bfloat16 (parity_bf16.nk, the "
+                   "node's CPU Precision). Chooses the tolerance (docs/parity.md) and the default RENDERS.")
 @click.option("--variant", type=click.Choice(["both", "inference", "gizmo"]), default="both", show_default=True,
               help="Judge the bare Inference node's renders, the CorridorKey node's, or both.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -507,9 +510,10 @@ def parity_check_command(kit: Path, renders: Optional[Path], mode: str, variant:
     """Judge a parity kit's Nuke renders against its references.
 
     RENDERS is the folder the kit's Nuke script wrote to; default: the kit's renders/ (or
-    renders-fp16/ with --mode gpu-fp16). Prints per case and channel the max and mean abs error and
-    the share of pixels over the mode's tolerance; writes RENDERS/parity-report/report.md and a
-    heat-map PNG per failing render. A missing or misnamed render is an error.
+    renders-fp16/ with --mode gpu-fp16, renders-bf16/ with --mode cpu-bf16). Prints per case
+    and channel the max and mean abs error and the share of pixels over the mode's tolerance;
+    writes RENDERS/parity-report/report.md and a heat-map PNG per failing render. A missing or
+    misnamed render is an error.
 
     \b
     Example:

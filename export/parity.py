@@ -7,10 +7,13 @@ self-contained folder (docs/parity.md)::
     KIT/README.md             the three commands and the one Nuke render
     KIT/parity.nk             renders every case in fp32 (Nuke's CPU, or the GPU with --gpu)
     KIT/parity_fp16.nk        the same with "Optimize for Speed and Memory" (halfPrecision)
+    KIT/parity_bf16.nk        the same on the CPU with the .pt's bfloat16 copy (.cat knob cpu_bf16 = 1;
+                              the node's CPU Precision: bfloat16), when the .pt has that copy
     KIT/inputs/*.exr          what the Inference node receives: plate RGB, hint in alpha (float)
                               (synthetic plates, and frames of the TD's clip with --clip)
     KIT/reference/*.exr       the .pt's output for each case (float RGBA)
-    KIT/renders/              where parity.nk writes (renders-fp16/ for parity_fp16.nk)
+    KIT/renders/              where parity.nk writes (renders-fp16/ for parity_fp16.nk,
+                              renders-bf16/ for parity_bf16.nk)
 
 Each case is one plate and one knob setting of the validation's pairwise
 sweep (:func:`corridorkey_export.validate.knob_settings`): every knob off its
@@ -76,6 +79,8 @@ from corridorkey_export.export import returning_freed_memory
 from corridorkey_export.exr import CHANNELS, ExrError, read_exr_rgba, write_exr
 from corridorkey_export.gizmo import (
     COMPUTED_KNOBS,
+    CPU_PRECISION_KNOB,
+    CPU_PRECISIONS,
     GIZMO_CLASS,
     HINT_AUTOMATIC,
     HINT_CHANNELS,
@@ -99,7 +104,7 @@ from corridorkey_export.validate import (
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model import atomic
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import AUTO_HINT, GAMMA_INPUT, KNOBS, QUALITY
+from corridorkey_model.keying.knobs import AUTO_HINT, CPU_BF16, GAMMA_INPUT, KNOBS, QUALITY
 from corridorkey_model.pipeline.compare import RUN_MODES, RunMode
 
 log = logging.getLogger(__name__)
@@ -109,8 +114,10 @@ KIT_KIND = "corridorkey-parity-kit"
 KIT_JSON = "kit.json"
 SCRIPT = "parity.nk"
 SCRIPT_FP16 = "parity_fp16.nk"
+SCRIPT_BF16 = "parity_bf16.nk"
 RENDERS_DIR = "renders"
 RENDERS_DIR_FP16 = "renders-fp16"
+RENDERS_DIR_BF16 = "renders-bf16"
 INPUTS_DIR = "inputs"
 REFERENCE_DIR = "reference"
 #: The two ways the script renders each case (sub-folders of the renders folder).
@@ -119,7 +126,10 @@ VARIANTS = ("inference", "gizmo")
 REPORT_DIR = "parity-report"
 #: Run mode -> (Nuke script, default renders folder).
 MODE_SCRIPTS: Dict[str, Tuple[str, str]] = {"cpu": (SCRIPT, RENDERS_DIR), "gpu": (SCRIPT, RENDERS_DIR),
-                                            "gpu-fp16": (SCRIPT_FP16, RENDERS_DIR_FP16)}
+                                            "gpu-fp16": (SCRIPT_FP16, RENDERS_DIR_FP16),
+                                            "cpu-bf16": (SCRIPT_BF16, RENDERS_DIR_BF16)}
+#: Run mode -> the key of its script and renders folder in kit.json ("scripts", "renders").
+MODE_PRECISION: Dict[str, str] = {"cpu": "fp32", "gpu": "fp32", "gpu-fp16": "fp16", "cpu-bf16": "bf16"}
 
 
 class KitError(ExrError):
@@ -242,8 +252,8 @@ def _write_node(case: Case, variant: str, renders: str) -> List[str]:
 
 
 def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, renders: str,
-                  cat: Optional[str] = None) -> str:
-    """The text of ``parity.nk`` (``half``: ``parity_fp16.nk``).
+                  cat: Optional[str] = None, cpu_bf16: bool = False) -> str:
+    """The text of ``parity.nk`` (``half``: ``parity_fp16.nk``; ``cpu_bf16``: ``parity_bf16.nk``).
 
     Frame ``case.frame`` renders ``case``: a ``Read`` of its input (raw), then (1) the bare
     Inference node loading the ``.cat`` with the case's knob values and (2) the CorridorKey
@@ -251,11 +261,21 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
     to that frame. ``renders``: the renders folder as written in the Write nodes (relative
     paths resolve against the script's folder). ``cat``: the .cat path; default the
     screen's .cat found on the plugin path, as the gizmo finds it.
+
+    ``cpu_bf16``: every node on the CPU (``useGPUIfAvailable`` off) with the .pt's bfloat16
+    copy: the bare Inference node's .cat knob ``cpu_bf16`` linked to 1, the gizmo's CPU
+    Precision set to bfloat16 (which it honours on a CPU with bfloat16 units: its onCreate
+    reads this machine's CPU flags, docs/nuke.md "CPU precision").
     """
+    if half and cpu_bf16:
+        raise ValueError("a parity script is fp16 (GPU) or bfloat16 (CPU), not both")
     # Nuke file knobs want forward slashes: a Windows path's backslashes are TCL escapes (C:\\kit -> C:kit).
     model_file = nk_path(cat) if cat else f"[lsearch -inline [plugins -all {screen.cat_filename}] *.cat]"
     renders = nk_path(renders)
     flag = "true" if half else "false"
+    use_gpu = "false" if cpu_bf16 else "true"
+    # the .cat knobs each case sets: the model knobs, and cpu_bf16 in the bfloat16 script
+    cat_knobs = list(KNOBS) + ([CPU_BF16] if cpu_bf16 else [])
     lines = [f"version {MINIMUM_NUKE} v1"]
     lines += _node("Root", [
         "inputs 0",
@@ -276,14 +296,15 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
         lines.append(f"set {read} [stack 0]")
         # The case's knob values, as user knobs the Inference node's .cat knobs link to.
         knob_lines = ["inputs 0"]
-        for spec in KNOBS:
-            knob_lines += [user_knob_line(spec, spec.tooltip), user_knob_value(spec, case.knobs[spec.name])]
+        values = {**case.knobs, CPU_BF16.name: 1}
+        for spec in cat_knobs:
+            knob_lines += [user_knob_line(spec, spec.tooltip), user_knob_value(spec, values[spec.name])]
         knob_lines.append(f"name {_knob_node_name(case)}")
         lines += _node("NoOp", knob_lines)
-        links = "{" + "".join(f"{k.name}:{{{_knob_node_name(case)}.{k.name}}};" for k in KNOBS) + "}"
+        links = "{" + "".join(f"{k.name}:{{{_knob_node_name(case)}.{k.name}}};" for k in cat_knobs) + "}"
         lines.append(f"push ${read}")
         lines += _node("Inference", [
-            "useGPUIfAvailable true",
+            f"useGPUIfAvailable {use_gpu}",
             f"modelFile {nk_quote(model_file)}",
             f"halfPrecision {flag}",
             f"serialiseKnob {links}",
@@ -296,7 +317,7 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
         # The gizmo computes auto_hint itself (ModelKnobs: automatic when Hint Channel is "automatic" or
         # the Hint input is unconnected), so the case's auto_hint is set through Hint Channel.
         automatic = int(case.knobs[AUTO_HINT.name]) == 1
-        gizmo = ["inputs 2", f"screen {nk_word(screen.label)}", "useGPUIfAvailable true",
+        gizmo = ["inputs 2", f"screen {nk_word(screen.label)}", f"useGPUIfAvailable {use_gpu}",
                  f"halfPrecision {flag}", f"output_mode {nk_quote(OUTPUT_MODES[2])}",
                  f"hint_channel {HINT_CHANNELS[HINT_AUTOMATIC if automatic else 0]}",
                  f"working_colorspace {WORKING_ROLE}", f"network_colorspace {WORKING_ROLE}"]
@@ -305,6 +326,8 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
         # quality through the gizmo's Quality menu (Final / Preview; its Auto would follow the root's proxy mode)
         quality = int(case.knobs.get(QUALITY.name, QUALITY.typed_default))
         gizmo.append(f"{QUALITY_MODE_KNOB} {nk_word(QUALITY_MODES[quality])}")
+        if cpu_bf16:
+            gizmo.append(f"{CPU_PRECISION_KNOB} {nk_word(CPU_PRECISIONS[1])}")
         gizmo.append(f"name Gizmo_{_nk_name(case.name)}")
         lines += _node(GIZMO_CLASS, gizmo)
         lines += _write_node(case, VARIANTS[1], renders)
@@ -338,10 +361,12 @@ def _screen_of(ts: torch.nn.Module, pt_path: Path) -> NukeModel:
     return screen
 
 
-def _modes_json() -> Dict[str, Dict[str, object]]:
+def _modes_json(bf16: bool) -> Dict[str, Dict[str, object]]:
+    """kit.json's run modes (``cpu-bf16`` only when the kit has its script: ``bf16``)."""
     return {m.name: {"label": m.label, "tolerance": m.tolerance, "outlier_share": m.outlier_share,
                      "measured": m.measured, "basis": m.basis, "script": MODE_SCRIPTS[m.name][0],
-                     "renders": MODE_SCRIPTS[m.name][1]} for m in RUN_MODES.values()}
+                     "renders": MODE_SCRIPTS[m.name][1]} for m in RUN_MODES.values()
+            if bf16 or MODE_PRECISION[m.name] != "bf16"}
 
 
 @contextlib.contextmanager
@@ -444,6 +469,11 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
 
     renders_fp32 = renders or RENDERS_DIR
     renders_fp16 = (renders.rstrip("/") + "-fp16") if renders else RENDERS_DIR_FP16
+    renders_bf16 = (renders.rstrip("/") + "-bf16") if renders else RENDERS_DIR_BF16
+    # the bfloat16 script only for a file with the bfloat16 copy (exported without --no-cpu-bf16)
+    bf16 = int(getattr(ts, "has_cpu_bf16", 0)) == 1
+    scripts = {"fp32": SCRIPT, "fp16": SCRIPT_FP16, **({"bf16": SCRIPT_BF16} if bf16 else {})}
+    renders_dirs = {"fp32": renders_fp32, "fp16": renders_fp16, **({"bf16": renders_bf16} if bf16 else {})}
     kit = {
         "format": KIT_FORMAT,
         "kind": KIT_KIND,
@@ -454,10 +484,10 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
         "eager_check": {"tolerance": tolerance, "max_abs_error": worst},
         "channels": list(CHANNELS),
         "variants": list(VARIANTS),
-        "scripts": {"fp32": SCRIPT, "fp16": SCRIPT_FP16},
-        "renders": {"fp32": renders_fp32, "fp16": renders_fp16},
+        "scripts": scripts,
+        "renders": renders_dirs,
         "frames": {"first": 1, "last": len(cases)},
-        "modes": _modes_json(),
+        "modes": _modes_json(bf16),
         "knob_spec": [k.to_dict() for k in KNOBS],
         "cases": [{"name": c.name, "frame": c.frame, "plate": c.plate, "width": c.width,
                    "height": c.height, "input": c.input_path, "knobs": dict(c.knobs),
@@ -468,12 +498,15 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
         for folder in (INPUTS_DIR, REFERENCE_DIR):
             (tmp / folder).mkdir()
         if renders is None:
-            (tmp / RENDERS_DIR).mkdir()
-            (tmp / RENDERS_DIR_FP16).mkdir()
+            for folder in renders_dirs.values():
+                (tmp / folder).mkdir()
         for rel, img in {**inputs, **references}.items():
             write_exr(tmp / rel, img)
         (tmp / SCRIPT).write_text(render_script(cases, screen, half=False, renders=renders_fp32, cat=cat))
         (tmp / SCRIPT_FP16).write_text(render_script(cases, screen, half=True, renders=renders_fp16, cat=cat))
+        if bf16:
+            (tmp / SCRIPT_BF16).write_text(render_script(cases, screen, half=False, renders=renders_bf16, cat=cat,
+                                                         cpu_bf16=True))
         (tmp / KIT_JSON).write_text(json.dumps(kit, indent=2) + "\n")
         (tmp / "README.md").write_text(kit_readme(kit, renders is not None))
     seconds = time.perf_counter() - started
@@ -487,15 +520,26 @@ def kit_readme(kit: Dict[str, object], custom_renders: bool) -> str:
     n = len(kit["cases"])
     pt = kit["pt"]
     r32, r16 = kit["renders"]["fp32"], kit["renders"]["fp16"]
+    r_bf16 = kit["renders"].get("bf16")
     modes = "\n".join(f"| `{name}` | {m['label']} | {m['tolerance']:g} | {m['outlier_share'] * 100:g}% | "
                       f"{'measured' if m['measured'] else 'derived, not measured'} |"
                       for name, m in kit["modes"].items())
-    where = (f"The Write nodes write to `{r32}` (fp32) and `{r16}` (fp16), as given to `parity-kit --renders`."
+    bf16_folder = f", `{r_bf16}` (bfloat16)" if r_bf16 else ""
+    where = (f"The Write nodes write to `{r32}` (fp32), `{r16}` (fp16){bf16_folder}, as given to "
+             "`parity-kit --renders`."
              if custom_renders else
-             f"The Write nodes write into this folder: `{r32}/` (fp32) and `{r16}/` (fp16). To render elsewhere "
+             f"The Write nodes write into this folder: `{r32}/` (fp32), `{r16}/` (fp16){bf16_folder}. To render "
+             "elsewhere "
              "(a read-only kit, a farm's scratch disk), rebuild the kit with `export-torchscript parity-kit ... "
              "--renders /scratch/ck-renders`, or copy the kit folder there; then pass the folder to parity-check "
              "as RENDERS.")
+    bf16_render = (f"    nuke -x -F 1-{n} {kit['scripts']['bf16']}                 # the CPU in bfloat16 (the node's "
+                   "CPU Precision)\n\n"
+                   f"`{kit['scripts']['bf16']}` runs every node on the CPU with the file's bfloat16 copy. Render it on "
+                   "a CPU with bfloat16 units (Intel Xeon Sapphire Rapids and later, AMD Zen 4 and later, on "
+                   "Linux): elsewhere the CorridorKey node falls back to fp32 (it reads the machine's CPU flags) "
+                   "and the bare Inference node runs bfloat16 emulated, slowly.\n" if r_bf16 else "")
+    bf16_judge = (f"\n    export-torchscript parity-check . --mode cpu-bf16   # reads {r_bf16}/" if r_bf16 else "")
     return f"""# CorridorKey parity kit
 
 Checks that your Nuke, on your CPU or GPU, computes what the Python reference computes for
@@ -518,12 +562,12 @@ From this folder:
     nuke -x -F 1-{n} {kit['scripts']['fp32']}                 # Nuke's CPU, fp32
     nuke -x --gpu -F 1-{n} {kit['scripts']['fp32']}           # the GPU, fp32
     nuke -x --gpu -F 1-{n} {kit['scripts']['fp16']}       # the GPU, "Optimize for Speed and Memory" (fp16)
-
+{bf16_render}
 Nuke uses the GPU from a terminal only with `--gpu`. {where}
 
 ## 3. Judge
 
-    export-torchscript parity-check . --mode cpu        # or gpu, or gpu-fp16 (reads {r16}/)
+    export-torchscript parity-check . --mode cpu        # or gpu, or gpu-fp16 (reads {r16}/){bf16_judge}
 
 It prints per case and channel the max and mean abs error and the share of pixels over the
 tolerance, writes `parity-report/report.md` and a heat map per failing case into the renders
@@ -592,7 +636,7 @@ def read_kit(kit: Path) -> Dict[str, object]:
 
 def default_renders(kit: Path, data: Dict[str, object], mode: str) -> Path:
     """The renders folder the kit's script for ``mode`` writes to (relative ones resolve against the kit)."""
-    rel = data["renders"]["fp16" if mode == "gpu-fp16" else "fp32"]
+    rel = data["renders"][MODE_PRECISION[mode]]
     return Path(rel) if Path(rel).is_absolute() else Path(kit) / rel
 
 
@@ -645,6 +689,11 @@ def check_renders(kit: Path, renders: Optional[Path] = None, mode: str = "cpu",
     kit = Path(kit)
     data = read_kit(kit)
     run_mode = RUN_MODES[mode]
+    if MODE_PRECISION[mode] not in data.get("renders", {}):
+        raise KitError(f"{kit} has no {MODE_SCRIPTS[mode][0]}: its .pt ({data['pt']['file']}) was exported without "
+                       "the CPU bfloat16 copy (--no-cpu-bf16), or the kit was built before kits had that script, so "
+                       "it holds no bfloat16 renders to check. Build the kit again from a .pt exported without "
+                       "--no-cpu-bf16")
     renders = Path(renders) if renders is not None else default_renders(kit, data, mode)
     if not renders.is_dir():
         raise KitError(f"renders folder {renders} does not exist: render the kit first (see {kit / 'README.md'}), "
@@ -749,4 +798,5 @@ red at the tolerance, yellow at 10x, white at 100x):
 
 __all__ = ["KitError", "Case", "kit_plates", "kit_cases", "render_script", "build_kit", "KitResult", "read_kit",
            "check_renders", "CheckReport", "CaseResult", "format_table", "format_markdown", "heat_map", "judge",
-           "write_exr", "read_exr_rgba", "default_renders", "VARIANTS", "RENDERS_DIR", "RENDERS_DIR_FP16"]
+           "write_exr", "read_exr_rgba", "default_renders", "VARIANTS", "RENDERS_DIR", "RENDERS_DIR_FP16",
+           "RENDERS_DIR_BF16", "SCRIPT", "SCRIPT_FP16", "SCRIPT_BF16", "MODE_SCRIPTS"]

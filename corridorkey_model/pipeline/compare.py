@@ -54,6 +54,10 @@ RUN_MODES: Dict[str, RunMode] = {m.name: m for m in (
     RunMode("gpu-fp16", "GPU, fp16 (Optimize for Speed and Memory)", 1e-2, 1e-3, False,
             "derived, not measured on a GPU: the validation's fp16 tolerance (fp16 measured 1e-3 to 3e-3 "
             "on CPU with random weights); up to 0.1% of pixels may exceed it (despeckle threshold)"),
+    RunMode("cpu-bf16", "CPU, bfloat16 (CPU Precision: bfloat16; the .pt's bfloat16 copy)", 0.1, 1e-3, True,
+            "the validation's bfloat16 tolerance (export/validate.py BF16_TOLERANCE) against the fp32 reference: "
+            "measured 6.5e-3 to 3.4e-2 with random weights in torch 2.15, and within it in torch 2.1.2 (Nuke "
+            "15.1-17's runtime, the compat test); up to 0.1% of pixels may exceed it (despeckle threshold)"),
 )}
 #: ``corridorkey compare``'s default tolerance: the CPU fp32 figure.
 DEFAULT_TOLERANCE = RUN_MODES["cpu"].tolerance

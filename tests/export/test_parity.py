@@ -28,7 +28,7 @@ from corridorkey_export.cli import main
 from corridorkey_export.export import export_torchscript
 from corridorkey_export.nuke_contract import BLUE, GREEN, SCREENS
 from corridorkey_export.validate import knob_settings
-from corridorkey_model.keying.knobs import CAT_KNOBS, KNOBS, KNOBS_BY_NAME
+from corridorkey_model.keying.knobs import CAT_KNOBS, CPU_BF16, KNOBS, KNOBS_BY_NAME
 from corridorkey_model.pipeline.compare import RUN_MODES
 from corridorkey_model.testing import make_random_model
 
@@ -254,7 +254,8 @@ def test_kit_json_contract(kit):
     assert any(w * h < 100 for w, h in sizes)  # a tiny one
     assert any((read_exr(kit / c["input"])[..., :3] > 1).any() and (read_exr(kit / c["input"])[..., :3] < 0).any()
                for c in data["cases"])  # superwhite and negative values
-    assert {m: v["tolerance"] for m, v in data["modes"].items()} == {m: v.tolerance for m, v in RUN_MODES.items()}
+    assert {m: v["tolerance"] for m, v in data["modes"].items()} == {m: v.tolerance for m, v in RUN_MODES.items()
+                                                                      if m != "cpu-bf16"}  # no bf16 copy here
 
 
 def test_references_are_the_pt_outputs(kit, pt_file):
@@ -343,6 +344,77 @@ def test_fp16_render_passes_in_fp16_mode(kit, pt_file, tmp_path):
     simulate_render(copy, pt_file, parity.SCRIPT_FP16, half=True)
     r = check(copy, "--mode", "gpu-fp16")
     assert r.exit_code == 0, r.output
+
+
+# --------------------------------------------------------------------------- bfloat16 (issue #29)
+
+
+@pytest.fixture(scope="module")
+def kit_bf16(tmp_path_factory, model64):
+    """(kit of a .pt with the CPU bfloat16 copy, that .pt)."""
+    pt = tmp_path_factory.mktemp("pt16") / "CorridorKey.pt"
+    export_torchscript(model64, pt, random_init_seed=3, cpu_bf16=True)
+    path = tmp_path_factory.mktemp("kits16") / "kit"
+    parity.build_kit(pt, model64, path, progress=False)
+    return path, pt
+
+
+def test_bf16_script_runs_every_node_on_the_cpu_with_the_bf16_copy(kit_bf16):
+    kit, _pt = kit_bf16
+    data = json.loads((kit / "kit.json").read_text())
+    assert data["scripts"]["bf16"] == parity.SCRIPT_BF16 and data["renders"]["bf16"] == parity.RENDERS_DIR_BF16
+    assert data["modes"]["cpu-bf16"]["tolerance"] == RUN_MODES["cpu-bf16"].tolerance
+    script = parse((kit / parity.SCRIPT_BF16).read_text())
+    by_name = nodes_by_name(script)
+    inferences = script.by_class("Inference")
+    assert inferences and all(n.value("useGPUIfAvailable") == "false" and n.value("halfPrecision") == "false"
+                              for n in inferences)
+    for n in inferences:  # the .cat knob cpu_bf16 linked to a NoOp knob holding 1, the model knobs as in parity.nk
+        links = parse_serialise_knob(n.value("serialiseKnob"))
+        assert set(links) == {k.name for k in CAT_KNOBS}
+        node_name, knob = links["cpu_bf16"].strip("{}").split(".")
+        assert knob_value(CPU_BF16, by_name[node_name].value(knob)) == 1
+    gizmos = script.by_class(gz.GIZMO_CLASS)
+    assert gizmos and all(n.value("useGPUIfAvailable") == "false" and n.value(gz.CPU_PRECISION_KNOB) == "bfloat16"
+                          for n in gizmos)
+    assert all(w.value("file").startswith(parity.RENDERS_DIR_BF16 + "/") for w in script.by_class("Write"))
+    # the cases, inputs and render names are parity.nk's
+    assert script_render_plan(kit, parity.SCRIPT_BF16) == [
+        (f, v, src, knobs, kit / parity.RENDERS_DIR_BF16 / dst.relative_to(kit / parity.RENDERS_DIR))
+        for f, v, src, knobs, dst in script_render_plan(kit, parity.SCRIPT)]
+    readme = (kit / "README.md").read_text()
+    assert "parity_bf16.nk" in readme and "--mode cpu-bf16" in readme
+
+
+def test_bf16_render_passes_in_its_mode_and_is_bfloat16(kit_bf16, tmp_path):
+    """Rendered in the model of Nuke on this CPU: the bare Inference nodes run the bfloat16 copy (off the fp32
+    references by more than the fp32 tolerance, within the bf16 one); the gizmo does where this CPU has the units."""
+    from corridorkey_model.devices import cpu_flags
+    from corridorkey_model.keying.knobs import CPU_BF16_FLAGS
+
+    kit, pt = kit_bf16
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    simulate_render(copy, pt, parity.SCRIPT_BF16)
+    r = check(copy, "--mode", "cpu-bf16")
+    assert r.exit_code == 0, r.output
+    assert "PASSED" in r.output and "bfloat16" in r.output
+    data = json.loads((copy / "kit.json").read_text())
+    units = bool(cpu_flags() & set(CPU_BF16_FLAGS))
+    for variant, bf16 in (("inference", True), ("gizmo", units)):
+        worst = max(float(np.abs(read_exr(copy / parity.RENDERS_DIR_BF16 / c["renders"][variant])
+                                 - read_exr(copy / c["reference"])).max()) for c in data["cases"])
+        assert (worst > RUN_MODES["cpu"].tolerance) == bf16, (variant, worst)
+    assert check(copy, "--mode", "cpu").exit_code == 1  # judged as fp32 renders they would fail: the mode matters
+
+
+def test_kit_of_a_file_without_the_bf16_copy_has_no_bf16_mode(kit):
+    data = json.loads((kit / "kit.json").read_text())
+    assert "bf16" not in data["scripts"] and "cpu-bf16" not in data["modes"]
+    assert not (kit / parity.SCRIPT_BF16).exists() and not (kit / parity.RENDERS_DIR_BF16).exists()
+    assert "parity_bf16" not in (kit / "README.md").read_text()
+    r = check(kit, "--mode", "cpu-bf16")
+    assert r.exit_code == 1 and "--no-cpu-bf16" in r.output and parity.SCRIPT_BF16 in r.output
 
 
 # --------------------------------------------------------------------------- building

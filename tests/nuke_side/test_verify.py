@@ -141,6 +141,48 @@ def test_gpu_off_on_the_node_means_cpu(installed):
     assert "on CPU fp32" in run_verify(session, node)
 
 
+def test_cpu_precision_bfloat16_is_named_where_it_applies(installed):
+    """The test runs fp32 on the CPU; a node that renders in bfloat16 on this machine (CPU Precision bfloat16 and
+    bfloat16 units, which onCreate reads from the CPU flags) says so, and points to the kit that checks it."""
+    from corridorkey_model.devices import cpu_flags
+    from corridorkey_model.keying.knobs import CPU_BF16_FLAGS
+
+    units = bool(cpu_flags() & set(CPU_BF16_FLAGS))
+    package, _pt = installed
+    session, node = session_with_node(package)
+    node["cpu_precision"].setValue(1)
+    message = run_verify(session, node)
+    assert message.startswith("Verified: max error 0 (tolerance 5e-05) on CPU fp32"), message
+    assert ("renders in bfloat16 here" in message and "parity_bf16.nk" in message) == units, message
+    node["cpu_bf16_units"].setValue(0)  # a machine without the units: fp32 is what the node renders
+    assert "bfloat16" not in run_verify(session, node)
+    node["cpu_bf16_units"].setValue(1)
+    node["cpu_precision"].setValue(0)
+    assert "bfloat16" not in run_verify(session, node)
+    session, node = session_with_node(package, gpu_name="NVIDIA RTX A6000")  # on the GPU: CPU Precision is moot
+    node["cpu_precision"].setValue(1)
+    node["cpu_bf16_units"].setValue(1)
+    assert "bfloat16" not in run_verify(session, node)
+
+
+def test_a_reference_from_before_the_bf16_mode_still_installs(installed, tmp_path):
+    """A Verify reference holds a tolerance per run mode; one written before cpu-bf16 existed stays usable."""
+    from corridorkey_export.verify_data import VERIFY_MODES, check_reference
+
+    package, pt = installed
+    ref = tmp_path / SCREENS[0].verify_filename
+    shutil.copy(pt.parent / SCREENS[0].verify_plate_filename, tmp_path / SCREENS[0].verify_plate_filename)
+    data = json.loads((pt.parent / SCREENS[0].verify_filename).read_text())
+    data["tolerances"] = {m: t for m, t in data["tolerances"].items() if m in VERIFY_MODES}
+    ref.write_text(json.dumps(data))
+    assert check_reference(ref, SCREENS[0])[0]["tolerances"] == data["tolerances"]
+    del data["tolerances"]["gpu-fp16"]
+    ref.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="gpu-fp16"):
+        check_reference(ref, SCREENS[0])
+    assert set(VERIFY_MODES) == {"cpu", "gpu", "gpu-fp16"} <= set(RUN_MODES)
+
+
 def test_a_different_result_fails_plainly(installed, tmp_path):
     package, _pt = installed
     moved = tmp_path / "pkg"

@@ -8,7 +8,9 @@ computed by the exported file in Python. It writes one line to the node's Status
 "Verified: max error X (tolerance Y) ..." or a plain failure message; never a traceback.
 
 What it tests: the installed model (the .cat) on this machine, with this node's GPU settings; not
-this node's colour settings or hint (the test plate goes straight into a bare Inference node).
+this node's colour settings or hint (the test plate goes straight into a bare Inference node), nor
+its CPU Precision: on the CPU the test runs fp32, and when this node renders in bfloat16 here the
+Status line says so and points to the parity kit's ``parity_bf16.nk``, which checks that path.
 
 The gizmo's button (labelled "Test Installed Model") imports this module from the folder of the
 gizmo's own file (``Gizmo.filename()``): ``nukescripts/cattery.py`` adds Cattery package folders
@@ -80,6 +82,15 @@ def run_mode(node, inference):
     if not on_gpu:
         return "cpu"
     return "gpu-fp16" if bool(_knob_value(node, "halfPrecision", False)) else "gpu"
+
+
+def renders_bf16_here(node, mode):
+    """Whether ``node`` renders in bfloat16 on this machine: on the CPU, CPU Precision bfloat16 (menu index 1)
+    and the hidden ``cpu_bf16_units`` its onCreate set from this machine's CPU flags."""
+    precision, units = node.knob("cpu_precision"), node.knob("cpu_bf16_units")
+    if mode != "cpu" or precision is None or units is None:
+        return False
+    return int(precision.getValue()) == 1 and int(units.getValue()) == 1
 
 
 def _load_reference(cat_path, json_name):
@@ -166,6 +177,9 @@ def _run(nuke, node):
         root.end()
         del task  # closes the progress window
     label = {"cpu": "CPU fp32", "gpu": "GPU fp32", "gpu-fp16": "GPU fp16"}[mode]
+    if renders_bf16_here(node, mode):
+        label += (" (this node renders in bfloat16 here, CPU Precision; the test runs fp32: the parity kit's "
+                  "parity_bf16.nk checks bfloat16, docs/parity.md)")
     count = len(data["samples"])
     if worst <= tolerance:
         return ("Verified: max error %.3g (tolerance %.3g) on %s, %d pixels of the test plate"
