@@ -524,7 +524,7 @@ def kit_readme(kit: Dict[str, object], custom_renders: bool) -> str:
     modes = "\n".join(f"| `{name}` | {m['label']} | {m['tolerance']:g} | {m['outlier_share'] * 100:g}% | "
                       f"{'measured' if m['measured'] else 'derived, not measured'} |"
                       for name, m in kit["modes"].items())
-    bf16_folder = f", `{r_bf16}` (bfloat16)" if r_bf16 else ""
+    bf16_folder = (f", `{r_bf16}{'' if custom_renders else '/'}` (bfloat16)") if r_bf16 else ""
     where = (f"The Write nodes write to `{r32}` (fp32), `{r16}` (fp16){bf16_folder}, as given to "
              "`parity-kit --renders`."
              if custom_renders else
@@ -533,9 +533,16 @@ def kit_readme(kit: Dict[str, object], custom_renders: bool) -> str:
              "(a read-only kit, a farm's scratch disk), rebuild the kit with `export-torchscript parity-kit ... "
              "--renders /scratch/ck-renders`, or copy the kit folder there; then pass the folder to parity-check "
              "as RENDERS.")
-    bf16_render = (f"    nuke -x -F 1-{n} {kit['scripts']['bf16']}                 # the CPU in bfloat16 (the node's "
-                   "CPU Precision)\n\n"
-                   f"`{kit['scripts']['bf16']}` runs every node on the CPU with the file's bfloat16 copy. Render it on "
+    renders_cmds = [(f"nuke -x -F 1-{n} {kit['scripts']['fp32']}", "Nuke's CPU, fp32"),
+                    (f"nuke -x --gpu -F 1-{n} {kit['scripts']['fp32']}", "the GPU, fp32"),
+                    (f"nuke -x --gpu -F 1-{n} {kit['scripts']['fp16']}",
+                     'the GPU, "Optimize for Speed and Memory" (fp16)')]
+    if r_bf16:
+        renders_cmds.append((f"nuke -x -F 1-{n} {kit['scripts']['bf16']}", "the CPU in bfloat16 (the node's CPU "
+                                                                            "Precision)"))
+    width = max(len(c) for c, _ in renders_cmds) + 2
+    render_lines = "\n".join(f"    {c.ljust(width)}# {why}" for c, why in renders_cmds)
+    bf16_render = (f"\n`{kit['scripts']['bf16']}` runs every node on the CPU with the file's bfloat16 copy. Render it on "
                    "a CPU with bfloat16 units (Intel Xeon Sapphire Rapids and later, AMD Zen 4 and later, on "
                    "Linux): elsewhere the CorridorKey node falls back to fp32 (it reads the machine's CPU flags) "
                    "and the bare Inference node runs bfloat16 emulated, slowly.\n" if r_bf16 else "")
@@ -559,9 +566,7 @@ the .cat on the plugin path, as the node does (or rebuild the kit with `--cat PA
 
 From this folder:
 
-    nuke -x -F 1-{n} {kit['scripts']['fp32']}                 # Nuke's CPU, fp32
-    nuke -x --gpu -F 1-{n} {kit['scripts']['fp32']}           # the GPU, fp32
-    nuke -x --gpu -F 1-{n} {kit['scripts']['fp16']}       # the GPU, "Optimize for Speed and Memory" (fp16)
+{render_lines}
 {bf16_render}
 Nuke uses the GPU from a terminal only with `--gpu`. {where}
 
