@@ -92,7 +92,14 @@ from corridorkey_export.gizmo import (
     WORKING_ROLE,
 )
 from corridorkey_export.nuke_contract import SCREENS, NukeModel
-from corridorkey_export.nuke_script import nk_path, nk_quote, nk_word, user_knob_line, user_knob_value
+from corridorkey_export.nuke_script import (
+    nk_path,
+    nk_quote,
+    nk_word,
+    serialise_knob_links,
+    user_knob_line,
+    user_knob_value,
+)
 from corridorkey_export.validate import (
     FP32_TOLERANCE,
     PlateSpec,
@@ -104,7 +111,7 @@ from corridorkey_export.validate import (
 from corridorkey_export.wrapper import set_knobs
 from corridorkey_model import atomic
 from corridorkey_model.keying import frame
-from corridorkey_model.keying.knobs import AUTO_HINT, CPU_BF16, GAMMA_INPUT, KNOBS, QUALITY
+from corridorkey_model.keying.knobs import AUTO_HINT, CAT_KNOBS, CPU_BF16, GAMMA_INPUT, KNOBS, QUALITY
 from corridorkey_model.pipeline.compare import RUN_MODES, RunMode
 
 log = logging.getLogger(__name__)
@@ -274,8 +281,6 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
     renders = nk_path(renders)
     flag = "true" if half else "false"
     use_gpu = "false" if cpu_bf16 else "true"
-    # the .cat knobs each case sets: the model knobs, and cpu_bf16 in the bfloat16 script
-    cat_knobs = list(KNOBS) + ([CPU_BF16] if cpu_bf16 else [])
     lines = [f"version {MINIMUM_NUKE} v1"]
     lines += _node("Root", [
         "inputs 0",
@@ -294,14 +299,15 @@ def render_script(cases: Sequence[Case], screen: NukeModel, *, half: bool, rende
                                 f"first {f}", f"last {f}", f"origfirst {f}", f"origlast {f}", "origset true",
                                 "raw true", f"name Read_{_nk_name(case.name)}"])
         lines.append(f"set {read} [stack 0]")
-        # The case's knob values, as user knobs the Inference node's .cat knobs link to.
+        # The case's knob values (and cpu_bf16: 1 in the bfloat16 script, else 0), as user knobs the Inference
+        # node's .cat knobs link to.
         knob_lines = ["inputs 0"]
-        values = {**case.knobs, CPU_BF16.name: 1}
-        for spec in cat_knobs:
+        values = {**case.knobs, CPU_BF16.name: int(cpu_bf16)}
+        for spec in CAT_KNOBS:
             knob_lines += [user_knob_line(spec, spec.tooltip), user_knob_value(spec, values[spec.name])]
         knob_lines.append(f"name {_knob_node_name(case)}")
         lines += _node("NoOp", knob_lines)
-        links = "{" + "".join(f"{k.name}:{{{_knob_node_name(case)}.{k.name}}};" for k in cat_knobs) + "}"
+        links = serialise_knob_links({k.name: f"{_knob_node_name(case)}.{k.name}" for k in CAT_KNOBS})
         lines.append(f"push ${read}")
         lines += _node("Inference", [
             f"useGPUIfAvailable {use_gpu}",
