@@ -131,12 +131,15 @@ REFERENCE_DIR = "reference"
 VARIANTS = ("inference", "gizmo")
 #: ``parity-check``'s report folder inside the renders folder.
 REPORT_DIR = "parity-report"
-#: Run mode -> (Nuke script, default renders folder).
-MODE_SCRIPTS: Dict[str, Tuple[str, str]] = {"cpu": (SCRIPT, RENDERS_DIR), "gpu": (SCRIPT, RENDERS_DIR),
-                                            "gpu-fp16": (SCRIPT_FP16, RENDERS_DIR_FP16),
-                                            "cpu-bf16": (SCRIPT_BF16, RENDERS_DIR_BF16)}
-#: Run mode -> the key of its script and renders folder in kit.json ("scripts", "renders").
+#: The kit's scripts by precision (the keys of kit.json's "scripts" and "renders"): (Nuke script, default renders
+#: folder, the suffix a --renders folder gets for it).
+PRECISION_FILES: Dict[str, Tuple[str, str, str]] = {"fp32": (SCRIPT, RENDERS_DIR, ""),
+                                                    "fp16": (SCRIPT_FP16, RENDERS_DIR_FP16, "-fp16"),
+                                                    "bf16": (SCRIPT_BF16, RENDERS_DIR_BF16, "-bf16")}
+#: Run mode -> the precision of the script that renders it.
 MODE_PRECISION: Dict[str, str] = {"cpu": "fp32", "gpu": "fp32", "gpu-fp16": "fp16", "cpu-bf16": "bf16"}
+#: Run mode -> (Nuke script, default renders folder).
+MODE_SCRIPTS: Dict[str, Tuple[str, str]] = {mode: PRECISION_FILES[p][:2] for mode, p in MODE_PRECISION.items()}
 
 
 class KitError(ExrError):
@@ -473,13 +476,12 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
     finally:
         set_knobs(ts, **saved)
 
-    renders_fp32 = renders or RENDERS_DIR
-    renders_fp16 = (renders.rstrip("/") + "-fp16") if renders else RENDERS_DIR_FP16
-    renders_bf16 = (renders.rstrip("/") + "-bf16") if renders else RENDERS_DIR_BF16
     # the bfloat16 script only for a file with the bfloat16 copy (exported without --no-cpu-bf16)
     bf16 = int(getattr(ts, "has_cpu_bf16", 0)) == 1
-    scripts = {"fp32": SCRIPT, "fp16": SCRIPT_FP16, **({"bf16": SCRIPT_BF16} if bf16 else {})}
-    renders_dirs = {"fp32": renders_fp32, "fp16": renders_fp16, **({"bf16": renders_bf16} if bf16 else {})}
+    precisions = ("fp32", "fp16", "bf16") if bf16 else ("fp32", "fp16")
+    scripts = {p: PRECISION_FILES[p][0] for p in precisions}
+    renders_dirs = {p: renders.rstrip("/") + PRECISION_FILES[p][2] if renders else PRECISION_FILES[p][1]
+                    for p in precisions}
     kit = {
         "format": KIT_FORMAT,
         "kind": KIT_KIND,
@@ -508,11 +510,9 @@ def build_kit(pt_path: Path, model: torch.nn.Module, output: Path, *, device: st
                 (tmp / folder).mkdir()
         for rel, img in {**inputs, **references}.items():
             write_exr(tmp / rel, img)
-        (tmp / SCRIPT).write_text(render_script(cases, screen, half=False, renders=renders_fp32, cat=cat))
-        (tmp / SCRIPT_FP16).write_text(render_script(cases, screen, half=True, renders=renders_fp16, cat=cat))
-        if bf16:
-            (tmp / SCRIPT_BF16).write_text(render_script(cases, screen, half=False, renders=renders_bf16, cat=cat,
-                                                         cpu_bf16=True))
+        for p in precisions:
+            (tmp / scripts[p]).write_text(render_script(cases, screen, half=p == "fp16", cpu_bf16=p == "bf16",
+                                                        renders=renders_dirs[p], cat=cat))
         (tmp / KIT_JSON).write_text(json.dumps(kit, indent=2) + "\n")
         (tmp / "README.md").write_text(kit_readme(kit, renders is not None))
     seconds = time.perf_counter() - started
