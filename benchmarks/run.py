@@ -244,14 +244,18 @@ OP_CLASSES = (
 
 
 #: The refiner's GroupNorm statistics (``greenformer.group_norm_``) take the diagonal of a Gram matrix with
-#: ``aten::bmm`` over ``[N, 64, H*W] x [N, H*W, 64]``: counted as norms, not attention.
+#: ``aten::baddbmm`` over ``[N, 64, H*W] x [N, H*W, 64]`` (``aten::bmm`` before the GEMM took the 1 / (H*W)
+#: scaling): counted as norms, not attention.
 REFINER_CHANNELS = 64
+#: Batched GEMM op -> the position of its first batch matrix among the op's inputs (baddbmm's first is ``self``).
+_BATCH1_INPUT = {"aten::bmm": 0, "aten::baddbmm": 1}
 
 
 def op_class(name: str, shapes: Optional[Sequence[Sequence[int]]] = None) -> str:
     """The class of an aten op name (and its input shapes) for the per-class table (``other`` when none matches)."""
-    if name == "aten::bmm" and shapes and len(shapes[0]) == 3 and shapes[0][1] == REFINER_CHANNELS \
-            and shapes[0][2] > REFINER_CHANNELS:
+    index = _BATCH1_INPUT.get(name)
+    batch1 = shapes[index] if index is not None and shapes and len(shapes) > index else ()
+    if len(batch1) == 3 and batch1[1] == REFINER_CHANNELS and batch1[2] > REFINER_CHANNELS:
         return "norms"
     for cls, keys in OP_CLASSES:
         if any(k in name for k in keys):
@@ -542,8 +546,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "when a later section needs its .pt): export,network,opclass,frames,memory,pipeline,"
                         "despeckle,frame_io,preview")
     parser.add_argument("--reuse-pt", type=Path, default=None, metavar="DIR",
-                        help="take CorridorKey_<S>.pt from DIR (a random-init export of an earlier run, e.g. made "
-                             "with --cpu-bf16) instead of exporting again, unless the export section is asked for")
+                        help="take CorridorKey_<S>.pt from DIR (a random-init export of an earlier run) instead of "
+                             "exporting again, unless the export section is asked for")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--kwargs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
